@@ -1,0 +1,41 @@
+//! sendtest's reproducers. Each file holds one case: a paragraph on the bug, the fix as data,
+//! and its steps. `ALL` lists them; the runner, the CLI and the test target read only that.
+
+use sendtest::case::Case;
+
+mod ro_flip_with_delalloc;
+
+/// Every case, in the order `sendtest list` shows them.
+pub const ALL: &[&Case] = &[&ro_flip_with_delalloc::CASE];
+
+/// The case called `name`.
+pub fn by_name(name: &str) -> Option<&'static Case> {
+    ALL.iter().copied().find(|c| c.name == name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_kebab_case_and_every_case_is_in_a_group() {
+        let mut seen = std::collections::HashSet::new();
+        for case in ALL {
+            assert!(seen.insert(case.name), "duplicate case {}", case.name);
+            assert!(
+                case.name
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'),
+                "{}",
+                case.name
+            );
+            assert!(!case.groups.is_empty(), "{} has no group", case.name);
+            assert!(
+                !case.fix.commit.is_empty() && !case.fix.subject.is_empty(),
+                "{} lacks its fix",
+                case.name
+            );
+            sendtest::manifest::Ignore::new(case.ignore).unwrap();
+        }
+    }
+}

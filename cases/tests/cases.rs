@@ -1,0 +1,54 @@
+//! Every case as a test: `cargo test -p cases`, `cargo nextest run`, with the usual filters.
+//!
+//! A case whose requirements are missing (not root, no btrfs) is reported as ignored with the
+//! reason, unless `SENDTEST_REQUIRE_ALL=1`, which makes it fail instead (CI sets it).
+
+use std::path::PathBuf;
+
+use libtest_mimic::{Arguments, Completion, Failed, Trial};
+use sendtest::runner::{self, Outcome, RunConfig};
+use sendtest::{interrupt, preflight, results};
+
+fn main() {
+    interrupt::install();
+    let args = Arguments::from_args();
+    let root = std::env::var_os("SENDTEST_RESULTS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../results"));
+    let trials = cases::ALL
+        .iter()
+        .map(|&case| {
+            let root = root.clone();
+            Trial::ignorable_test(case.name, move || {
+                if let Err(why) = preflight::loopback() {
+                    return if preflight::require_all() {
+                        Err(Failed::from(format!(
+                            "{why} (SENDTEST_REQUIRE_ALL=1 forbids skipping)"
+                        )))
+                    } else {
+                        Ok(Completion::ignored_with(why))
+                    };
+                }
+                let run_dir =
+                    results::new_run_dir(&root).map_err(|e| Failed::from(format!("{e:#}")))?;
+                let config = RunConfig {
+                    results: run_dir,
+                    jobs: 1,
+                    tamper: None,
+                };
+                let result = runner::run_case(case, &config);
+                match result.outcome {
+                    Outcome::Passed => Ok(Completion::Completed),
+                    Outcome::NotRun(why) => Ok(Completion::ignored_with(why)),
+                    other => Err(Failed::from(format!(
+                        "{}: {}\nresults: {}",
+                        other.label(),
+                        other.reason().unwrap_or_default(),
+                        result.dir.display()
+                    ))),
+                }
+            })
+        })
+        .collect();
+    libtest_mimic::run(&args, trials).exit();
+}

@@ -1,0 +1,215 @@
+//! What a case's steps are given: scratch filesystems, btrfs operations whose failures count as
+//! findings, and the manifest comparison. Cases say what to do; this says how.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use tempfile::TempDir;
+use xshell::{cmd, Shell};
+
+use crate::case::detected;
+use crate::exec::{self, CommandLog};
+use crate::manifest::{self, Ignore, Manifest};
+use crate::scratch::{self, Scratch};
+use crate::workload::{self, FileSpec};
+
+/// A change made to a received tree before it is compared, to prove a case can fail.
+pub type Tamper = fn(&Path) -> Result<()>;
+
+/// The state of one running case.
+pub struct Ctx {
+    // Field order is drop order: scratch filesystems go before the directory holding their images.
+    scratches: Vec<Scratch>,
+    work: TempDir,
+    sh: Shell,
+    log: CommandLog,
+    results: PathBuf,
+    ignore: Ignore,
+    tamper: Option<Tamper>,
+}
+
+impl Ctx {
+    /// A context whose images live in a fresh private directory and whose artifacts go to `results`.
+    pub fn new(
+        results: &Path,
+        log: CommandLog,
+        ignore: Ignore,
+        tamper: Option<Tamper>,
+    ) -> Result<Ctx> {
+        // The pid in the name lets a later run tell a dead harness's leftovers from a live one's.
+        let work = tempfile::Builder::new()
+            .prefix(&format!("sendtest-{}-", std::process::id()))
+            .tempdir()
+            .context("creating a private directory for scratch images")?;
+        let sh = Shell::new().context("creating a command shell")?;
+        Ok(Ctx {
+            scratches: Vec::new(),
+            work,
+            sh,
+            log,
+            results: results.to_path_buf(),
+            ignore,
+            tamper,
+        })
+    }
+
+    pub fn sh(&self) -> &Shell {
+        &self.sh
+    }
+
+    pub fn log(&self) -> &CommandLog {
+        &self.log
+    }
+
+    /// This case's results directory.
+    pub fn results(&self) -> &Path {
+        &self.results
+    }
+
+    /// A fresh, mounted scratch btrfs named `name`; returns where it is mounted.
+    pub fn scratch(&mut self, name: &str) -> Result<PathBuf> {
+        let scratch = Scratch::create(
+            &self.sh,
+            &self.log,
+            self.work.path(),
+            name,
+            scratch::DEFAULT_SIZE,
+        )
+        .with_context(|| format!("creating scratch filesystem `{name}`"))?;
+        let path = scratch.path().to_path_buf();
+        self.scratches.push(scratch);
+        Ok(path)
+    }
+
+    /// Runs a command built with `cmd!(ctx.sh(), …)`; a failure is an environment error.
+    pub fn run(&self, cmd: xshell::Cmd<'_>) -> Result<exec::Output> {
+        Ok(exec::run(cmd, &self.log)?)
+    }
+
+    pub fn create_subvolume(&self, path: &Path) -> Result<PathBuf> {
+        self.run(cmd!(self.sh, "btrfs subvolume create {path}"))?;
+        Ok(path.to_path_buf())
+    }
+
+    /// Writes `files` into `dir` with buffered writes and no sync.
+    pub fn write_files(&self, dir: &Path, files: &[FileSpec]) -> Result<()> {
+        self.log.note(&format!(
+            "write {} files into {} (buffered, no sync)",
+            files.len(),
+            dir.display()
+        ));
+        workload::write_buffered(dir, files)
+    }
+
+    /// Flips a subvolume read-only, as `btrfs property set … ro true` does.
+    pub fn set_readonly(&self, subvol: &Path) -> Result<()> {
+        self.run(cmd!(self.sh, "btrfs property set -ts {subvol} ro true"))?;
+        Ok(())
+    }
+
+    /// Sends `subvol` to a stream file in the results directory. A failing send is a finding.
+    pub fn send(&self, subvol: &Path) -> Result<PathBuf> {
+        let stream = self.results.join(format!("{}.stream", file_name(subvol)?));
+        exec::run(cmd!(self.sh, "btrfs send -f {stream} {subvol}"), &self.log)
+            .map_err(|e| finding_unless_interrupted("btrfs send failed", e))?;
+        Ok(stream)
+    }
+
+    /// Receives `stream` into directory `dest`; returns the received subvolume. A failing
+    /// receive is a finding.
+    pub fn receive(&self, stream: &Path, dest: &Path, subvol_name: &str) -> Result<PathBuf> {
+        exec::run(cmd!(self.sh, "btrfs receive -f {stream} {dest}"), &self.log)
+            .map_err(|e| finding_unless_interrupted("btrfs receive failed", e))?;
+        Ok(dest.join(subvol_name))
+    }
+
+    /// Sends `subvol` and receives it on a fresh scratch filesystem named `received`.
+    pub fn send_receive(&mut self, subvol: &Path) -> Result<PathBuf> {
+        let stream = self.send(subvol)?;
+        let dest = self.scratch("received")?;
+        self.receive(&stream, &dest, file_name(subvol)?)
+    }
+
+    /// Compares the manifests of `source` and `received`, keeps both and the differences in the
+    /// results directory, and returns a finding naming each differing path and field.
+    pub fn compare(&self, source: &Path, received: &Path) -> Result<()> {
+        if let Some(tamper) = self.tamper {
+            self.tamper_with(received, tamper)?;
+        }
+        let name = file_name(received)?;
+        let expected = Manifest::of_tree(source)?;
+        let got = Manifest::of_tree(received)?;
+        self.keep(&format!("{name}.source.manifest"), &expected.to_text())?;
+        self.keep(&format!("{name}.received.manifest"), &got.to_text())?;
+        let differences = manifest::compare(&expected, &got, &self.ignore);
+        self.log.note(&format!(
+            "compared {} paths of {name}: {} differences",
+            expected.entries.len(),
+            differences.len()
+        ));
+        if differences.is_empty() {
+            return Ok(());
+        }
+        let lines: Vec<String> = differences.iter().map(ToString::to_string).collect();
+        self.keep(&format!("{name}.diff"), &(lines.join("\n") + "\n"))?;
+        const SHOWN: usize = 5;
+        let more = lines.len().saturating_sub(SHOWN);
+        let mut message = format!(
+            "received `{name}` differs from its source: {}",
+            lines[..lines.len().min(SHOWN)].join("; ")
+        );
+        if more > 0 {
+            message.push_str(&format!("; and {more} more in {name}.diff"));
+        }
+        Err(detected(message))
+    }
+
+    /// Unmounts every scratch filesystem and runs `btrfs check` on it. Returns the problems found.
+    pub fn unmount_and_check(&mut self) -> Result<Vec<String>> {
+        let mut problems = Vec::new();
+        for scratch in &mut self.scratches {
+            if let Some(report) = scratch.unmount_and_check(&self.sh, &self.log)? {
+                let first = exec::tail_lines(&report, 3).join(" | ");
+                problems.push(format!(
+                    "btrfs check of `{}` found errors: {first}",
+                    scratch.name()
+                ));
+            }
+        }
+        Ok(problems)
+    }
+
+    fn keep(&self, file: &str, contents: &str) -> Result<()> {
+        let path = self.results.join(file);
+        std::fs::write(&path, contents).with_context(|| format!("writing {}", path.display()))
+    }
+
+    fn tamper_with(&self, received: &Path, tamper: Tamper) -> Result<()> {
+        self.log.note(&format!(
+            "tampering with {} before comparing",
+            received.display()
+        ));
+        // A received subvolume is read-only and carries a received UUID, hence -f.
+        self.run(cmd!(
+            self.sh,
+            "btrfs property set -f -ts {received} ro false"
+        ))?;
+        tamper(received)?;
+        self.run(cmd!(self.sh, "btrfs property set -ts {received} ro true"))?;
+        Ok(())
+    }
+}
+
+fn file_name(path: &Path) -> Result<&str> {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .with_context(|| format!("{} has no usable file name", path.display()))
+}
+
+fn finding_unless_interrupted(what: &str, err: exec::CommandError) -> anyhow::Error {
+    if err.interrupted {
+        err.into()
+    } else {
+        detected(format!("{what}: {err}"))
+    }
+}

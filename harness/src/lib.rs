@@ -1,0 +1,29 @@
+//! sendtest: a regression harness for btrfs send/receive.
+//!
+//! The library holds the mechanisms (provisioning scratch filesystems, running commands and
+//! cases, manifests, reporting); the `cases` crate holds the reproducers, one file each.
+
+pub mod case;
+pub mod context;
+pub mod dmesg;
+pub mod exec;
+pub mod interrupt;
+pub mod loopdev;
+pub mod manifest;
+pub mod mount;
+pub mod preflight;
+pub mod report;
+pub mod results;
+pub mod runner;
+pub mod scratch;
+pub mod workload;
+pub mod xattr;
+
+/// What a case file needs.
+pub mod prelude {
+    pub use crate::case::{detected, Case, Fix};
+    pub use crate::context::Ctx;
+    pub use crate::workload::FileSpec;
+    pub use anyhow::Result;
+    pub use xshell::cmd;
+}

@@ -1,0 +1,230 @@
+//! Running cases: each in isolation with its own scratch filesystems and results directory, in
+//! parallel, followed by the checks every case gets (btrfs check, the kernel log).
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+
+use crate::case::{Case, Detected};
+use crate::context::{Ctx, Tamper};
+use crate::dmesg::{self, KmsgCursor};
+use crate::exec::CommandLog;
+use crate::interrupt;
+use crate::manifest::Ignore;
+
+/// How a run is set up.
+#[derive(Clone)]
+pub struct RunConfig {
+    /// This run's results directory; each case gets a subdirectory.
+    pub results: PathBuf,
+    /// Cases run at once.
+    pub jobs: usize,
+    /// Applied to every received tree before comparison (tests of the checker only).
+    pub tamper: Option<Tamper>,
+}
+
+/// The outcome of one case.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Passed,
+    /// A finding: the kernel or btrfs-progs misbehaved.
+    Failed(String),
+    /// The harness or the environment failed; nothing was learned about the kernel.
+    Error(String),
+    NotRun(String),
+}
+
+impl Outcome {
+    pub fn label(&self) -> &'static str {
+        match self {
+            Outcome::Passed => "passed",
+            Outcome::Failed(_) => "FAILED",
+            Outcome::Error(_) => "ERROR",
+            Outcome::NotRun(_) => "not run",
+        }
+    }
+
+    pub fn reason(&self) -> Option<&str> {
+        match self {
+            Outcome::Passed => None,
+            Outcome::Failed(r) | Outcome::Error(r) | Outcome::NotRun(r) => Some(r),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct CaseResult {
+    pub name: String,
+    pub outcome: Outcome,
+    pub elapsed: Duration,
+    pub dir: PathBuf,
+}
+
+/// Runs `cases`, `config.jobs` at a time, calling `on_done` as each finishes. Cases not started
+/// when a stop signal arrives are reported as not run.
+pub fn run_cases(
+    cases: &[&Case],
+    config: &RunConfig,
+    on_done: &(dyn Fn(&CaseResult) + Sync),
+) -> Vec<CaseResult> {
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<Option<CaseResult>>> = Mutex::new(vec![None; cases.len()]);
+    std::thread::scope(|scope| {
+        for _ in 0..config.jobs.clamp(1, cases.len().max(1)) {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::SeqCst);
+                let Some(case) = cases.get(i) else { break };
+                let result = if interrupt::requested() {
+                    not_run(case, config, "interrupted before it started")
+                } else {
+                    run_case(case, config)
+                };
+                on_done(&result);
+                results.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(result);
+            });
+        }
+    });
+    results
+        .into_inner()
+        .unwrap_or_else(|e| e.into_inner())
+        .into_iter()
+        .map(|r| r.expect("every case ran"))
+        .collect()
+}
+
+fn not_run(case: &Case, config: &RunConfig, why: &str) -> CaseResult {
+    CaseResult {
+        name: case.name.to_string(),
+        outcome: Outcome::NotRun(why.into()),
+        elapsed: Duration::ZERO,
+        dir: config.results.join(case.name),
+    }
+}
+
+/// Runs one case and its checks, and leaves its artifacts in `<results>/<case>/`.
+pub fn run_case(case: &Case, config: &RunConfig) -> CaseResult {
+    let dir = config.results.join(case.name);
+    let started = Instant::now();
+    let outcome = match std::fs::create_dir_all(&dir) {
+        Ok(()) => run_in(case, config, &dir).unwrap_or_else(|e| Outcome::Error(format!("{e:#}"))),
+        Err(e) => Outcome::Error(format!(
+            "cannot create results directory {}: {e}",
+            dir.display()
+        )),
+    };
+    let outcome = if interrupt::requested() && outcome != Outcome::Passed {
+        Outcome::Error("interrupted by a signal".into())
+    } else {
+        outcome
+    };
+    if outcome == Outcome::Passed {
+        remove_streams(&dir);
+    }
+    let elapsed = started.elapsed();
+    let summary = format!(
+        "{} {:.1}s\n{}\n",
+        outcome.label(),
+        elapsed.as_secs_f64(),
+        outcome.reason().unwrap_or("")
+    );
+    let _ = std::fs::write(dir.join("outcome"), summary);
+    CaseResult {
+        name: case.name.to_string(),
+        outcome,
+        elapsed,
+        dir,
+    }
+}
+
+fn run_in(case: &Case, config: &RunConfig, dir: &Path) -> Result<Outcome> {
+    let log = CommandLog::create(&dir.join("commands.log")).context("creating the command log")?;
+    let ignore = Ignore::new(case.ignore).with_context(|| format!("case {}", case.name))?;
+    let mut kmsg = KmsgCursor::start(&format!(
+        "sendtest: {} starts, results in {}",
+        case.name,
+        dir.display()
+    ))?;
+    let mut ctx = Ctx::new(dir, log, ignore, config.tamper)?;
+
+    let steps = catch_unwind(AssertUnwindSafe(|| (case.run)(&mut ctx)));
+    // Checks run whatever the steps did: a kernel that corrupts metadata while send fails is
+    // still worth knowing about.
+    let checks = ctx.unmount_and_check();
+    drop(ctx);
+    let kernel_log = kmsg.read_new()?;
+    std::fs::write(dir.join("dmesg"), kernel_log.join("\n") + "\n")
+        .context("writing the dmesg slice")?;
+
+    let mut findings: Vec<String> = Vec::new();
+    let mut errors: Vec<String> = Vec::new();
+    match steps {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) if e.downcast_ref::<Detected>().is_some() => findings.push(format!("{e:#}")),
+        Ok(Err(e)) => errors.push(format!("{e:#}")),
+        Err(panic) => errors.push(format!("case panicked: {}", panic_message(&panic))),
+    }
+    match checks {
+        Ok(problems) => findings.extend(problems),
+        Err(e) => errors.push(format!("releasing scratch filesystems: {e:#}")),
+    }
+    let bad_lines = dmesg::problems(&kernel_log);
+    if !bad_lines.is_empty() {
+        findings.push(format!(
+            "kernel log: {}",
+            bad_lines[..bad_lines.len().min(3)].join(" | ")
+        ));
+    }
+    Ok(if !findings.is_empty() {
+        Outcome::Failed(findings.join("; "))
+    } else if !errors.is_empty() {
+        Outcome::Error(errors.join("; "))
+    } else {
+        Outcome::Passed
+    })
+}
+
+fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        s.to_string()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "(no message)".into()
+    }
+}
+
+/// Streams are large; a passing case does not need them.
+fn remove_streams(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if entry.path().extension().is_some_and(|e| e == "stream") {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// The cases a run selects: those whose name contains one of `filters`, or the `auto` group
+/// when there is no filter. A filter that matches nothing is an error.
+pub fn select<'a>(all: &'a [&'a Case], filters: &[String]) -> Result<Vec<&'a Case>, String> {
+    if filters.is_empty() {
+        return Ok(all.iter().copied().filter(|c| c.in_group("auto")).collect());
+    }
+    for filter in filters {
+        if !all.iter().any(|c| c.name.contains(filter.as_str())) {
+            return Err(format!(
+                "no case matches `{filter}`; `sendtest list` shows the cases"
+            ));
+        }
+    }
+    Ok(all
+        .iter()
+        .copied()
+        .filter(|c| filters.iter().any(|f| c.name.contains(f.as_str())))
+        .collect())
+}

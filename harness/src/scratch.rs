@@ -1,0 +1,88 @@
+//! Scratch filesystems: a sparse image in the case's private directory, a loop device over it,
+//! a fresh btrfs, and a mount. Released in that order, backwards, on drop.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use xshell::{cmd, Shell};
+
+use crate::exec::{self, CommandLog};
+use crate::loopdev::LoopDevice;
+use crate::mount::Mount;
+
+/// Size of a scratch image. Sparse, so it costs only what is written; large enough that mkfs
+/// does not switch to mixed block groups (it does below 1 GiB) and that cases do not hit ENOSPC.
+pub const DEFAULT_SIZE: u64 = 4 << 30;
+
+/// One scratch btrfs, mounted.
+#[derive(Debug)]
+pub struct Scratch {
+    name: String,
+    // Field order is drop order: unmount before detaching the device.
+    mount: Option<Mount>,
+    device: LoopDevice,
+    mountpoint: PathBuf,
+}
+
+impl Scratch {
+    /// Creates `<dir>/<name>.img`, binds a loop device to it, makes a btrfs and mounts it on
+    /// `<dir>/<name>`.
+    pub fn create(
+        sh: &Shell,
+        log: &CommandLog,
+        dir: &Path,
+        name: &str,
+        size: u64,
+    ) -> Result<Scratch> {
+        let image = dir.join(format!("{name}.img"));
+        File::create_new(&image)
+            .and_then(|file| file.set_len(size))
+            .with_context(|| format!("creating sparse image {}", image.display()))?;
+        let device = LoopDevice::attach(&image)?;
+        let dev = device.path();
+        let label = format!("sendtest-{name}");
+        // -K: no discard, which only punches holes in an image that is already sparse.
+        exec::run(cmd!(sh, "mkfs.btrfs -f -q -K -L {label} {dev}"), log)?;
+        let mountpoint = dir.join(name);
+        std::fs::create_dir(&mountpoint)
+            .with_context(|| format!("creating {}", mountpoint.display()))?;
+        let mount = Mount::new(dev, &mountpoint, "btrfs", "")?;
+        log.note(&format!(
+            "scratch {name}: {} on {} mounted at {}",
+            image.display(),
+            dev.display(),
+            mountpoint.display()
+        ));
+        Ok(Scratch {
+            name: name.to_string(),
+            mount: Some(mount),
+            device,
+            mountpoint,
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Where the filesystem is mounted.
+    pub fn path(&self) -> &Path {
+        &self.mountpoint
+    }
+
+    pub fn device(&self) -> &Path {
+        self.device.path()
+    }
+
+    /// Unmounts, then runs `btrfs check --readonly` on the device. Returns the check's output
+    /// when it found problems.
+    pub fn unmount_and_check(&mut self, sh: &Shell, log: &CommandLog) -> Result<Option<String>> {
+        if let Some(mount) = self.mount.take() {
+            mount.unmount()?;
+        }
+        let dev = self.device.path();
+        let out = exec::output(cmd!(sh, "btrfs check --readonly {dev}"), log)?;
+        Ok((!out.status.success()).then(|| format!("{}{}", out.stdout, out.stderr)))
+    }
+}
