@@ -68,7 +68,10 @@ pub struct Manifest {
 
 impl Manifest {
     /// Walks the tree at `root` and hashes its files on all cores. Does not cross into other
-    /// filesystems or subvolumes; their mount point is recorded like a directory.
+    /// filesystems or subvolumes; their mount point is recorded like a directory. Files and
+    /// directories are read with O_NOATIME, but reading a symlink updates its atime on a writable
+    /// tree (relatime), so a second walk of a writable tree can see a newer symlink atime. The
+    /// read-only snapshots that send sends, and received subvolumes, do not change.
     pub fn of_tree(root: &Path) -> Result<Manifest> {
         walk::manifest_of(root)
             .with_context(|| format!("taking the manifest of {}", root.display()))

@@ -61,8 +61,9 @@ mod tests {
     #[test]
     fn timestamps_are_utc_calendar_dates() {
         assert_eq!(utc_timestamp(UNIX_EPOCH), "19700101T000000Z");
-        let t = UNIX_EPOCH + Duration::from_secs(1_795_303_503); // 2026-11-21 21:25:03 UTC
-        assert_eq!(utc_timestamp(t), "20261121T212503Z");
+        // `date -u -d @1795303503`: Sat Nov 21 23:25:03 UTC 2026
+        let t = UNIX_EPOCH + Duration::from_secs(1_795_303_503);
+        assert_eq!(utc_timestamp(t), "20261121T232503Z");
         assert_eq!(civil_from_days(11_016), (2000, 2, 29));
     }
 }

@@ -137,6 +137,6 @@ fn manifest_command(
         return Ok(EXIT_FAILED);
     }
     let path = path.expect("clap requires a path without --compare");
-    print!("{}", Manifest::of_tree(&path)?.to_text());
+    print!("{}", Manifest::load(&path)?.to_text());
     Ok(EXIT_PASSED)
 }

@@ -1,0 +1,287 @@
+//! The command line as scripts see it: exit codes, one-line errors, and nothing left behind
+//! when a run is stopped by a signal.
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+const SENDTEST: &str = env!("CARGO_BIN_EXE_sendtest");
+
+fn sendtest(args: &[&str]) -> Output {
+    Command::new(SENDTEST)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Exit 2 and a single line on stderr that contains `text`.
+fn assert_one_line_error(out: &Output, text: &str) {
+    let err = stderr(out);
+    assert_eq!(out.status.code(), Some(2), "stderr: {err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "not one line: {err}");
+    assert!(err.contains(text), "{err}");
+}
+
+#[test]
+fn list_shows_each_case_with_its_groups() {
+    let out = sendtest(&["list"]);
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("ro-flip-with-delalloc "))
+        .expect("case listed");
+    assert!(line.contains("auto,quick,send,delalloc"), "{line}");
+}
+
+#[test]
+fn an_unknown_case_is_a_one_line_error() {
+    assert_one_line_error(
+        &sendtest(&["run", "no-such-case"]),
+        "no case matches `no-such-case`",
+    );
+}
+
+#[test]
+fn a_missing_tree_is_a_one_line_error() {
+    assert_one_line_error(
+        &sendtest(&["manifest", "/nonexistent/sendtest"]),
+        "no such tree or manifest file",
+    );
+}
+
+#[test]
+fn an_unknown_ignored_field_is_a_one_line_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_str().unwrap();
+    let out = sendtest(&["manifest", "--ignore", "ctim", "--compare", path, path]);
+    assert_one_line_error(&out, "unknown manifest field `ctim`");
+}
+
+#[test]
+fn bad_usage_exits_2() {
+    assert_eq!(sendtest(&["frobnicate"]).status.code(), Some(2));
+    assert_eq!(sendtest(&["manifest"]).status.code(), Some(2));
+}
+
+#[test]
+fn compare_exits_1_and_names_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    for root in [&a, &b] {
+        std::fs::create_dir(root).unwrap();
+        std::fs::write(root.join("f"), b"same").unwrap();
+    }
+    std::fs::write(b.join("f"), b"diff").unwrap();
+    let saved = dir.path().join("a.manifest");
+    let out = sendtest(&["manifest", a.to_str().unwrap()]);
+    std::fs::write(&saved, &out.stdout).unwrap();
+
+    let out = sendtest(
+        &[
+            "manifest",
+            "--ignore",
+            "ctime",
+            "--ignore",
+            "mtime",
+            "--ignore",
+            "atime",
+            "--compare",
+        ]
+        .into_iter()
+        .chain([saved.to_str().unwrap(), b.to_str().unwrap()])
+        .collect::<Vec<_>>(),
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(text.lines().count(), 1, "{text}");
+    assert!(text.starts_with("f: field sha256: expected "), "{text}");
+
+    let out = sendtest(&[
+        "manifest",
+        "--compare",
+        saved.to_str().unwrap(),
+        a.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+#[test]
+fn without_root_the_loopback_backend_says_so() {
+    if !is_root() || sendtest::preflight::find_in_path("setpriv").is_none() {
+        eprintln!("skipped: needs root and setpriv to drop to another user");
+        return;
+    }
+    let out = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            SENDTEST,
+            "run",
+        ])
+        .output()
+        .unwrap();
+    assert_one_line_error(&out, "needs root");
+}
+
+#[test]
+fn an_unwritable_results_dir_is_a_one_line_error() {
+    if !sendtest::preflight::loopback_or_skip("an_unwritable_results_dir") {
+        return;
+    }
+    assert_one_line_error(
+        &sendtest(&["run", "--results", "/proc/sendtest"]),
+        "cannot create results directory",
+    );
+}
+
+/// What a harness with pid `pid` may leave: loop devices over its images, mounts under its
+/// private directory, and the directory itself.
+fn leftovers(pid: u32) -> Vec<String> {
+    let mark = format!("/sendtest-{pid}-");
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/sys/block").unwrap().flatten() {
+        let backing = entry.path().join("loop/backing_file");
+        if let Ok(file) = std::fs::read_to_string(&backing) {
+            if file.contains(&mark) {
+                found.push(format!(
+                    "loop device {:?} over {}",
+                    entry.file_name(),
+                    file.trim()
+                ));
+            }
+        }
+    }
+    let mounts = std::fs::read_to_string("/proc/mounts").unwrap();
+    found.extend(
+        mounts
+            .lines()
+            .filter(|l| l.contains(&mark))
+            .map(|l| format!("mount {l}")),
+    );
+    for entry in std::fs::read_dir(std::env::temp_dir()).unwrap().flatten() {
+        if format!("/{}", entry.file_name().to_string_lossy()).starts_with(&mark) {
+            found.push(format!("directory {}", entry.path().display()));
+        }
+    }
+    found
+}
+
+fn leftovers_after_settling(pid: u32) -> Vec<String> {
+    // Loop devices detach when their last user closes them; give the kernel a moment.
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        let found = leftovers(pid);
+        if found.is_empty() || Instant::now() > deadline {
+            return found;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Starts a run, waits until it has a loop device bound, sends `signal`, and checks that it
+/// exits 2 and releases everything.
+fn stop_a_run_with(signal: Signal) {
+    let results = tempfile::tempdir().unwrap();
+    for _attempt in 0..20 {
+        let mut child = Command::new(SENDTEST)
+            .args([
+                "run",
+                "--results",
+                results.path().to_str().unwrap(),
+                "ro-flip-with-delalloc",
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut busy = false;
+        while child.try_wait().unwrap().is_none() && Instant::now() < deadline {
+            if leftovers(pid).iter().any(|l| l.starts_with("loop device")) {
+                busy = true;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        if !busy {
+            // The run ended before we saw it working; try again.
+            child.wait().unwrap();
+            continue;
+        }
+        kill(Pid::from_raw(pid as i32), signal).unwrap();
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{signal} should end the run with 2; stderr: {err}"
+        );
+        assert_eq!(
+            leftovers_after_settling(pid),
+            Vec::<String>::new(),
+            "stderr: {err}"
+        );
+        return;
+    }
+    panic!("never caught a run with a loop device bound");
+}
+
+#[test]
+fn sigint_mid_run_releases_everything() {
+    if sendtest::preflight::loopback_or_skip("sigint_mid_run") {
+        stop_a_run_with(Signal::SIGINT);
+    }
+}
+
+#[test]
+fn sigterm_mid_run_releases_everything() {
+    if sendtest::preflight::loopback_or_skip("sigterm_mid_run") {
+        stop_a_run_with(Signal::SIGTERM);
+    }
+}
+
+#[test]
+fn a_passing_run_leaves_nothing_and_keeps_results() {
+    if !sendtest::preflight::loopback_or_skip("a_passing_run") {
+        return;
+    }
+    let results = tempfile::tempdir().unwrap();
+    let child = Command::new(SENDTEST)
+        .args(["run", "--results", results.path().to_str().unwrap()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .any(|l| l == "1 passed, 0 failed, 0 skipped"));
+    let latest = results.path().join("latest/ro-flip-with-delalloc");
+    assert!(latest.join("data.received.manifest").is_file());
+    assert!(Path::new(&latest).join("outcome").is_file());
+    assert_eq!(leftovers_after_settling(pid), Vec::<String>::new());
+}
