@@ -31,11 +31,7 @@ fn main() {
                 }
                 let run_dir =
                     results::new_run_dir(&root).map_err(|e| Failed::from(format!("{e:#}")))?;
-                let config = RunConfig {
-                    results: run_dir,
-                    jobs: 1,
-                    tamper: None,
-                };
+                let config = RunConfig::loopback(run_dir, 1);
                 let result = runner::run_case(case, &config);
                 match result.outcome {
                     Outcome::Passed => Ok(Completion::Completed),

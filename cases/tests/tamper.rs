@@ -15,9 +15,8 @@ use sendtest::{preflight, xattr};
 fn run_tampered(tamper: Tamper) -> (Outcome, std::path::PathBuf, tempfile::TempDir) {
     let results = tempfile::tempdir().unwrap();
     let config = RunConfig {
-        results: results.path().to_path_buf(),
-        jobs: 1,
         tamper: Some(tamper),
+        ..RunConfig::loopback(results.path().to_path_buf(), 1)
     };
     let case = cases::by_name("ro-flip-with-delalloc").unwrap();
     let result = run_case(case, &config);
@@ -97,11 +96,7 @@ fn the_untampered_case_passes_and_keeps_its_manifests_but_not_its_stream() {
         return;
     }
     let results = tempfile::tempdir().unwrap();
-    let config = RunConfig {
-        results: results.path().to_path_buf(),
-        jobs: 1,
-        tamper: None,
-    };
+    let config = RunConfig::loopback(results.path().to_path_buf(), 1);
     let result = run_case(cases::by_name("ro-flip-with-delalloc").unwrap(), &config);
     assert_eq!(result.outcome, Outcome::Passed);
     assert!(result.dir.join("data.source.manifest").is_file());

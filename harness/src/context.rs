@@ -2,6 +2,7 @@
 //! findings, and the manifest comparison. Cases say what to do; this says how.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use tempfile::TempDir;
@@ -10,7 +11,7 @@ use xshell::{cmd, Shell};
 use crate::case::detected;
 use crate::exec::{self, CommandLog};
 use crate::manifest::{self, Ignore, Manifest};
-use crate::scratch::{self, Scratch};
+use crate::scratch::{self, Devices, Scratch};
 use crate::workload::{self, FileSpec};
 
 /// A change made to a received tree before it is compared, to prove a case can fail.
@@ -26,6 +27,7 @@ pub struct Ctx {
     results: PathBuf,
     ignore: Ignore,
     tamper: Option<Tamper>,
+    devices: Arc<Devices>,
 }
 
 impl Ctx {
@@ -35,6 +37,7 @@ impl Ctx {
         log: CommandLog,
         ignore: Ignore,
         tamper: Option<Tamper>,
+        devices: Arc<Devices>,
     ) -> Result<Ctx> {
         // The pid in the name lets a later run tell a dead harness's leftovers from a live one's.
         let work = tempfile::Builder::new()
@@ -50,6 +53,7 @@ impl Ctx {
             results: results.to_path_buf(),
             ignore,
             tamper,
+            devices,
         })
     }
 
@@ -71,6 +75,7 @@ impl Ctx {
         let scratch = Scratch::create(
             &self.sh,
             &self.log,
+            &self.devices,
             self.work.path(),
             name,
             scratch::DEFAULT_SIZE,

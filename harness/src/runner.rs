@@ -4,7 +4,7 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -15,6 +15,7 @@ use crate::dmesg::{self, KmsgCursor};
 use crate::exec::CommandLog;
 use crate::interrupt;
 use crate::manifest::Ignore;
+use crate::scratch::Devices;
 
 /// How a run is set up.
 #[derive(Clone)]
@@ -25,6 +26,20 @@ pub struct RunConfig {
     pub jobs: usize,
     /// Applied to every received tree before comparison (tests of the checker only).
     pub tamper: Option<Tamper>,
+    /// Where scratch filesystems get their devices.
+    pub devices: Arc<Devices>,
+}
+
+impl RunConfig {
+    /// Cases on loop devices, results under `results`.
+    pub fn loopback(results: PathBuf, jobs: usize) -> RunConfig {
+        RunConfig {
+            results,
+            jobs,
+            tamper: None,
+            devices: Arc::new(Devices::Loop),
+        }
+    }
 }
 
 /// The outcome of one case.
@@ -148,7 +163,7 @@ fn run_in(case: &Case, config: &RunConfig, dir: &Path) -> Result<Outcome> {
         case.name,
         dir.display()
     ))?;
-    let mut ctx = Ctx::new(dir, log, ignore, config.tamper)?;
+    let mut ctx = Ctx::new(dir, log, ignore, config.tamper, Arc::clone(&config.devices))?;
 
     let steps = catch_unwind(AssertUnwindSafe(|| (case.run)(&mut ctx)));
     // Checks run whatever the steps did: a kernel that corrupts metadata while send fails is

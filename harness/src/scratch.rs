@@ -1,8 +1,10 @@
-//! Scratch filesystems: a sparse image in the case's private directory, a loop device over it,
-//! a fresh btrfs, and a mount. Released in that order, backwards, on drop.
+//! Scratch filesystems: a block device of ours (a loop device over a sparse image in the case's
+//! private directory, or a virtio disk the host made for a guest), a fresh btrfs, and a mount.
+//! Released in that order, backwards, on drop.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use anyhow::{Context, Result};
 use xshell::{cmd, Shell};
@@ -15,31 +17,76 @@ use crate::mount::Mount;
 /// does not switch to mixed block groups (it does below 1 GiB) and that cases do not hit ENOSPC.
 pub const DEFAULT_SIZE: u64 = 4 << 30;
 
+/// Where scratch filesystems get their block devices.
+#[derive(Debug)]
+pub enum Devices {
+    /// A new sparse image and loop device for each scratch filesystem.
+    Loop,
+    /// Block devices made for this run by the harness (a guest's virtio disks), used in order.
+    Given(Mutex<Vec<PathBuf>>),
+}
+
+impl Devices {
+    pub fn given(paths: Vec<PathBuf>) -> Devices {
+        Devices::Given(Mutex::new(paths.into_iter().rev().collect()))
+    }
+
+    fn device_for(&self, dir: &Path, name: &str, size: u64) -> Result<Device> {
+        match self {
+            Devices::Loop => {
+                let image = dir.join(format!("{name}.img"));
+                File::create_new(&image)
+                    .and_then(|file| file.set_len(size))
+                    .with_context(|| format!("creating sparse image {}", image.display()))?;
+                Ok(Device::Loop(LoopDevice::attach(&image)?))
+            }
+            Devices::Given(free) => {
+                let next = free.lock().unwrap_or_else(|e| e.into_inner()).pop();
+                next.map(Device::Given).context(
+                    "no scratch disk left: the case uses more scratch filesystems than the VM has disks",
+                )
+            }
+        }
+    }
+}
+
+#[derive(Debug)]
+enum Device {
+    Loop(LoopDevice),
+    Given(PathBuf),
+}
+
+impl Device {
+    fn path(&self) -> &Path {
+        match self {
+            Device::Loop(device) => device.path(),
+            Device::Given(path) => path,
+        }
+    }
+}
+
 /// One scratch btrfs, mounted.
 #[derive(Debug)]
 pub struct Scratch {
     name: String,
     // Field order is drop order: unmount before detaching the device.
     mount: Option<Mount>,
-    device: LoopDevice,
+    device: Device,
     mountpoint: PathBuf,
 }
 
 impl Scratch {
-    /// Creates `<dir>/<name>.img`, binds a loop device to it, makes a btrfs and mounts it on
-    /// `<dir>/<name>`.
+    /// Takes a device from `devices` (for loop devices, an image `<dir>/<name>.img` of `size`
+    /// bytes), makes a btrfs on it and mounts it on `<dir>/<name>`.
     pub fn create(
         sh: &Shell,
         log: &CommandLog,
+        devices: &Devices,
         dir: &Path,
         name: &str,
         size: u64,
     ) -> Result<Scratch> {
-        let image = dir.join(format!("{name}.img"));
-        File::create_new(&image)
-            .and_then(|file| file.set_len(size))
-            .with_context(|| format!("creating sparse image {}", image.display()))?;
-        let device = LoopDevice::attach(&image)?;
+        let device = devices.device_for(dir, name, size)?;
         let dev = device.path();
         let label = format!("sendtest-{name}");
         // -K: no discard, which only punches holes in an image that is already sparse.
@@ -49,8 +96,7 @@ impl Scratch {
             .with_context(|| format!("creating {}", mountpoint.display()))?;
         let mount = Mount::new(dev, &mountpoint, "btrfs", "")?;
         log.note(&format!(
-            "scratch {name}: {} on {} mounted at {}",
-            image.display(),
+            "scratch {name}: {} mounted at {}",
             dev.display(),
             mountpoint.display()
         ));

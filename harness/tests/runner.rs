@@ -37,11 +37,7 @@ fn our_loop_devices() -> usize {
 
 fn run(case: &Case) -> Outcome {
     let results = tempfile::tempdir().unwrap();
-    let config = RunConfig {
-        results: results.path().to_path_buf(),
-        jobs: 1,
-        tamper: None,
-    };
+    let config = RunConfig::loopback(results.path().to_path_buf(), 1);
     run_case(case, &config).outcome
 }
 

@@ -101,11 +101,7 @@ fn run(filters: &[String], jobs: Option<usize>, results_root: &std::path::Path) 
         selected.len(),
         run_dir.display()
     );
-    let config = RunConfig {
-        results: run_dir.clone(),
-        jobs,
-        tamper: None,
-    };
+    let config = RunConfig::loopback(run_dir.clone(), jobs);
     let outcomes = runner::run_cases(&selected, &config, &|result| {
         println!("{}", report::case_line(result))
     });
