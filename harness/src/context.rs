@@ -212,7 +212,7 @@ fn file_name(path: &Path) -> Result<&str> {
 }
 
 fn finding_unless_interrupted(what: &str, err: exec::CommandError) -> anyhow::Error {
-    if err.interrupted {
+    if err.interrupted() {
         err.into()
     } else {
         detected(format!("{what}: {err}"))

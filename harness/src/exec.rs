@@ -25,13 +25,25 @@ pub struct Output {
     pub stderr: String,
 }
 
-/// A command that could not run, did not exit 0, or was stopped by a signal to the harness.
+/// Why a command did not succeed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// It could not be started (or waited for).
+    NotStarted,
+    /// It exited with a non-zero status or was killed by a signal of its own.
+    Exited(ExitStatus),
+    /// A stop signal to the harness ended it.
+    Interrupted,
+    /// It was still running at its deadline and was killed.
+    TimedOut(Duration),
+}
+
+/// A command that did not succeed, with the end of what it printed to stderr.
 #[derive(Debug)]
 pub struct CommandError {
     pub command: String,
-    pub status: Option<ExitStatus>,
+    pub failure: Failure,
     pub stderr: String,
-    pub interrupted: bool,
 }
 
 impl CommandError {
@@ -39,16 +51,26 @@ impl CommandError {
     pub fn stderr_tail(&self) -> String {
         tail_lines(&self.stderr, STDERR_TAIL_LINES).join(" | ")
     }
+
+    pub fn interrupted(&self) -> bool {
+        self.failure == Failure::Interrupted
+    }
 }
 
 impl fmt::Display for CommandError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.interrupted {
-            return write!(f, "`{}` stopped: interrupted by a signal", self.command);
-        }
-        match self.status {
-            Some(status) => write!(f, "`{}` failed ({status})", self.command)?,
-            None => write!(f, "`{}` could not start", self.command)?,
+        match self.failure {
+            Failure::Interrupted => {
+                return write!(f, "`{}` stopped: interrupted by a signal", self.command)
+            }
+            Failure::Exited(status) => write!(f, "`{}` failed ({status})", self.command)?,
+            Failure::NotStarted => write!(f, "`{}` could not start", self.command)?,
+            Failure::TimedOut(limit) => write!(
+                f,
+                "`{}` still ran after {}s and was killed",
+                self.command,
+                limit.as_secs()
+            )?,
         }
         let tail = self.stderr_tail();
         if !tail.is_empty() {
@@ -63,6 +85,8 @@ impl std::error::Error for CommandError {}
 /// The command log of one case: every command with its status, stdout and stderr.
 pub struct CommandLog {
     file: Mutex<Option<File>>,
+    /// Lines start with the time since this, so a slow step shows between two commands.
+    opened: Instant,
 }
 
 impl CommandLog {
@@ -70,6 +94,7 @@ impl CommandLog {
     pub fn create(path: &Path) -> std::io::Result<CommandLog> {
         Ok(CommandLog {
             file: Mutex::new(Some(File::create(path)?)),
+            opened: Instant::now(),
         })
     }
 
@@ -77,20 +102,26 @@ impl CommandLog {
     pub fn discard() -> CommandLog {
         CommandLog {
             file: Mutex::new(None),
+            opened: Instant::now(),
         }
     }
 
     /// Appends a free-form line, for steps that are not commands.
     pub fn note(&self, line: &str) {
         if let Some(file) = self.file.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
-            let _ = writeln!(file, "# {line}");
+            let _ = writeln!(
+                file,
+                "[{:8.3}] # {line}",
+                self.opened.elapsed().as_secs_f64()
+            );
         }
     }
 
     fn record(&self, command: &str, elapsed: Duration, result: &Result<Output, CommandError>) {
         let mut guard = self.file.lock().unwrap_or_else(|e| e.into_inner());
         let Some(file) = guard.as_mut() else { return };
-        let _ = writeln!(file, "$ {command}");
+        let started = self.opened.elapsed().saturating_sub(elapsed);
+        let _ = writeln!(file, "[{:8.3}] $ {command}", started.as_secs_f64());
         let (status, stdout, stderr) = match result {
             Ok(out) => (
                 format!("{}", out.status),
@@ -117,9 +148,8 @@ pub fn run(cmd: Cmd<'_>, log: &CommandLog) -> Result<Output, CommandError> {
     } else {
         Err(CommandError {
             command,
-            status: Some(out.status),
+            failure: Failure::Exited(out.status),
             stderr: out.stderr,
-            interrupted: false,
         })
     }
 }
@@ -127,60 +157,86 @@ pub fn run(cmd: Cmd<'_>, log: &CommandLog) -> Result<Output, CommandError> {
 /// Runs `cmd` and returns its output whatever its exit status. Fails only when it cannot start
 /// or a stop signal arrives while it runs.
 pub fn output(cmd: Cmd<'_>, log: &CommandLog) -> Result<Output, CommandError> {
+    output_within(cmd, log, None)
+}
+
+/// Like [`output`], but kills the command and fails once it has run for `limit`.
+pub fn output_within(
+    cmd: Cmd<'_>,
+    log: &CommandLog,
+    limit: Option<Duration>,
+) -> Result<Output, CommandError> {
     let command = cmd.to_string();
     let started = Instant::now();
-    let result = spawn_and_wait(&command, cmd.into());
+    let result = spawn_and_wait(&command, cmd.into(), limit);
     log.record(&command, started.elapsed(), &result);
     result
 }
 
-fn spawn_and_wait(display: &str, mut command: Command) -> Result<Output, CommandError> {
-    let error = |stderr: String, status: Option<ExitStatus>, interrupted: bool| CommandError {
+fn spawn_and_wait(
+    display: &str,
+    mut command: Command,
+    limit: Option<Duration>,
+) -> Result<Output, CommandError> {
+    let error = |failure: Failure, stderr: String| CommandError {
         command: display.to_string(),
-        status,
+        failure,
         stderr,
-        interrupted,
     };
-    interrupt::check().map_err(|_| error(String::new(), None, true))?;
+    if interrupt::requested() {
+        return Err(error(Failure::Interrupted, String::new()));
+    }
     // Output goes to unnamed temp files rather than pipes: nothing can block on a full pipe while
     // we poll, and no reader threads are needed.
     let (mut stdout, mut stderr) = match (tempfile::tempfile(), tempfile::tempfile()) {
         (Ok(out), Ok(err)) => (out, err),
         (Err(e), _) | (_, Err(e)) => {
-            return Err(error(format!("temp file for output: {e}"), None, false))
+            return Err(error(
+                Failure::NotStarted,
+                format!("temp file for output: {e}"),
+            ))
         }
     };
     let streams = stdout
         .try_clone()
         .and_then(|out| Ok((out, stderr.try_clone()?)));
-    let (out_handle, err_handle) = streams.map_err(|e| error(e.to_string(), None, false))?;
+    let (out_handle, err_handle) =
+        streams.map_err(|e| error(Failure::NotStarted, e.to_string()))?;
     command
         .stdin(Stdio::null())
         .stdout(out_handle)
         .stderr(err_handle);
     let mut child = command
         .spawn()
-        .map_err(|e| error(e.to_string(), None, false))?;
+        .map_err(|e| error(Failure::NotStarted, e.to_string()))?;
 
+    let started = Instant::now();
     let mut pause = Duration::from_millis(1);
     let status = loop {
         match child.try_wait() {
             Ok(Some(status)) => break status,
             Ok(None) => {}
-            Err(e) => return Err(error(format!("waiting: {e}"), None, false)),
+            Err(e) => return Err(error(Failure::NotStarted, format!("waiting: {e}"))),
         }
-        if interrupt::requested() {
+        let stop = if interrupt::requested() {
+            Some(Failure::Interrupted)
+        } else {
+            limit
+                .filter(|limit| started.elapsed() >= *limit)
+                .map(Failure::TimedOut)
+        };
+        if let Some(failure) = stop {
             // The child is ours and not yet reaped, so its pid cannot belong to anybody else.
             let _ = child.kill();
             let _ = child.wait();
-            return Err(error(read_all(&mut stderr), None, true));
+            return Err(error(failure, read_all(&mut stderr)));
         }
         std::thread::sleep(pause);
         pause = (pause * 2).min(Duration::from_millis(20));
     };
     let stderr_text = read_all(&mut stderr);
     if interrupt::requested() && !status.success() {
-        return Err(error(stderr_text, Some(status), true));
+        return Err(error(Failure::Interrupted, stderr_text));
     }
     Ok(Output {
         status,
@@ -237,8 +293,19 @@ mod tests {
     fn missing_program_is_an_error_not_a_panic() {
         let sh = Shell::new().unwrap();
         let err = run(cmd!(sh, "sendtest-no-such-program"), &CommandLog::discard()).unwrap_err();
-        assert!(err.status.is_none());
+        assert_eq!(err.failure, Failure::NotStarted);
         assert!(err.to_string().contains("could not start"), "{err}");
+    }
+
+    #[test]
+    fn a_command_past_its_limit_is_killed() {
+        let sh = Shell::new().unwrap();
+        let started = Instant::now();
+        let limit = Some(Duration::from_millis(200));
+        let err = output_within(cmd!(sh, "sleep 30"), &CommandLog::discard(), limit).unwrap_err();
+        assert_eq!(err.failure, Failure::TimedOut(Duration::from_millis(200)));
+        assert!(started.elapsed() < Duration::from_secs(5));
+        assert!(err.to_string().contains("still ran after"), "{err}");
     }
 
     #[test]

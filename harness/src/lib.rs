@@ -3,8 +3,10 @@
 //! The library holds the mechanisms (provisioning scratch filesystems, running commands and
 //! cases, manifests, reporting); the `cases` crate holds the reproducers, one file each.
 
+pub mod cache;
 pub mod case;
 pub mod context;
+pub mod cpio;
 pub mod dmesg;
 pub mod exec;
 pub mod interrupt;
@@ -16,6 +18,7 @@ pub mod report;
 pub mod results;
 pub mod runner;
 pub mod scratch;
+pub mod vm;
 pub mod workload;
 pub mod xattr;
 

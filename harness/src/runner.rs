@@ -63,6 +63,25 @@ impl Outcome {
         }
     }
 
+    /// The `outcome` file of a results directory: the label and time, then the reason.
+    pub fn to_file(&self, elapsed: Duration) -> String {
+        let reason = self.reason().unwrap_or("");
+        format!("{} {:.1}s\n{reason}\n", self.label(), elapsed.as_secs_f64())
+    }
+
+    /// Reads back what [`Outcome::to_file`] wrote.
+    pub fn from_file(text: &str) -> Option<Outcome> {
+        let (first, reason) = text.split_once('\n').unwrap_or((text, ""));
+        let reason = reason.trim_end().to_string();
+        match first.rsplit_once(' ').map_or(first, |(label, _time)| label) {
+            "passed" => Some(Outcome::Passed),
+            "FAILED" => Some(Outcome::Failed(reason)),
+            "ERROR" => Some(Outcome::Error(reason)),
+            "not run" => Some(Outcome::NotRun(reason)),
+            _ => None,
+        }
+    }
+
     pub fn reason(&self) -> Option<&str> {
         match self {
             Outcome::Passed => None,
@@ -79,11 +98,21 @@ pub struct CaseResult {
     pub dir: PathBuf,
 }
 
-/// Runs `cases`, `config.jobs` at a time, calling `on_done` as each finishes. Cases not started
-/// when a stop signal arrives are reported as not run.
+/// Runs `cases` on loop devices, `config.jobs` at a time, calling `on_done` as each finishes.
 pub fn run_cases(
     cases: &[&Case],
     config: &RunConfig,
+    on_done: &(dyn Fn(&CaseResult) + Sync),
+) -> Vec<CaseResult> {
+    run_cases_with(cases, config, &|case| run_case(case, config), on_done)
+}
+
+/// Runs `cases` with `run_one` (one backend's way to run a case), `config.jobs` at a time.
+/// Cases not started when a stop signal arrives are reported as not run.
+pub fn run_cases_with(
+    cases: &[&Case],
+    config: &RunConfig,
+    run_one: &(dyn Fn(&Case) -> CaseResult + Sync),
     on_done: &(dyn Fn(&CaseResult) + Sync),
 ) -> Vec<CaseResult> {
     let next = AtomicUsize::new(0);
@@ -96,7 +125,7 @@ pub fn run_cases(
                 let result = if interrupt::requested() {
                     not_run(case, config, "interrupted before it started")
                 } else {
-                    run_case(case, config)
+                    run_one(case)
                 };
                 on_done(&result);
                 results.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(result);
@@ -140,13 +169,7 @@ pub fn run_case(case: &Case, config: &RunConfig) -> CaseResult {
         remove_streams(&dir);
     }
     let elapsed = started.elapsed();
-    let summary = format!(
-        "{} {:.1}s\n{}\n",
-        outcome.label(),
-        elapsed.as_secs_f64(),
-        outcome.reason().unwrap_or("")
-    );
-    let _ = std::fs::write(dir.join("outcome"), summary);
+    let _ = std::fs::write(dir.join("outcome"), outcome.to_file(elapsed));
     CaseResult {
         name: case.name.to_string(),
         outcome,
@@ -242,4 +265,23 @@ pub fn select<'a>(all: &'a [&'a Case], filters: &[String]) -> Result<Vec<&'a Cas
         .copied()
         .filter(|c| filters.iter().any(|f| c.name.contains(f.as_str())))
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outcome_files_read_back() {
+        for outcome in [
+            Outcome::Passed,
+            Outcome::Failed("a: field sha256: expected x got y".into()),
+            Outcome::Error("`mkfs.btrfs` failed".into()),
+            Outcome::NotRun("interrupted before it started".into()),
+        ] {
+            let text = outcome.to_file(Duration::from_millis(1500));
+            assert_eq!(Outcome::from_file(&text), Some(outcome), "{text}");
+        }
+        assert_eq!(Outcome::from_file("garbage"), None);
+    }
 }

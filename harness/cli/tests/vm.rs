@@ -1,0 +1,215 @@
+//! The VM backend end to end: Debian's packaged kernel boots under whatever accelerator the
+//! probe picks (TCG on a host whose KVM hangs stock guests), runs a case, and brings its results
+//! back; a panicking or hung guest fails its case without hanging the run; nothing outlives it.
+//!
+//! Needs qemu-system-x86 and linux-image-amd64 (`.ci/install-deps` installs both); without them
+//! these tests are skipped, or fail under SENDTEST_REQUIRE_ALL=1.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+const SENDTEST: &str = env!("CARGO_BIN_EXE_sendtest");
+
+fn vm_available(test: &str) -> bool {
+    let missing = if sendtest::preflight::find_in_path("qemu-system-x86_64").is_none() {
+        Some("qemu-system-x86_64 is not installed (apt-get install qemu-system-x86)")
+    } else if sendtest::vm::Kernel::packaged().is_err() {
+        Some("no packaged kernel in /boot (apt-get install linux-image-amd64)")
+    } else {
+        None
+    };
+    match missing {
+        None => true,
+        Some(why) if sendtest::preflight::require_all() => {
+            panic!("{test}: {why} (SENDTEST_REQUIRE_ALL=1)")
+        }
+        Some(why) => {
+            eprintln!("{test}: skipped: {why}");
+            false
+        }
+    }
+}
+
+fn run_vm(results: &Path, extra: &[&str]) -> (Output, u32) {
+    let child = Command::new(SENDTEST)
+        .args([
+            "run",
+            "--backend",
+            "vm",
+            "--results",
+            results.to_str().unwrap(),
+        ])
+        .args(extra)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    (child.wait_with_output().unwrap(), pid)
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn case_dir(results: &Path) -> PathBuf {
+    results.join("latest/ro-flip-with-delalloc")
+}
+
+/// qemu processes, and temp directories, that a harness with `pid` started.
+fn leftovers(pid: u32) -> Vec<String> {
+    let mark = format!("/sendtest-{pid}-");
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        if cmdline.contains("qemu-system") && cmdline.contains(&mark) {
+            found.push(format!("qemu pid {:?}", entry.file_name()));
+        }
+    }
+    for entry in std::fs::read_dir(std::env::temp_dir()).unwrap().flatten() {
+        if format!("/{}", entry.file_name().to_string_lossy()).starts_with(&mark) {
+            found.push(format!("directory {}", entry.path().display()));
+        }
+    }
+    found
+}
+
+#[test]
+fn the_packaged_kernel_passes_ro_flip_with_delalloc() {
+    if !vm_available("the_packaged_kernel_passes") {
+        return;
+    }
+    let results = tempfile::tempdir().unwrap();
+    let (out, pid) = run_vm(results.path(), &["ro-flip-with-delalloc"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let dir = case_dir(results.path());
+    for kept in [
+        "data.source.manifest",
+        "data.received.manifest",
+        "commands.log",
+        "dmesg",
+        "console.log",
+    ] {
+        assert!(
+            dir.join(kept).is_file(),
+            "{kept} did not come back from the guest"
+        );
+    }
+    // The guest's own kernel log: the Debian kernel, on virtio disks.
+    let dmesg = std::fs::read_to_string(dir.join("dmesg")).unwrap();
+    assert!(dmesg.contains("BTRFS info (device vda)"), "{dmesg}");
+    assert_eq!(leftovers(pid), Vec::<String>::new());
+}
+
+#[test]
+fn a_panicking_guest_fails_its_case_with_its_console() {
+    if !vm_available("a_panicking_guest") {
+        return;
+    }
+    let results = tempfile::tempdir().unwrap();
+    let started = Instant::now();
+    let (out, pid) = run_vm(
+        results.path(),
+        &["--kernel-arg", "sendtest.sysrq=c", "ro-flip-with-delalloc"],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("the guest kernel panicked"),
+        "{}",
+        text(&out)
+    );
+    let console = std::fs::read_to_string(case_dir(results.path()).join("console.log")).unwrap();
+    assert!(console.contains("sysrq triggered crash"), "{console}");
+    // Far below the 300 s case timeout: the panic ended the guest, nothing waited for it.
+    assert!(
+        started.elapsed() < Duration::from_secs(120),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(leftovers(pid), Vec::<String>::new());
+}
+
+#[test]
+fn a_guest_past_its_timeout_is_killed_and_fails_its_case() {
+    if !vm_available("a_guest_past_its_timeout") {
+        return;
+    }
+    let results = tempfile::tempdir().unwrap();
+    let (out, pid) = run_vm(results.path(), &["--timeout", "1", "ro-flip-with-delalloc"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("did not finish within 1s"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(leftovers(pid), Vec::<String>::new());
+}
+
+#[test]
+fn sigint_kills_the_guest_and_releases_everything() {
+    if !vm_available("sigint_kills_the_guest") {
+        return;
+    }
+    let results = tempfile::tempdir().unwrap();
+    let mut child = Command::new(SENDTEST)
+        .args([
+            "run",
+            "--backend",
+            "vm",
+            "--results",
+            results.path().to_str().unwrap(),
+            "ro-flip-with-delalloc",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !leftovers(pid).iter().any(|l| l.starts_with("qemu")) {
+        assert!(Instant::now() < deadline, "no qemu started within 60s");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before its guest started"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    kill(Pid::from_raw(pid as i32), Signal::SIGINT).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(leftovers(pid), Vec::<String>::new());
+}
+
+#[test]
+fn a_kernel_that_is_not_a_bzimage_is_a_one_line_error() {
+    if !vm_available("a_kernel_that_is_not_a_bzimage") {
+        return;
+    }
+    let results = tempfile::tempdir().unwrap();
+    for (kernel, message) in [
+        ("/nonexistent/bzImage", "cannot read kernel"),
+        ("/etc/hostname", "is not a bzImage"),
+    ] {
+        let (out, _) = run_vm(results.path(), &["--kernel", kernel]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+        assert!(err.contains(message), "{err}");
+    }
+}

@@ -1,0 +1,247 @@
+//! The VM backend: each case runs in its own qemu guest that boots the kernel under test, with
+//! this binary as init. The case code and the results layout are those of the loop backend; the
+//! guest adds `console.log`, and `host-commands.log` holds the qemu command.
+
+pub mod guest;
+mod initramfs;
+mod kernel;
+mod qemu;
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use xshell::Shell;
+
+use crate::case::Case;
+use crate::exec::{self, CommandLog, Failure};
+use crate::interrupt;
+use crate::preflight::find_in_path;
+use crate::runner::{CaseResult, Outcome, RunConfig};
+pub use kernel::Kernel;
+pub use qemu::Accel;
+
+/// Scratch disks each guest gets; no case uses more scratch filesystems.
+const SCRATCH_DISKS: usize = 3;
+const SCRATCH_DISK_SIZE: u64 = crate::scratch::DEFAULT_SIZE;
+/// Large enough for a failed case's stream, manifests and logs.
+const RESULTS_DISK_SIZE: u64 = 1 << 30;
+const CONSOLE_TAIL: usize = 8;
+
+/// Which accelerator to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccelChoice {
+    /// KVM if a probe guest boots under it, else TCG.
+    Auto,
+    Kvm,
+    Tcg,
+}
+
+/// How guests are set up.
+#[derive(Debug, Clone)]
+pub struct VmOptions {
+    /// A bzImage; the distribution's kernel from /boot when `None`.
+    pub kernel: Option<PathBuf>,
+    pub memory_mib: u32,
+    pub cpus: u32,
+    /// Per case, from qemu's start to the guest's power-off.
+    pub timeout: Duration,
+    pub accel: AccelChoice,
+    /// Appended to the guest kernel's command line.
+    pub kernel_args: Vec<String>,
+}
+
+impl Default for VmOptions {
+    fn default() -> VmOptions {
+        VmOptions {
+            kernel: None,
+            memory_mib: 1024,
+            cpus: 2,
+            timeout: Duration::from_secs(300),
+            accel: AccelChoice::Auto,
+            kernel_args: Vec::new(),
+        }
+    }
+}
+
+/// A kernel, an initramfs and an accelerator, ready to boot guests.
+pub struct Vm {
+    pub kernel: Kernel,
+    pub initramfs: PathBuf,
+    pub accel: Accel,
+    options: VmOptions,
+}
+
+impl Vm {
+    /// Finds the kernel, builds (or reuses) the initramfs around `init` (the sendtest binary),
+    /// and chooses the accelerator.
+    pub fn prepare(options: VmOptions, init: &Path) -> Result<Vm> {
+        if find_in_path(qemu::QEMU).is_none() {
+            bail!(
+                "{} is not installed: `apt-get install qemu-system-x86`",
+                qemu::QEMU
+            );
+        }
+        let kernel = match &options.kernel {
+            Some(path) => Kernel::from_image(path)?,
+            None => Kernel::packaged()?,
+        };
+        let log = CommandLog::discard();
+        let initramfs =
+            initramfs::build(init, &kernel, &log).context("building the guest initramfs")?;
+        let accel = match options.accel {
+            AccelChoice::Kvm => Accel::Kvm,
+            AccelChoice::Tcg => Accel::Tcg,
+            AccelChoice::Auto => qemu::choose_accel(&kernel.image, &initramfs, &log),
+        };
+        Ok(Vm {
+            kernel,
+            initramfs,
+            accel,
+            options,
+        })
+    }
+
+    /// Boots a guest that runs `case`, and brings its results back into `<results>/<case>/`.
+    pub fn run_case(&self, case: &Case, config: &RunConfig) -> CaseResult {
+        let dir = config.results.join(case.name);
+        let started = Instant::now();
+        let outcome = std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create results directory {}", dir.display()))
+            .and_then(|()| self.boot_case(case, &dir))
+            .unwrap_or_else(|e| Outcome::Error(format!("{e:#}")));
+        let outcome = if interrupt::requested() && outcome != Outcome::Passed {
+            Outcome::Error("interrupted by a signal".into())
+        } else {
+            outcome
+        };
+        let elapsed = started.elapsed();
+        let _ = std::fs::write(dir.join("outcome"), outcome.to_file(elapsed));
+        CaseResult {
+            name: case.name.to_string(),
+            outcome,
+            elapsed,
+            dir,
+        }
+    }
+
+    fn boot_case(&self, case: &Case, dir: &Path) -> Result<Outcome> {
+        let log = CommandLog::create(&dir.join("host-commands.log"))?;
+        // The pid in the name marks the images as this run's, as for loop devices.
+        let work = tempfile::Builder::new()
+            .prefix(&format!("sendtest-{}-", std::process::id()))
+            .tempdir()?;
+        let mut disks = Vec::new();
+        for i in 0..SCRATCH_DISKS {
+            let image = sparse_image(work.path(), &format!("scratch{i}.img"), SCRATCH_DISK_SIZE)?;
+            disks.push((image, format!("{}{i}", guest::SCRATCH_SERIAL_PREFIX)));
+        }
+        let results_image = sparse_image(work.path(), "results.img", RESULTS_DISK_SIZE)?;
+        disks.push((results_image.clone(), guest::RESULTS_SERIAL.to_string()));
+        let mut append = format!(
+            "console=ttyS0 panic=-1 quiet sendtest.case={} sendtest.disks={SCRATCH_DISKS}",
+            case.name
+        );
+        for arg in &self.options.kernel_args {
+            append.push(' ');
+            append.push_str(arg);
+        }
+        let console = dir.join("console.log");
+        let guest = qemu::Guest {
+            kernel: &self.kernel.image,
+            initramfs: &self.initramfs,
+            append,
+            disks,
+            console: console.clone(),
+            memory_mib: self.options.memory_mib,
+            cpus: self.options.cpus,
+            accel: self.accel,
+        };
+        let sh = Shell::new()?;
+        let console_tail = || {
+            let text = std::fs::read_to_string(&console).unwrap_or_default();
+            exec::tail_lines(&text, CONSOLE_TAIL).join(" | ")
+        };
+        match qemu::boot(&sh, &guest, &log, self.options.timeout) {
+            Ok(out) if !out.status.success() => {
+                bail!(
+                    "{} failed ({}): {}",
+                    qemu::QEMU,
+                    out.status,
+                    exec::tail_lines(&out.stderr, 3).join(" | ")
+                )
+            }
+            Ok(_) => {}
+            Err(e) if matches!(e.failure, Failure::TimedOut(_)) => {
+                return Ok(Outcome::Failed(format!(
+                    "the guest did not finish within {}s (hung?); console.log ends: {}",
+                    self.options.timeout.as_secs(),
+                    console_tail()
+                )));
+            }
+            Err(e) => return Err(e.into()),
+        }
+        match guest::read_results(&results_image) {
+            Ok(files) => {
+                for file in files {
+                    let name = Path::new(&file.path)
+                        .file_name()
+                        .context("a result file without a name")?;
+                    std::fs::write(dir.join(name), &file.data)?;
+                }
+                let text = std::fs::read_to_string(dir.join("outcome")).unwrap_or_default();
+                Ok(Outcome::from_file(&text)
+                    .unwrap_or_else(|| Outcome::Error("the guest wrote no outcome".into())))
+            }
+            Err(_) => Ok(outcome_without_results(
+                &std::fs::read_to_string(&console).unwrap_or_default(),
+            )),
+        }
+    }
+}
+
+/// A guest that powered off or crashed without writing results: a kernel panic is a finding,
+/// a dead init is a harness error.
+fn outcome_without_results(console: &str) -> Outcome {
+    let tail = exec::tail_lines(console, CONSOLE_TAIL).join(" | ");
+    if console.contains("Attempted to kill init") {
+        Outcome::Error(format!("the guest's init died; console.log ends: {tail}"))
+    } else if let Some(line) = console.lines().find(|l| l.contains("Kernel panic")) {
+        Outcome::Failed(format!(
+            "the guest kernel panicked: {}; see console.log",
+            line.trim()
+        ))
+    } else {
+        Outcome::Error(format!(
+            "the guest stopped without results; console.log ends: {tail}"
+        ))
+    }
+}
+
+fn sparse_image(dir: &Path, name: &str, size: u64) -> Result<PathBuf> {
+    let path = dir.join(name);
+    File::create_new(&path)
+        .and_then(|f| f.set_len(size))
+        .with_context(|| format!("creating {}", path.display()))?;
+    Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_is_a_finding_and_a_dead_init_an_error() {
+        let panic = "[ 3.1] sysrq: Trigger a crash\n[ 3.1] Kernel panic - not syncing: sysrq triggered crash\n";
+        assert!(
+            matches!(outcome_without_results(panic), Outcome::Failed(r) if r.contains("sysrq triggered crash"))
+        );
+        let init = "Kernel panic - not syncing: Attempted to kill init! exitcode=0x00000100\n";
+        assert!(matches!(outcome_without_results(init), Outcome::Error(_)));
+        assert!(matches!(
+            outcome_without_results("booting\n"),
+            Outcome::Error(_)
+        ));
+    }
+}

@@ -1,0 +1,265 @@
+//! The guest side: this binary as PID 1 of the VM. It mounts the kernel filesystems, loads the
+//! modules the initramfs lists, runs the case named on the kernel command line on the virtio
+//! scratch disks, writes the case's results to the results disk, and powers off.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::Write;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use nix::mount::{mount, MsFlags};
+
+use super::initramfs::MODULE_LIST;
+use crate::case::Case;
+use crate::cpio;
+use crate::runner::{self, Outcome, RunConfig};
+use crate::scratch::Devices;
+
+/// Printed on the console once init runs; the KVM probe looks for it.
+pub const PROBE_OK: &str = "sendtest: guest init is up";
+pub const RESULTS_SERIAL: &str = "sendtest-results";
+pub const SCRATCH_SERIAL_PREFIX: &str = "sendtest-scratch";
+/// The results disk starts with this line and the archive's length; the archive follows at
+/// [`RESULTS_OFFSET`].
+pub const RESULTS_HEADER: &str = "SENDTEST-RESULTS v1";
+pub const RESULTS_OFFSET: u64 = 512;
+
+const GUEST_RESULTS: &str = "/tmp/results";
+const DISK_WAIT: Duration = Duration::from_secs(20);
+
+/// The kernel filesystems init mounts: (source, target, type).
+const KERNEL_MOUNTS: &[(&str, &str, &str)] = &[
+    ("devtmpfs", "/dev", "devtmpfs"),
+    ("proc", "/proc", "proc"),
+    ("sysfs", "/sys", "sysfs"),
+    ("tmpfs", "/tmp", "tmpfs"),
+];
+
+/// Whether this process is a guest's init.
+pub fn is_guest() -> bool {
+    std::process::id() == 1
+}
+
+/// Runs the guest and powers off. Never returns.
+pub fn main(cases: &[&Case]) -> ! {
+    match std::panic::catch_unwind(|| boot_and_run(cases)) {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => eprintln!("sendtest guest: {e:#}"),
+        Err(_) => eprintln!("sendtest guest: init panicked"),
+    }
+    nix::unistd::sync();
+    let err = nix::sys::reboot::reboot(nix::sys::reboot::RebootMode::RB_POWER_OFF);
+    eprintln!("sendtest guest: power off failed: {err:?}");
+    loop {
+        std::thread::sleep(Duration::from_secs(3600));
+    }
+}
+
+/// What the host asks for on the kernel command line.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Request {
+    case: Option<String>,
+    probe: bool,
+    scratch_disks: usize,
+    /// A key written to /proc/sysrq-trigger before the case, to test crash handling (`c`).
+    sysrq: Option<String>,
+}
+
+fn parse_cmdline(cmdline: &str) -> Request {
+    let mut request = Request::default();
+    for word in cmdline.split_whitespace() {
+        match word.split_once('=') {
+            Some(("sendtest.case", name)) => request.case = Some(name.to_string()),
+            Some(("sendtest.disks", n)) => request.scratch_disks = n.parse().unwrap_or(0),
+            Some(("sendtest.sysrq", key)) => request.sysrq = Some(key.to_string()),
+            None if word == "sendtest.probe" => request.probe = true,
+            _ => {}
+        }
+    }
+    request
+}
+
+fn boot_and_run(cases: &[&Case]) -> Result<()> {
+    for (source, target, fstype) in KERNEL_MOUNTS {
+        std::fs::create_dir_all(target)?;
+        mount(
+            Some(*source),
+            *target,
+            Some(*fstype),
+            MsFlags::empty(),
+            None::<&str>,
+        )
+        .with_context(|| format!("mounting {fstype} on {target}"))?;
+    }
+    println!("{PROBE_OK}");
+    let request = parse_cmdline(&std::fs::read_to_string("/proc/cmdline")?);
+    if request.probe {
+        return Ok(());
+    }
+    // Init is single-threaded here, so changing the environment is safe.
+    std::env::set_var("PATH", "/usr/sbin:/usr/bin:/sbin:/bin");
+    load_modules()?;
+    let mut disks = wait_for_disks(request.scratch_disks + 1)?;
+    let results_disk = disks.remove(RESULTS_SERIAL).context("no results disk")?;
+    let scratch: Vec<PathBuf> = disks.into_values().collect();
+
+    let name = request
+        .case
+        .context("no sendtest.case= on the kernel command line")?;
+    let case_dir = Path::new(GUEST_RESULTS).join(&name);
+    match cases.iter().find(|c| c.name == name) {
+        Some(case) => {
+            if let Some(key) = &request.sysrq {
+                println!("sendtest: writing `{key}` to /proc/sysrq-trigger as asked");
+                std::fs::write("/proc/sysrq-trigger", key)?;
+            }
+            let config = RunConfig {
+                results: GUEST_RESULTS.into(),
+                jobs: 1,
+                tamper: None,
+                devices: Arc::new(Devices::given(scratch)),
+            };
+            let result = runner::run_case(case, &config);
+            println!("sendtest: {name}: {}", result.outcome.label());
+        }
+        None => {
+            std::fs::create_dir_all(&case_dir)?;
+            let outcome = Outcome::Error(format!("the guest's sendtest has no case `{name}`"));
+            std::fs::write(case_dir.join("outcome"), outcome.to_file(Duration::ZERO))?;
+        }
+    }
+    write_results(&case_dir, &results_disk)
+}
+
+/// Loads the modules the initramfs lists, in order. A required one that fails stops the boot.
+fn load_modules() -> Result<()> {
+    let list = std::fs::read_to_string(MODULE_LIST).unwrap_or_default();
+    for line in list.lines() {
+        let Some((kind, path)) = line.split_once(' ') else {
+            continue;
+        };
+        let file = File::open(path).with_context(|| format!("opening module {path}"))?;
+        match nix::kmod::finit_module(&file, c"", nix::kmod::ModuleInitFlags::empty()) {
+            Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
+            Err(e) if kind == "optional" => {
+                eprintln!("sendtest guest: optional module {path}: {e}")
+            }
+            Err(e) => bail!("loading module {path}: {e}"),
+        }
+    }
+    Ok(())
+}
+
+/// Waits until `count` disks with a sendtest serial exist; returns them by serial.
+fn wait_for_disks(count: usize) -> Result<BTreeMap<String, PathBuf>> {
+    let started = Instant::now();
+    loop {
+        let mut found = BTreeMap::new();
+        for entry in std::fs::read_dir("/sys/block")?.flatten() {
+            let serial = std::fs::read_to_string(entry.path().join("serial")).unwrap_or_default();
+            let serial = serial.trim();
+            if serial == RESULTS_SERIAL || serial.starts_with(SCRATCH_SERIAL_PREFIX) {
+                found.insert(
+                    serial.to_string(),
+                    Path::new("/dev").join(entry.file_name()),
+                );
+            }
+        }
+        if found.len() >= count {
+            return Ok(found);
+        }
+        if started.elapsed() > DISK_WAIT {
+            bail!(
+                "only {} of {count} sendtest disks appeared within {}s",
+                found.len(),
+                DISK_WAIT.as_secs()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Packs the case's results directory and writes it raw to the results disk.
+fn write_results(dir: &Path, disk: &Path) -> Result<()> {
+    let mut archive = cpio::Writer::new(Vec::new());
+    let mut entries: Vec<_> = std::fs::read_dir(dir)?
+        .flatten()
+        .filter(|e| e.path().is_file())
+        .collect();
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        let data = std::fs::read(entry.path())?;
+        archive.file(&entry.file_name().to_string_lossy(), 0o644, &data)?;
+    }
+    let bytes = archive.finish()?;
+    let mut disk = std::fs::OpenOptions::new()
+        .write(true)
+        .open(disk)
+        .context("opening the results disk")?;
+    let header = format!("{RESULTS_HEADER} {}\n", bytes.len());
+    disk.write_all_at(header.as_bytes(), 0)?;
+    disk.write_all_at(&bytes, RESULTS_OFFSET)?;
+    disk.flush()?;
+    disk.sync_all().context("syncing the results disk")?;
+    Ok(())
+}
+
+/// Reads the archive a guest wrote to the results image at `path`.
+pub fn read_results(path: &Path) -> Result<Vec<cpio::File>> {
+    let image = File::open(path)?;
+    let mut header = [0u8; RESULTS_OFFSET as usize];
+    image.read_exact_at(&mut header, 0)?;
+    let line = String::from_utf8_lossy(&header);
+    let length: usize = line
+        .lines()
+        .next()
+        .and_then(|l| l.strip_prefix(RESULTS_HEADER))
+        .and_then(|rest| rest.trim().parse().ok())
+        .context("the guest wrote no results")?;
+    let mut archive = vec![0u8; length];
+    image
+        .read_exact_at(&mut archive, RESULTS_OFFSET)
+        .context("the results archive is cut short")?;
+    cpio::read_files(&archive)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_request_from_the_command_line() {
+        let request = parse_cmdline(
+            "console=ttyS0 panic=-1 quiet sendtest.case=ro-flip-with-delalloc sendtest.disks=3\n",
+        );
+        assert_eq!(request.case.as_deref(), Some("ro-flip-with-delalloc"));
+        assert_eq!(request.scratch_disks, 3);
+        assert!(!request.probe);
+        assert!(parse_cmdline("quiet sendtest.probe").probe);
+    }
+
+    #[test]
+    fn results_written_to_a_disk_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let case_dir = dir.path().join("case");
+        std::fs::create_dir(&case_dir).unwrap();
+        std::fs::write(case_dir.join("outcome"), "passed 0.2s\n\n").unwrap();
+        std::fs::write(case_dir.join("dmesg"), "[ 1.0] hello\n").unwrap();
+        let disk = dir.path().join("results.img");
+        File::create(&disk).unwrap().set_len(1 << 20).unwrap();
+        write_results(&case_dir, &disk).unwrap();
+        let files = read_results(&disk).unwrap();
+        let names: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(names, ["dmesg", "outcome"]);
+        let blank = dir.path().join("blank.img");
+        File::create(&blank).unwrap().set_len(1 << 20).unwrap();
+        assert!(read_results(&blank)
+            .unwrap_err()
+            .to_string()
+            .contains("no results"));
+    }
+}
