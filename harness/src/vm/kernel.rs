@@ -90,7 +90,8 @@ mod tests {
         image[HDRS_OFFSET..HDRS_OFFSET + 4].copy_from_slice(b"HdrS");
         image[VERSION_POINTER_OFFSET..VERSION_POINTER_OFFSET + 2]
             .copy_from_slice(&0x300u16.to_le_bytes());
-        image[0x500..0x520].copy_from_slice(b"6.1.0-56-amd64 (debian-kernel@l");
+        let version = b"6.1.0-56-amd64 (debian-kernel@lists.debian.org) #1 SMP";
+        image[0x500..0x500 + version.len()].copy_from_slice(version);
         assert_eq!(release_of(&image).as_deref(), Some("6.1.0-56-amd64"));
     }
 
