@@ -18,6 +18,8 @@ pub const CASE: Case = Case {
         commit: "9f89d5de8631",
         subject: "Btrfs: send, flush delalloc in order to avoid data loss",
         fstests: Some("btrfs/186"),
+        // Drops the flush_delalloc_roots() call from btrfs_ioctl_send().
+        revert: Some(include_str!("ro_flip_with_delalloc.revert.patch")),
     },
     ignore: &["ctime"],
     run,

@@ -28,6 +28,9 @@ pub struct Fix {
     pub subject: &'static str,
     /// The fstests test that covers the same bug, if any.
     pub fstests: Option<&'static str>,
+    /// A patch that brings the bug back into the reference tree, Debian's linux-source-6.1, for
+    /// `sendtest validate`.
+    pub revert: Option<&'static str>,
 }
 
 impl Case {

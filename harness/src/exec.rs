@@ -175,7 +175,7 @@ pub fn output_within(
 
 fn spawn_and_wait(
     display: &str,
-    mut command: Command,
+    command: Command,
     limit: Option<Duration>,
 ) -> Result<Output, CommandError> {
     let error = |failure: Failure, stderr: String| CommandError {
@@ -183,9 +183,6 @@ fn spawn_and_wait(
         failure,
         stderr,
     };
-    if interrupt::requested() {
-        return Err(error(Failure::Interrupted, String::new()));
-    }
     // Output goes to unnamed temp files rather than pipes: nothing can block on a full pipe while
     // we poll, and no reader threads are needed.
     let (mut stdout, mut stderr) = match (tempfile::tempfile(), tempfile::tempfile()) {
@@ -197,26 +194,96 @@ fn spawn_and_wait(
             ))
         }
     };
-    let streams = stdout
+    let waited = stdout
         .try_clone()
-        .and_then(|out| Ok((out, stderr.try_clone()?)));
-    let (out_handle, err_handle) =
-        streams.map_err(|e| error(Failure::NotStarted, e.to_string()))?;
-    command
-        .stdin(Stdio::null())
-        .stdout(out_handle)
-        .stderr(err_handle);
+        .and_then(|out| Ok((out, stderr.try_clone()?)))
+        .map_err(|e| (Failure::NotStarted, e.to_string()))
+        .and_then(|(out, err)| wait_polling(command, out, err, limit, &mut |_| {}));
+    let stderr_text = read_all(&mut stderr);
+    match waited {
+        Ok(status) => Ok(Output {
+            status,
+            stdout: read_all(&mut stdout),
+            stderr: stderr_text,
+        }),
+        Err((failure, message)) => Err(error(failure, format!("{message}{stderr_text}"))),
+    }
+}
+
+/// Runs `cmd` with stdout and stderr appended to the file at `output`, for long commands such
+/// as builds whose whole output is worth keeping. `tick` is called about once a second with
+/// the time so far. On failure, the error carries the end of the output file.
+pub fn run_to_file(
+    cmd: Cmd<'_>,
+    log: &CommandLog,
+    output: &Path,
+    tick: &mut dyn FnMut(Duration),
+) -> Result<(), CommandError> {
+    let display = cmd.to_string();
+    let started = Instant::now();
+    let opened = File::options().create(true).append(true).open(output);
+    let waited = opened
+        .and_then(|out| Ok((out.try_clone()?, out)))
+        .map_err(|e| {
+            (
+                Failure::NotStarted,
+                format!("opening {}: {e}", output.display()),
+            )
+        })
+        .and_then(|(out, err)| wait_polling(cmd.into(), out, err, None, tick));
+    let failure = match waited {
+        Ok(status) if status.success() => None,
+        Ok(status) => Some((Failure::Exited(status), String::new())),
+        Err(failed) => Some(failed),
+    };
+    let result = match failure {
+        None => Ok(Output {
+            status: ExitStatus::default(),
+            stdout: String::new(),
+            stderr: String::new(),
+        }),
+        Some((failure, message)) => {
+            let text = std::fs::read_to_string(output).unwrap_or_default();
+            let tail = tail_lines(&text, 20).join("\n");
+            Err(CommandError {
+                command: display.clone(),
+                failure,
+                stderr: format!("{message}{tail}"),
+            })
+        }
+    };
+    log.record(
+        &format!("{display} >> {}", output.display()),
+        started.elapsed(),
+        &result,
+    );
+    result.map(|_| ())
+}
+
+/// Spawns `command` with the given output files and polls it: a stop signal or the `limit`
+/// kills it. Returns its exit status, or why it did not finish with a message.
+fn wait_polling(
+    mut command: Command,
+    stdout: File,
+    stderr: File,
+    limit: Option<Duration>,
+    tick: &mut dyn FnMut(Duration),
+) -> Result<ExitStatus, (Failure, String)> {
+    if interrupt::requested() {
+        return Err((Failure::Interrupted, String::new()));
+    }
+    command.stdin(Stdio::null()).stdout(stdout).stderr(stderr);
     let mut child = command
         .spawn()
-        .map_err(|e| error(Failure::NotStarted, e.to_string()))?;
-
+        .map_err(|e| (Failure::NotStarted, e.to_string()))?;
     let started = Instant::now();
+    let mut last_tick = started;
     let mut pause = Duration::from_millis(1);
     let status = loop {
         match child.try_wait() {
             Ok(Some(status)) => break status,
             Ok(None) => {}
-            Err(e) => return Err(error(Failure::NotStarted, format!("waiting: {e}"))),
+            Err(e) => return Err((Failure::NotStarted, format!("waiting: {e}"))),
         }
         let stop = if interrupt::requested() {
             Some(Failure::Interrupted)
@@ -229,20 +296,19 @@ fn spawn_and_wait(
             // The child is ours and not yet reaped, so its pid cannot belong to anybody else.
             let _ = child.kill();
             let _ = child.wait();
-            return Err(error(failure, read_all(&mut stderr)));
+            return Err((failure, String::new()));
+        }
+        if last_tick.elapsed() >= Duration::from_secs(1) {
+            last_tick = Instant::now();
+            tick(started.elapsed());
         }
         std::thread::sleep(pause);
         pause = (pause * 2).min(Duration::from_millis(20));
     };
-    let stderr_text = read_all(&mut stderr);
     if interrupt::requested() && !status.success() {
-        return Err(error(Failure::Interrupted, stderr_text));
+        return Err((Failure::Interrupted, String::new()));
     }
-    Ok(Output {
-        status,
-        stdout: read_all(&mut stdout),
-        stderr: stderr_text,
-    })
+    Ok(status)
 }
 
 fn read_all(file: &mut File) -> String {

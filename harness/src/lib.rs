@@ -3,6 +3,7 @@
 //! The library holds the mechanisms (provisioning scratch filesystems, running commands and
 //! cases, manifests, reporting); the `cases` crate holds the reproducers, one file each.
 
+pub mod build;
 pub mod cache;
 pub mod case;
 pub mod context;
@@ -18,6 +19,7 @@ pub mod report;
 pub mod results;
 pub mod runner;
 pub mod scratch;
+pub mod validate;
 pub mod vm;
 pub mod workload;
 pub mod xattr;

@@ -9,6 +9,7 @@ const FIX: Fix = Fix {
     commit: "0",
     subject: "test",
     fstests: None,
+    revert: None,
 };
 
 fn case(name: &'static str, run: fn(&mut Ctx) -> anyhow::Result<()>) -> Case {

@@ -1,20 +1,25 @@
-//! The `sendtest` command: list, run and check btrfs send/receive reproducers.
+//! The `sendtest` command: list, run, validate and check btrfs send/receive reproducers.
 //!
-//! Exit codes are an interface: 0 all passed, 1 a case failed (or two manifests differ),
-//! 2 the harness or its environment failed (including bad usage).
+//! Exit codes are an interface: 0 all passed, 1 a case failed (or two manifests differ, or a
+//! validation did not hold), 2 the harness or its environment failed (including bad usage),
+//! 125 the kernel tree did not build (`git bisect run` skips such a commit).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
+use sendtest::build::kernel::{self as kernel_build, Revert};
+use sendtest::build::TreeDoesNotBuild;
 use sendtest::manifest::{self, Ignore, Manifest};
 use sendtest::report::{self, EXIT_ERROR, EXIT_FAILED, EXIT_PASSED};
 use sendtest::runner::{self, RunConfig};
 use sendtest::vm::{self, AccelChoice, Vm, VmOptions};
-use sendtest::{interrupt, preflight, results};
+use sendtest::{interrupt, preflight, results, validate};
+
+/// `git bisect run`'s "cannot test this commit".
+const EXIT_UNTESTABLE: u8 = 125;
 
 #[derive(Parser)]
 #[command(
@@ -33,6 +38,8 @@ enum Command {
     List,
     /// Run cases (the `auto` group unless filters are given).
     Run(RunArgs),
+    /// Show that a case fails on a kernel tree with its fix reverted and passes with it.
+    Validate(ValidateArgs),
     /// Print the manifest of a tree, or compare two trees or saved manifests.
     Manifest {
         /// A directory to take the manifest of.
@@ -54,12 +61,41 @@ struct RunArgs {
     /// Where cases run: loop devices on this kernel (as root), or a qemu guest per case.
     #[arg(long, value_enum, default_value_t = Backend::Loop)]
     backend: Backend,
+    /// Build this kernel tree and run the cases in guests booting it (implies --backend vm).
+    #[arg(long, value_name = "PATH", conflicts_with = "kernel")]
+    kernel_tree: Option<PathBuf>,
     /// Cases run at once (default: one per core; with --backend vm, one per two cores).
     #[arg(short, long)]
     jobs: Option<usize>,
     /// Where results go: a directory per run, one per case inside.
     #[arg(long, default_value = "results")]
     results: PathBuf,
+    #[command(flatten)]
+    vm: VmArgs,
+}
+
+#[derive(clap::Args)]
+struct ValidateArgs {
+    /// The case to validate.
+    case: String,
+    /// The kernel tree to build as it is, and again with the case's revert patch in a copy.
+    #[arg(long, value_name = "PATH")]
+    kernel_tree: PathBuf,
+    /// Runs on each kernel.
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    /// Exit 1 unless at least this percentage of the runs without the fix failed.
+    #[arg(long, default_value_t = 1.0, value_name = "PERCENT")]
+    min_detection: f64,
+    /// Where results go: `<run>/with-fix/run-<i>/` and `<run>/without-fix/run-<i>/`.
+    #[arg(long, default_value = "results")]
+    results: PathBuf,
+    #[command(flatten)]
+    vm: VmArgs,
+}
+
+#[derive(clap::Args)]
+struct VmArgs {
     /// VM: the bzImage to boot (default: the newest kernel in /boot with its modules).
     #[arg(long, value_name = "BZIMAGE")]
     kernel: Option<PathBuf>,
@@ -77,7 +113,7 @@ struct RunArgs {
     kernel_args: Vec<String>,
 }
 
-#[derive(Clone, Copy, ValueEnum)]
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Backend {
     Loop,
     Vm,
@@ -99,6 +135,7 @@ fn main() -> ExitCode {
     let code = match cli.command {
         Command::List => list(),
         Command::Run(args) => run(&args),
+        Command::Validate(args) => validate_case(&args),
         Command::Manifest {
             path,
             compare,
@@ -107,7 +144,11 @@ fn main() -> ExitCode {
     };
     ExitCode::from(code.unwrap_or_else(|e| {
         eprintln!("sendtest: {e:#}");
-        EXIT_ERROR
+        if e.downcast_ref::<TreeDoesNotBuild>().is_some() {
+            EXIT_UNTESTABLE
+        } else {
+            EXIT_ERROR
+        }
     }))
 }
 
@@ -124,15 +165,21 @@ fn list() -> Result<u8> {
     Ok(EXIT_PASSED)
 }
 
+fn say(line: &str) {
+    eprintln!("sendtest: {line}");
+}
+
 fn run(args: &RunArgs) -> Result<u8> {
     let selected = runner::select(cases::ALL, &args.filters).map_err(anyhow::Error::msg)?;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let vm = match args.backend {
-        Backend::Loop => {
-            preflight::loopback().map_err(anyhow::Error::msg)?;
-            None
-        }
-        Backend::Vm => Some(prepare_vm(args)?),
+    let vm = if let Some(tree) = &args.kernel_tree {
+        let built = kernel_build::build(tree, None, &say)?;
+        Some(prepare_vm(&args.vm, Some(&built.bzimage))?)
+    } else if args.backend == Backend::Vm {
+        Some(prepare_vm(&args.vm, None)?)
+    } else {
+        preflight::loopback().map_err(anyhow::Error::msg)?;
+        None
     };
     let default_jobs = if vm.is_some() {
         (cores / 2).max(1)
@@ -144,11 +191,11 @@ fn run(args: &RunArgs) -> Result<u8> {
         anyhow::bail!("--jobs must be at least 1");
     }
     let run_dir = results::new_run_dir(&args.results)?;
-    eprintln!(
-        "sendtest: {} case(s), {jobs} at a time, results in {}",
+    say(&format!(
+        "{} case(s), {jobs} at a time, results in {}",
         selected.len(),
         run_dir.display()
-    );
+    ));
     let config = RunConfig::loopback(run_dir.clone(), jobs);
     let print = |result: &runner::CaseResult| println!("{}", report::case_line(result));
     let outcomes = match &vm {
@@ -162,15 +209,59 @@ fn run(args: &RunArgs) -> Result<u8> {
     };
     print!("{}", report::summary(&outcomes, &run_dir));
     if interrupt::requested() {
-        eprintln!("sendtest: interrupted; scratch filesystems and guests released");
+        say("interrupted; scratch filesystems and guests released");
         return Ok(EXIT_ERROR);
     }
     Ok(report::exit_code(&outcomes))
 }
 
-fn prepare_vm(args: &RunArgs) -> Result<Vm> {
+fn validate_case(args: &ValidateArgs) -> Result<u8> {
+    let case = cases::by_name(&args.case)
+        .with_context(|| format!("no case `{}`; `sendtest list` shows the cases", args.case))?;
+    let patch = case
+        .fix
+        .revert
+        .with_context(|| format!("case {} has no revert patch to validate with", case.name))?;
+    if args.runs == 0 {
+        anyhow::bail!("--runs must be at least 1");
+    }
+    let with_fix = kernel_build::build(&args.kernel_tree, None, &say)?;
+    let revert = Revert {
+        name: case.name,
+        patch,
+    };
+    let without_fix = kernel_build::build(&args.kernel_tree, Some(revert), &say)?;
+    let with_vm = prepare_vm(&args.vm, Some(&with_fix.bzimage))?;
+    let without_vm = prepare_vm(&args.vm, Some(&without_fix.bzimage))?;
+    let run_dir = results::new_run_dir(&args.results)?;
+    say(&format!(
+        "validating {}: {} run(s) with and without its fix, results in {}",
+        case.name,
+        args.runs,
+        run_dir.display()
+    ));
+    let validation = validate::validate(
+        case,
+        &with_vm,
+        &without_vm,
+        args.runs,
+        &run_dir,
+        &|label, run, result| {
+            println!("{label} run {run}: {}", report::case_line(result));
+        },
+    );
+    print!("{}", validation.table());
+    println!("results: {}", run_dir.display());
+    if interrupt::requested() {
+        say("interrupted; guests released");
+        return Ok(EXIT_ERROR);
+    }
+    Ok(validation.exit_code(args.min_detection))
+}
+
+fn prepare_vm(args: &VmArgs, built: Option<&Path>) -> Result<Vm> {
     let options = VmOptions {
-        kernel: args.kernel.clone(),
+        kernel: built.map(Path::to_path_buf).or_else(|| args.kernel.clone()),
         memory_mib: args.memory,
         timeout: Duration::from_secs(args.timeout),
         accel: match args.accel {
@@ -184,13 +275,13 @@ fn prepare_vm(args: &RunArgs) -> Result<Vm> {
     let init = std::env::current_exe()
         .context("finding the sendtest binary to use as the guest's init")?;
     let vm = Vm::prepare(options, &init)?;
-    eprintln!(
-        "sendtest: VM backend: kernel {} ({}), {}, initramfs {}",
+    say(&format!(
+        "VM backend: kernel {} ({}), {}, initramfs {}",
         vm.kernel.release,
         vm.kernel.image.display(),
         vm.accel,
         vm.initramfs.display()
-    );
+    ));
     Ok(vm)
 }
 
@@ -207,10 +298,10 @@ fn manifest_command(
             println!("{difference}");
         }
         if differences.is_empty() {
-            eprintln!("sendtest: no differences in {} paths", source.entries.len());
+            say(&format!("no differences in {} paths", source.entries.len()));
             return Ok(EXIT_PASSED);
         }
-        eprintln!("sendtest: {} difference(s)", differences.len());
+        say(&format!("{} difference(s)", differences.len()));
         return Ok(EXIT_FAILED);
     }
     let path = path.expect("clap requires a path without --compare");
