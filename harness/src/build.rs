@@ -1,6 +1,7 @@
 //! Building what is under test from source trees, out of tree, in the cache.
 
 pub mod kernel;
+pub mod progs;
 
 use std::fmt;
 use std::fs::File;

@@ -70,6 +70,20 @@ impl Ctx {
         &self.results
     }
 
+    /// Writes `environment` to the results: the kernel release and which btrfs-progs ran.
+    pub fn record_environment(&self) -> Result<()> {
+        let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+        let btrfs = crate::preflight::find_in_path("btrfs").context("no btrfs in PATH")?;
+        let version = self.run(cmd!(self.sh, "{btrfs} --version"))?.stdout;
+        let text = format!(
+            "kernel: {}\nbtrfs-progs: {} ({})\n",
+            kernel.trim(),
+            version.trim(),
+            btrfs.display()
+        );
+        self.keep("environment", &text)
+    }
+
     /// A fresh, mounted scratch btrfs named `name`; returns where it is mounted.
     pub fn scratch(&mut self, name: &str) -> Result<PathBuf> {
         let scratch = Scratch::create(

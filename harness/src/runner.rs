@@ -187,6 +187,7 @@ fn run_in(case: &Case, config: &RunConfig, dir: &Path) -> Result<Outcome> {
         dir.display()
     ))?;
     let mut ctx = Ctx::new(dir, log, ignore, config.tamper, Arc::clone(&config.devices))?;
+    ctx.record_environment()?;
 
     let steps = catch_unwind(AssertUnwindSafe(|| (case.run)(&mut ctx)));
     // Checks run whatever the steps did: a kernel that corrupts metadata while send fails is

@@ -11,6 +11,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use sendtest::build::kernel::{self as kernel_build, Revert};
+use sendtest::build::progs;
 use sendtest::build::TreeDoesNotBuild;
 use sendtest::manifest::{self, Ignore, Manifest};
 use sendtest::report::{self, EXIT_ERROR, EXIT_FAILED, EXIT_PASSED};
@@ -71,7 +72,33 @@ struct RunArgs {
     #[arg(long, default_value = "results")]
     results: PathBuf,
     #[command(flatten)]
+    progs: ProgsArgs,
+    #[command(flatten)]
     vm: VmArgs,
+}
+
+#[derive(clap::Args)]
+struct ProgsArgs {
+    /// Build btrfs and mkfs.btrfs from this btrfs-progs tree and use them instead of the
+    /// installed ones, on either backend.
+    #[arg(long, value_name = "PATH")]
+    btrfs_progs_tree: Option<PathBuf>,
+}
+
+impl ProgsArgs {
+    /// Builds the tree, if one was given, and puts its programs first in PATH.
+    fn apply(&self) -> Result<()> {
+        let Some(tree) = &self.btrfs_progs_tree else {
+            return Ok(());
+        };
+        let built = progs::build(tree, &say)?;
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        let mut dirs = vec![built.bin];
+        dirs.extend(std::env::split_paths(&path));
+        // Only the signal thread runs besides this one, and it never reads the environment.
+        std::env::set_var("PATH", std::env::join_paths(dirs)?);
+        Ok(())
+    }
 }
 
 #[derive(clap::Args)]
@@ -90,6 +117,8 @@ struct ValidateArgs {
     /// Where results go: `<run>/with-fix/run-<i>/` and `<run>/without-fix/run-<i>/`.
     #[arg(long, default_value = "results")]
     results: PathBuf,
+    #[command(flatten)]
+    progs: ProgsArgs,
     #[command(flatten)]
     vm: VmArgs,
 }
@@ -172,6 +201,7 @@ fn say(line: &str) {
 fn run(args: &RunArgs) -> Result<u8> {
     let selected = runner::select(cases::ALL, &args.filters).map_err(anyhow::Error::msg)?;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    args.progs.apply()?;
     let vm = if let Some(tree) = &args.kernel_tree {
         let built = kernel_build::build(tree, None, &say)?;
         Some(prepare_vm(&args.vm, Some(&built.bzimage))?)
@@ -225,6 +255,7 @@ fn validate_case(args: &ValidateArgs) -> Result<u8> {
     if args.runs == 0 {
         anyhow::bail!("--runs must be at least 1");
     }
+    args.progs.apply()?;
     let with_fix = kernel_build::build(&args.kernel_tree, None, &say)?;
     let revert = Revert {
         name: case.name,

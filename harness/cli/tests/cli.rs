@@ -285,3 +285,54 @@ fn a_passing_run_leaves_nothing_and_keeps_results() {
     assert!(Path::new(&latest).join("outcome").is_file());
     assert_eq!(leftovers_after_settling(pid), Vec::<String>::new());
 }
+
+#[test]
+fn trees_that_are_not_trees_are_one_line_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_str().unwrap();
+    assert_one_line_error(
+        &sendtest(&["run", "--kernel-tree", path]),
+        "is not a Linux kernel tree",
+    );
+    assert_one_line_error(
+        &sendtest(&["run", "--kernel-tree", "/nonexistent/linux"]),
+        "kernel tree /nonexistent/linux does not exist",
+    );
+    assert_one_line_error(
+        &sendtest(&["run", "--btrfs-progs-tree", path]),
+        "is not a btrfs-progs tree",
+    );
+    assert_one_line_error(
+        &sendtest(&["validate", "no-such-case", "--kernel-tree", path]),
+        "no case `no-such-case`",
+    );
+}
+
+/// A tree that looks like a kernel tree but whose build fails is "cannot test this commit" for
+/// `git bisect run`: exit 125, not 1 (which would blame the commit) or 2.
+#[test]
+fn a_kernel_tree_that_does_not_build_exits_125() {
+    let dir = tempfile::tempdir().unwrap();
+    let tree = dir.path().join("linux");
+    std::fs::create_dir_all(tree.join("arch/x86")).unwrap();
+    std::fs::create_dir_all(tree.join("fs/btrfs")).unwrap();
+    std::fs::write(tree.join("Kconfig"), "").unwrap();
+    std::fs::write(tree.join("arch/x86/Makefile"), "").unwrap();
+    std::fs::write(
+        tree.join("Makefile"),
+        "tinyconfig:\n\t@echo 'error: this tree is broken' >&2; exit 1\n",
+    )
+    .unwrap();
+    let out = Command::new(SENDTEST)
+        .args(["run", "--kernel-tree", tree.to_str().unwrap()])
+        .env("SENDTEST_CACHE", dir.path().join("cache"))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(125), "{err}");
+    assert!(
+        err.contains("does not build") && err.contains("this tree is broken"),
+        "{err}"
+    );
+}

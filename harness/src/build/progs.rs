@@ -1,0 +1,119 @@
+//! btrfs-progs from a tree: configured with the minimum (no documentation, convert or python)
+//! and built in a copy in the cache, since btrfs-progs builds in its source directory. Only
+//! `btrfs` and `mkfs.btrfs` are built; they go into a directory of their own, which the run puts
+//! first in PATH, so both backends (and a guest's initramfs) use them.
+
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use xshell::{cmd, Shell};
+
+use super::{lock, short_hash, TreeDoesNotBuild};
+use crate::exec::{self, CommandError, CommandLog};
+
+const PROGRAMS: [&str; 2] = ["btrfs", "mkfs.btrfs"];
+
+/// Built btrfs-progs.
+#[derive(Debug, Clone)]
+pub struct ProgsBuild {
+    /// Holds `btrfs` and `mkfs.btrfs`, nothing else.
+    pub bin: PathBuf,
+    /// What `btrfs --version` says.
+    pub version: String,
+}
+
+pub fn build(tree: &Path, say: &dyn Fn(&str)) -> Result<ProgsBuild> {
+    let tree = tree.canonicalize().with_context(|| {
+        format!("btrfs-progs tree {} does not exist: pass --btrfs-progs-tree with a btrfs-progs source tree", tree.display())
+    })?;
+    for marker in ["configure.ac", "btrfs.c", "mkfs"] {
+        if !tree.join(marker).exists() {
+            bail!(
+                "{} is not a btrfs-progs tree (no {marker}): pass --btrfs-progs-tree with one",
+                tree.display()
+            );
+        }
+    }
+    let name = tree
+        .file_name()
+        .map_or("btrfs-progs".into(), |n| n.to_string_lossy().into_owned());
+    let dir = crate::cache::dir()?.join("progs-builds").join(format!(
+        "{name}-{}",
+        short_hash(&[tree.as_os_str().as_bytes()])
+    ));
+    std::fs::create_dir_all(&dir)?;
+    let _lock = lock(&dir, say)?;
+    let log_path = dir.join("sendtest-build.log");
+    let log = CommandLog::create(&dir.join("sendtest-commands.log"))?;
+    let what = format!("btrfs-progs tree {}", tree.display());
+    let not_building = |e: CommandError| -> anyhow::Error {
+        if e.interrupted() {
+            e.into()
+        } else {
+            TreeDoesNotBuild {
+                what: what.clone(),
+                log: log_path.clone(),
+                tail: e.stderr_tail(),
+            }
+            .into()
+        }
+    };
+    let sh = Shell::new()?;
+    // Copies only what changed since the last build, so make rebuilds only that.
+    exec::run(cmd!(sh, "cp -a -u {tree}/. {dir}/"), &log)?;
+    sh.change_dir(&dir);
+    if !dir.join("config.status").exists() {
+        say(&format!(
+            "configuring {} in {}",
+            tree.display(),
+            dir.display()
+        ));
+        // The configure script a tree ships can be older than its configure.ac (Debian's is),
+        // so regenerate it as Debian's build does.
+        let autogen = dir.join("autogen.sh");
+        if autogen.exists() {
+            exec::run_to_file(cmd!(sh, "{autogen}"), &log, &log_path, &mut |_| {})
+                .map_err(not_building)?;
+        }
+        let configure = dir.join("configure");
+        exec::run_to_file(
+            cmd!(
+                sh,
+                "{configure} --disable-documentation --disable-convert --disable-python"
+            ),
+            &log,
+            &log_path,
+            &mut |_| {},
+        )
+        .map_err(not_building)?;
+    }
+    say(&format!(
+        "building btrfs and mkfs.btrfs from {} (log: {})",
+        tree.display(),
+        log_path.display()
+    ));
+    let jobs = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .to_string();
+    exec::run_to_file(
+        cmd!(sh, "make -j{jobs} {PROGRAMS...}"),
+        &log,
+        &log_path,
+        &mut |_| {},
+    )
+    .map_err(not_building)?;
+    let bin = dir.join("sendtest-bin");
+    std::fs::create_dir_all(&bin)?;
+    for program in PROGRAMS {
+        std::fs::copy(dir.join(program), bin.join(program))
+            .with_context(|| format!("copying the built {program}"))?;
+    }
+    let btrfs = bin.join("btrfs");
+    let version = exec::run(cmd!(sh, "{btrfs} --version"), &log)?
+        .stdout
+        .trim()
+        .to_string();
+    say(&format!("using {version} from {}", bin.display()));
+    Ok(ProgsBuild { bin, version })
+}
