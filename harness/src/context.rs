@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use tempfile::TempDir;
@@ -11,7 +12,9 @@ use xshell::{cmd, Shell};
 use crate::case::detected;
 use crate::exec::{self, CommandLog};
 use crate::manifest::{self, Ignore, Manifest};
+use crate::runner::RunConfig;
 use crate::scratch::{self, Devices, Scratch};
+use crate::throttle::{Throttle, ThrottledSend};
 use crate::workload::{self, FileSpec};
 
 /// A change made to a received tree before it is compared, to prove a case can fail.
@@ -28,17 +31,13 @@ pub struct Ctx {
     ignore: Ignore,
     tamper: Option<Tamper>,
     devices: Arc<Devices>,
+    duration: Option<Duration>,
 }
 
 impl Ctx {
-    /// A context whose images live in a fresh private directory and whose artifacts go to `results`.
-    pub fn new(
-        results: &Path,
-        log: CommandLog,
-        ignore: Ignore,
-        tamper: Option<Tamper>,
-        devices: Arc<Devices>,
-    ) -> Result<Ctx> {
+    /// A context whose images live in a fresh private directory and whose artifacts go to
+    /// `results`, set up as `config` says.
+    pub fn new(results: &Path, log: CommandLog, ignore: Ignore, config: &RunConfig) -> Result<Ctx> {
         // The pid in the name lets a later run tell a dead harness's leftovers from a live one's.
         let work = tempfile::Builder::new()
             .prefix(&format!("sendtest-{}-", std::process::id()))
@@ -52,8 +51,9 @@ impl Ctx {
             log,
             results: results.to_path_buf(),
             ignore,
-            tamper,
-            devices,
+            tamper: config.tamper,
+            devices: Arc::clone(&config.devices),
+            duration: config.duration,
         })
     }
 
@@ -219,6 +219,147 @@ impl Ctx {
     }
 }
 
+/// The top of a subvolume's tree, as `btrfs inspect-internal dump-tree` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TreeTop {
+    pub root_id: u64,
+    /// 0 when the whole tree is one leaf.
+    pub level: u8,
+    pub items: u32,
+    pub bytenr: u64,
+}
+
+/// Helpers for cases that race send against other operations.
+impl Ctx {
+    /// A fresh, mounted scratch btrfs of `size` bytes. Below 1 GiB, mkfs.btrfs uses mixed
+    /// block groups.
+    pub fn scratch_sized(&mut self, name: &str, size: u64) -> Result<PathBuf> {
+        let scratch = Scratch::create(
+            &self.sh,
+            &self.log,
+            &self.devices,
+            self.work.path(),
+            name,
+            size,
+        )
+        .with_context(|| format!("creating scratch filesystem `{name}`"))?;
+        let path = scratch.path().to_path_buf();
+        self.scratches.push(scratch);
+        Ok(path)
+    }
+
+    /// How long a case that repeats rounds should go on: `--duration`, or the case's default.
+    pub fn duration(&self, default: Duration) -> Duration {
+        self.duration.unwrap_or(default)
+    }
+
+    /// A line in the command log, for what a case wants to remember (rounds, counts).
+    pub fn note(&self, line: &str) {
+        self.log.note(line);
+    }
+
+    /// A read-only snapshot of `source` at `dest`.
+    pub fn snapshot(&self, source: &Path, dest: &Path) -> Result<PathBuf> {
+        self.run(cmd!(self.sh, "btrfs subvolume snapshot -r {source} {dest}"))?;
+        Ok(dest.to_path_buf())
+    }
+
+    pub fn delete_subvolume(&self, path: &Path) -> Result<()> {
+        self.run(cmd!(self.sh, "btrfs subvolume delete {path}"))?;
+        Ok(())
+    }
+
+    /// Commits the transaction of the filesystem holding `path`.
+    pub fn sync(&self, path: &Path) -> Result<()> {
+        self.run(cmd!(self.sh, "btrfs filesystem sync {path}"))?;
+        Ok(())
+    }
+
+    /// Writes `files` into `dir` and fsyncs each one.
+    pub fn write_files_synced(&self, dir: &Path, files: &[FileSpec]) -> Result<()> {
+        self.log.note(&format!(
+            "write {} files into {} (fsync each)",
+            files.len(),
+            dir.display()
+        ));
+        workload::write_synced(dir, files)
+    }
+
+    /// Creates, writes and deletes a few small files in `dir`, so that metadata blocks are
+    /// allocated and freed.
+    pub fn churn(&self, dir: &Path, round: u64) -> Result<()> {
+        workload::churn(dir, round)
+    }
+
+    /// The top of `subvol`'s tree as last committed.
+    pub fn tree_top(&self, subvol: &Path) -> Result<TreeTop> {
+        let device = self
+            .scratches
+            .iter()
+            .find(|s| subvol.starts_with(s.path()))
+            .map(|s| s.device().to_path_buf())
+            .with_context(|| {
+                format!(
+                    "{} is on no scratch filesystem of this case",
+                    subvol.display()
+                )
+            })?;
+        let root_id: u64 = self
+            .run(cmd!(self.sh, "btrfs inspect-internal rootid {subvol}"))?
+            .stdout
+            .trim()
+            .parse()?;
+        let id = root_id.to_string();
+        let dump = self
+            .run(cmd!(
+                self.sh,
+                "btrfs inspect-internal dump-tree -t {id} {device}"
+            ))?
+            .stdout;
+        parse_tree_top(root_id, &dump)
+            .with_context(|| format!("no leaf or node line in dump-tree of root {root_id}"))
+    }
+
+    /// Starts `btrfs send` of `subvol` into a pipe drained as `throttle` says, copying the
+    /// stream to `<subvol>.stream` in the results.
+    pub fn send_throttled(&self, subvol: &Path, throttle: Throttle) -> Result<ThrottledSend> {
+        let stream = self.results.join(format!("{}.stream", file_name(subvol)?));
+        let (send, pipe) = exec::spawn_reading(cmd!(self.sh, "btrfs send {subvol}"))?;
+        ThrottledSend::start(send, pipe, &stream, throttle)
+    }
+
+    /// Waits for a throttled send; its failure is a finding. Returns the stream file.
+    pub fn finish_send(&self, send: ThrottledSend) -> Result<PathBuf> {
+        let (stream, bytes) = send
+            .finish(&self.log)?
+            .map_err(|e| finding_unless_interrupted("btrfs send failed", e))?;
+        self.log.note(&format!("send stream: {bytes} bytes"));
+        Ok(stream)
+    }
+}
+
+/// `leaf 30408704 items 42 …` or `node 30425088 level 1 items 4 …`: the first such line.
+fn parse_tree_top(root_id: u64, dump: &str) -> Option<TreeTop> {
+    let line = dump
+        .lines()
+        .find(|l| l.starts_with("leaf ") || l.starts_with("node "))?;
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let after = |key: &str| -> Option<u64> {
+        let i = words.iter().position(|w| *w == key)?;
+        words.get(i + 1)?.parse().ok()
+    };
+    Some(TreeTop {
+        root_id,
+        level: if words[0] == "leaf" {
+            0
+        } else {
+            u8::try_from(after("level")?).ok()?
+        },
+        items: u32::try_from(after("items")?).ok()?,
+        bytenr: words.get(1)?.parse().ok()?,
+    })
+}
+
 fn file_name(path: &Path) -> Result<&str> {
     path.file_name()
         .and_then(|n| n.to_str())
@@ -230,5 +371,30 @@ fn finding_unless_interrupted(what: &str, err: exec::CommandError) -> anyhow::Er
         err.into()
     } else {
         detected(format!("{what}: {err}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_top_of_a_dumped_tree() {
+        let leaf = "btrfs-progs v6.2\nfile tree key (257 ROOT_ITEM 0) \nleaf 30408704 items 42 free space 2210 generation 9 owner 257\n";
+        assert_eq!(
+            parse_tree_top(257, leaf),
+            Some(TreeTop {
+                root_id: 257,
+                level: 0,
+                items: 42,
+                bytenr: 30408704
+            })
+        );
+        let node = "file tree key (257 ROOT_ITEM 0) \nnode 30425088 level 1 items 4 free 117 generation 12 owner 257\n";
+        assert_eq!(
+            parse_tree_top(257, node).map(|t| (t.level, t.items)),
+            Some((1, 4))
+        );
+        assert_eq!(parse_tree_top(257, "nothing"), None);
     }
 }

@@ -311,6 +311,121 @@ fn wait_polling(
     Ok(status)
 }
 
+/// A command running in the background with its stdout on a pipe that the caller reads.
+/// Killed and reaped on drop, so no process outlives its owner.
+pub struct Background {
+    child: Option<std::process::Child>,
+    command: String,
+    stderr: File,
+    started: Instant,
+}
+
+/// Starts `cmd` with stdout on a pipe; returns the running command and the pipe's read end.
+pub fn spawn_reading(
+    cmd: Cmd<'_>,
+) -> Result<(Background, std::process::ChildStdout), CommandError> {
+    let command = cmd.to_string();
+    let error = |message: String| CommandError {
+        command: command.clone(),
+        failure: Failure::NotStarted,
+        stderr: message,
+    };
+    if interrupt::requested() {
+        return Err(CommandError {
+            command,
+            failure: Failure::Interrupted,
+            stderr: String::new(),
+        });
+    }
+    let stderr = tempfile::tempfile().map_err(|e| error(format!("temp file for stderr: {e}")))?;
+    let handle = stderr.try_clone().map_err(|e| error(e.to_string()))?;
+    let mut std_command: Command = cmd.into();
+    std_command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(handle);
+    let mut child = std_command.spawn().map_err(|e| error(e.to_string()))?;
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| error("no stdout pipe".into()))?;
+    Ok((
+        Background {
+            child: Some(child),
+            command,
+            stderr,
+            started: Instant::now(),
+        },
+        stdout,
+    ))
+}
+
+impl Background {
+    /// Whether it is still running.
+    pub fn is_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+
+    /// Waits for it to end (killing it on a stop signal), logs it, and fails unless it exited 0.
+    pub fn wait(mut self, log: &CommandLog) -> Result<Output, CommandError> {
+        let mut child = self
+            .child
+            .take()
+            .expect("a Background has its child until it is waited for");
+        let mut pause = Duration::from_millis(1);
+        let outcome = loop {
+            match child.try_wait() {
+                Ok(Some(status)) => break Ok(status),
+                Ok(None) => {}
+                Err(e) => break Err((Failure::NotStarted, format!("waiting: {e}"))),
+            }
+            if interrupt::requested() {
+                let _ = child.kill();
+                let _ = child.wait();
+                break Err((Failure::Interrupted, String::new()));
+            }
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(20));
+        };
+        let stderr = read_all(&mut self.stderr);
+        let result = match outcome {
+            Ok(status) if status.success() => Ok(Output {
+                status,
+                stdout: String::new(),
+                stderr,
+            }),
+            Ok(status) => Err(CommandError {
+                command: self.command.clone(),
+                failure: Failure::Exited(status),
+                stderr,
+            }),
+            Err((failure, message)) => Err(CommandError {
+                command: self.command.clone(),
+                failure,
+                stderr: format!("{message}{stderr}"),
+            }),
+        };
+        log.record(
+            &format!("{} (in the background)", self.command),
+            self.started.elapsed(),
+            &result,
+        );
+        result
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // Ours and not yet reaped, so the pid is still this child's.
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
 fn read_all(file: &mut File) -> String {
     let mut bytes = Vec::new();
     let _ = file
@@ -372,6 +487,29 @@ mod tests {
         assert_eq!(err.failure, Failure::TimedOut(Duration::from_millis(200)));
         assert!(started.elapsed() < Duration::from_secs(5));
         assert!(err.to_string().contains("still ran after"), "{err}");
+    }
+
+    #[test]
+    fn a_background_command_is_read_and_waited_for() {
+        let sh = Shell::new().unwrap();
+        let (running, mut stdout) = spawn_reading(cmd!(sh, "echo streamed")).unwrap();
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut stdout, &mut text).unwrap();
+        assert_eq!(text, "streamed\n");
+        assert!(running.wait(&CommandLog::discard()).is_ok());
+    }
+
+    #[test]
+    fn a_dropped_background_command_is_killed() {
+        let sh = Shell::new().unwrap();
+        let (mut running, _stdout) = spawn_reading(cmd!(sh, "sleep 30")).unwrap();
+        assert!(running.is_running());
+        let pid = running.child.as_ref().unwrap().id();
+        drop(running);
+        assert!(
+            !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+            "sleep {pid} outlived its guard"
+        );
     }
 
     #[test]

@@ -19,6 +19,7 @@ pub mod report;
 pub mod results;
 pub mod runner;
 pub mod scratch;
+pub mod throttle;
 pub mod validate;
 pub mod vm;
 pub mod workload;

@@ -28,6 +28,8 @@ pub struct RunConfig {
     pub tamper: Option<Tamper>,
     /// Where scratch filesystems get their devices.
     pub devices: Arc<Devices>,
+    /// How long cases that repeat rounds go on (`--duration`); each case has a default.
+    pub duration: Option<Duration>,
 }
 
 impl RunConfig {
@@ -38,6 +40,7 @@ impl RunConfig {
             jobs,
             tamper: None,
             devices: Arc::new(Devices::Loop),
+            duration: None,
         }
     }
 }
@@ -186,7 +189,7 @@ fn run_in(case: &Case, config: &RunConfig, dir: &Path) -> Result<Outcome> {
         case.name,
         dir.display()
     ))?;
-    let mut ctx = Ctx::new(dir, log, ignore, config.tamper, Arc::clone(&config.devices))?;
+    let mut ctx = Ctx::new(dir, log, ignore, config)?;
     ctx.record_environment()?;
 
     let steps = catch_unwind(AssertUnwindSafe(|| (case.run)(&mut ctx)));

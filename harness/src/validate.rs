@@ -112,6 +112,7 @@ pub fn validate(
     with_fix: &Vm,
     without_fix: &Vm,
     runs: usize,
+    duration: Option<Duration>,
     results: &Path,
     on_done: &dyn Fn(&str, usize, &CaseResult),
 ) -> Validation {
@@ -121,7 +122,10 @@ pub fn validate(
             if crate::interrupt::requested() {
                 return validation;
             }
-            let config = RunConfig::loopback(results.join(label).join(format!("run-{run}")), 1);
+            let config = RunConfig {
+                duration,
+                ..RunConfig::loopback(results.join(label).join(format!("run-{run}")), 1)
+            };
             let result = vm.run_case(case, &config);
             on_done(label, run, &result);
             if label == "with-fix" {

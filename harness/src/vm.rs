@@ -109,7 +109,7 @@ impl Vm {
         let started = Instant::now();
         let outcome = std::fs::create_dir_all(&dir)
             .with_context(|| format!("cannot create results directory {}", dir.display()))
-            .and_then(|()| self.boot_case(case, &dir))
+            .and_then(|()| self.boot_case(case, &dir, config))
             .unwrap_or_else(|e| Outcome::Error(format!("{e:#}")));
         let outcome = if interrupt::requested() && outcome != Outcome::Passed {
             Outcome::Error("interrupted by a signal".into())
@@ -126,7 +126,7 @@ impl Vm {
         }
     }
 
-    fn boot_case(&self, case: &Case, dir: &Path) -> Result<Outcome> {
+    fn boot_case(&self, case: &Case, dir: &Path, config: &RunConfig) -> Result<Outcome> {
         let log = CommandLog::create(&dir.join("host-commands.log"))?;
         // The pid in the name marks the images as this run's, as for loop devices.
         let work = tempfile::Builder::new()
@@ -145,6 +145,9 @@ impl Vm {
             "console=ttyS0 panic=-1 quiet random.trust_cpu=on sendtest.case={} sendtest.disks={SCRATCH_DISKS}",
             case.name
         );
+        if let Some(duration) = config.duration {
+            append.push_str(&format!(" sendtest.duration={}", duration.as_secs()));
+        }
         for arg in &self.options.kernel_args {
             append.push(' ');
             append.push_str(arg);

@@ -19,6 +19,37 @@ pub struct FileSpec {
 /// Writes each file with plain buffered writes and no sync, so its data stays delalloc in the
 /// page cache until something flushes it.
 pub fn write_buffered(dir: &Path, files: &[FileSpec]) -> Result<()> {
+    write(dir, files, false)
+}
+
+/// Writes each file like [`write_buffered`], then fsyncs it.
+pub fn write_synced(dir: &Path, files: &[FileSpec]) -> Result<()> {
+    write(dir, files, true)
+}
+
+/// Files created and deleted by one [`churn`].
+const CHURN_FILES: u64 = 16;
+const CHURN_FILE_SIZE: usize = 16 * 1024;
+
+/// Creates and writes a few small files in `dir`, then deletes them: metadata blocks get
+/// allocated, and are freed at the next commit.
+pub fn churn(dir: &Path, round: u64) -> Result<()> {
+    for i in 0..CHURN_FILES {
+        let path = dir.join(format!("churn-{round}-{i}"));
+        std::fs::write(
+            &path,
+            pattern("churn", round * CHURN_FILES + i, CHURN_FILE_SIZE),
+        )
+        .with_context(|| format!("writing {}", path.display()))?;
+    }
+    for i in 0..CHURN_FILES {
+        let path = dir.join(format!("churn-{round}-{i}"));
+        std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
+    }
+    Ok(())
+}
+
+fn write(dir: &Path, files: &[FileSpec], sync: bool) -> Result<()> {
     for spec in files {
         let path = dir.join(spec.name);
         let file = OpenOptions::new()
@@ -33,6 +64,10 @@ pub fn write_buffered(dir: &Path, files: &[FileSpec]) -> Result<()> {
         }
         file.set_len(spec.size)
             .with_context(|| format!("truncating {}", path.display()))?;
+        if sync {
+            file.sync_all()
+                .with_context(|| format!("fsync {}", path.display()))?;
+        }
         for (name, value) in spec.xattrs {
             xattr::set(&path, name, value.as_bytes())
                 .with_context(|| format!("setting {name} on {}", path.display()))?;

@@ -71,6 +71,9 @@ struct RunArgs {
     /// Where results go: a directory per run, one per case inside.
     #[arg(long, default_value = "results")]
     results: PathBuf,
+    /// Seconds that cases which repeat rounds (races) go on for; each has a default.
+    #[arg(long, value_name = "SECONDS")]
+    duration: Option<u64>,
     #[command(flatten)]
     progs: ProgsArgs,
     #[command(flatten)]
@@ -117,6 +120,9 @@ struct ValidateArgs {
     /// Where results go: `<run>/with-fix/run-<i>/` and `<run>/without-fix/run-<i>/`.
     #[arg(long, default_value = "results")]
     results: PathBuf,
+    /// Seconds that a case which repeats rounds goes on for in each run.
+    #[arg(long, value_name = "SECONDS")]
+    duration: Option<u64>,
     #[command(flatten)]
     progs: ProgsArgs,
     #[command(flatten)]
@@ -226,7 +232,10 @@ fn run(args: &RunArgs) -> Result<u8> {
         selected.len(),
         run_dir.display()
     ));
-    let config = RunConfig::loopback(run_dir.clone(), jobs);
+    let config = RunConfig {
+        duration: args.duration.map(Duration::from_secs),
+        ..RunConfig::loopback(run_dir.clone(), jobs)
+    };
     let print = |result: &runner::CaseResult| println!("{}", report::case_line(result));
     let outcomes = match &vm {
         None => runner::run_cases(&selected, &config, &print),
@@ -276,6 +285,7 @@ fn validate_case(args: &ValidateArgs) -> Result<u8> {
         &with_vm,
         &without_vm,
         args.runs,
+        args.duration.map(Duration::from_secs),
         &run_dir,
         &|label, run, result| {
             println!("{label} run {run}: {}", report::case_line(result));

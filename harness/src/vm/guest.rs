@@ -69,6 +69,8 @@ struct Request {
     scratch_disks: usize,
     /// A key written to /proc/sysrq-trigger before the case, to test crash handling (`c`).
     sysrq: Option<String>,
+    /// `--duration` of the host's run, in seconds.
+    duration: Option<u64>,
 }
 
 fn parse_cmdline(cmdline: &str) -> Request {
@@ -78,6 +80,7 @@ fn parse_cmdline(cmdline: &str) -> Request {
             Some(("sendtest.case", name)) => request.case = Some(name.to_string()),
             Some(("sendtest.disks", n)) => request.scratch_disks = n.parse().unwrap_or(0),
             Some(("sendtest.sysrq", key)) => request.sysrq = Some(key.to_string()),
+            Some(("sendtest.duration", seconds)) => request.duration = seconds.parse().ok(),
             None if word == "sendtest.probe" => request.probe = true,
             _ => {}
         }
@@ -120,10 +123,9 @@ fn boot_and_run(cases: &[&Case]) -> Result<()> {
                 std::fs::write("/proc/sysrq-trigger", key)?;
             }
             let config = RunConfig {
-                results: GUEST_RESULTS.into(),
-                jobs: 1,
-                tamper: None,
                 devices: Arc::new(Devices::given(scratch)),
+                duration: request.duration.map(Duration::from_secs),
+                ..RunConfig::loopback(GUEST_RESULTS.into(), 1)
             };
             let result = runner::run_case(case, &config);
             println!("sendtest: {name}: {}", result.outcome.label());
