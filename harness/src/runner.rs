@@ -251,29 +251,122 @@ fn remove_streams(dir: &Path) {
     }
 }
 
-/// The cases a run selects: those whose name contains one of `filters`, or the `auto` group
-/// when there is no filter. A filter that matches nothing is an error.
-pub fn select<'a>(all: &'a [&'a Case], filters: &[String]) -> Result<Vec<&'a Case>, String> {
-    if filters.is_empty() {
-        return Ok(all.iter().copied().filter(|c| c.in_group("auto")).collect());
-    }
-    for filter in filters {
-        if !all.iter().any(|c| c.name.contains(filter.as_str())) {
+/// Which cases a run takes.
+#[derive(Debug, Clone, Default)]
+pub struct Selection {
+    /// Cases whose name contains one of these.
+    pub names: Vec<String>,
+    /// Cases in one of these groups.
+    pub groups: Vec<String>,
+    /// Cases in none of these groups.
+    pub exclude_groups: Vec<String>,
+}
+
+/// The cases `selection` takes, in `all`'s order. With neither names nor groups, the `auto`
+/// group. A name or group that matches no case is an error naming it.
+pub fn select<'a>(all: &'a [&'a Case], selection: &Selection) -> Result<Vec<&'a Case>, String> {
+    for name in &selection.names {
+        if !all.iter().any(|c| c.name.contains(name.as_str())) {
             return Err(format!(
-                "no case matches `{filter}`; `sendtest list` shows the cases"
+                "no case matches `{name}`; `sendtest list` shows the cases"
             ));
         }
     }
+    for group in selection.groups.iter().chain(&selection.exclude_groups) {
+        if !all.iter().any(|c| c.in_group(group)) {
+            return Err(format!(
+                "no case is in group `{group}`; `sendtest list` shows the groups"
+            ));
+        }
+    }
+    let default_group = ["auto".to_string()];
+    let groups: &[String] = if selection.names.is_empty() && selection.groups.is_empty() {
+        &default_group
+    } else {
+        &selection.groups
+    };
     Ok(all
         .iter()
         .copied()
-        .filter(|c| filters.iter().any(|f| c.name.contains(f.as_str())))
+        .filter(|c| {
+            let by_name = selection.names.iter().any(|n| c.name.contains(n.as_str()));
+            let by_group = groups.iter().any(|g| c.in_group(g));
+            (by_name || by_group) && !selection.exclude_groups.iter().any(|g| c.in_group(g))
+        })
         .collect())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn case(name: &'static str, groups: &'static [&'static str]) -> Case {
+        Case {
+            name,
+            groups,
+            summary: "",
+            fix: crate::case::Fix {
+                commit: "0",
+                subject: "",
+                fstests: None,
+                revert: None,
+            },
+            ignore: &[],
+            run: |_| Ok(()),
+        }
+    }
+
+    #[test]
+    fn selection_by_name_group_and_exclusion() {
+        let (quick, race, manual) = (
+            case("quick-one", &["auto", "quick"]),
+            case("race-one", &["auto", "race"]),
+            case("manual", &["stress"]),
+        );
+        let all = [&quick, &race, &manual];
+        let names = |s: &Selection| {
+            select(&all, s)
+                .unwrap()
+                .iter()
+                .map(|c| c.name)
+                .collect::<Vec<_>>()
+        };
+        let strings = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            names(&Selection::default()),
+            ["quick-one", "race-one"],
+            "default: the auto group"
+        );
+        assert_eq!(
+            names(&Selection {
+                groups: strings(&["quick"]),
+                ..Default::default()
+            }),
+            ["quick-one"]
+        );
+        assert_eq!(
+            names(&Selection {
+                exclude_groups: strings(&["race"]),
+                ..Default::default()
+            }),
+            ["quick-one"]
+        );
+        assert_eq!(
+            names(&Selection {
+                names: strings(&["man"]),
+                ..Default::default()
+            }),
+            ["manual"]
+        );
+        let unknown = Selection {
+            groups: strings(&["nope"]),
+            ..Default::default()
+        };
+        let Err(message) = select(&all, &unknown) else {
+            panic!("an unknown group was accepted")
+        };
+        assert!(message.contains("no case is in group `nope`"), "{message}");
+    }
 
     #[test]
     fn outcome_files_read_back() {

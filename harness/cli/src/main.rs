@@ -59,6 +59,12 @@ enum Command {
 struct RunArgs {
     /// Run the cases whose name contains any of these.
     filters: Vec<String>,
+    /// Run the cases in this group (repeatable): auto, quick, send, race, stress, delalloc…
+    #[arg(short = 'g', long = "group", value_name = "GROUP")]
+    groups: Vec<String>,
+    /// Leave out the cases in this group (repeatable).
+    #[arg(short = 'x', long = "exclude-group", value_name = "GROUP")]
+    exclude_groups: Vec<String>,
     /// Where cases run: loop devices on this kernel (as root), or a qemu guest per case.
     #[arg(long, value_enum, default_value_t = Backend::Loop)]
     backend: Backend,
@@ -205,7 +211,12 @@ fn say(line: &str) {
 }
 
 fn run(args: &RunArgs) -> Result<u8> {
-    let selected = runner::select(cases::ALL, &args.filters).map_err(anyhow::Error::msg)?;
+    let selection = runner::Selection {
+        names: args.filters.clone(),
+        groups: args.groups.clone(),
+        exclude_groups: args.exclude_groups.clone(),
+    };
+    let selected = runner::select(cases::ALL, &selection).map_err(anyhow::Error::msg)?;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     args.progs.apply()?;
     let vm = if let Some(tree) = &args.kernel_tree {

@@ -43,10 +43,14 @@ fn list_shows_each_case_with_its_groups() {
 }
 
 #[test]
-fn an_unknown_case_is_a_one_line_error() {
+fn an_unknown_case_or_group_is_a_one_line_error() {
     assert_one_line_error(
         &sendtest(&["run", "no-such-case"]),
         "no case matches `no-such-case`",
+    );
+    assert_one_line_error(
+        &sendtest(&["run", "-g", "no-such-group"]),
+        "no case is in group `no-such-group`",
     );
 }
 
@@ -268,7 +272,13 @@ fn a_passing_run_leaves_nothing_and_keeps_results() {
     }
     let results = tempfile::tempdir().unwrap();
     let child = Command::new(SENDTEST)
-        .args(["run", "--results", results.path().to_str().unwrap()])
+        .args([
+            "run",
+            "-g",
+            "quick",
+            "--results",
+            results.path().to_str().unwrap(),
+        ])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
