@@ -34,6 +34,24 @@ impl fmt::Display for TreeDoesNotBuild {
 
 impl std::error::Error for TreeDoesNotBuild {}
 
+/// Turns a failed build command into [`TreeDoesNotBuild`] (with the end of the build log),
+/// except when a stop signal ended it.
+pub fn not_building(what: &str, log: &Path) -> impl Fn(crate::exec::CommandError) -> anyhow::Error {
+    let (what, log) = (what.to_string(), log.to_path_buf());
+    move |e| {
+        if e.interrupted() {
+            e.into()
+        } else {
+            TreeDoesNotBuild {
+                what: what.clone(),
+                log: log.clone(),
+                tail: e.stderr_tail(),
+            }
+            .into()
+        }
+    }
+}
+
 /// The first 16 hex digits of the sha256 of `parts`, to name cache entries.
 pub fn short_hash(parts: &[&[u8]]) -> String {
     let mut hasher = Sha256::new();

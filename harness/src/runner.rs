@@ -163,14 +163,20 @@ pub fn run_case(case: &Case, config: &RunConfig) -> CaseResult {
             dir.display()
         )),
     };
+    if outcome == Outcome::Passed {
+        remove_streams(&dir);
+    }
+    finish(case, dir, started, outcome)
+}
+
+/// Ends a case on any backend: an outcome other than a pass under a stop signal becomes an
+/// interruption, and the `outcome` file is written.
+pub(crate) fn finish(case: &Case, dir: PathBuf, started: Instant, outcome: Outcome) -> CaseResult {
     let outcome = if interrupt::requested() && outcome != Outcome::Passed {
         Outcome::Error("interrupted by a signal".into())
     } else {
         outcome
     };
-    if outcome == Outcome::Passed {
-        remove_streams(&dir);
-    }
     let elapsed = started.elapsed();
     let _ = std::fs::write(dir.join("outcome"), outcome.to_file(elapsed));
     CaseResult {

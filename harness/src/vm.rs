@@ -16,9 +16,8 @@ use xshell::Shell;
 
 use crate::case::Case;
 use crate::exec::{self, CommandLog, Failure};
-use crate::interrupt;
 use crate::preflight::find_in_path;
-use crate::runner::{CaseResult, Outcome, RunConfig};
+use crate::runner::{self, CaseResult, Outcome, RunConfig};
 pub use kernel::Kernel;
 pub use qemu::Accel;
 
@@ -111,19 +110,7 @@ impl Vm {
             .with_context(|| format!("cannot create results directory {}", dir.display()))
             .and_then(|()| self.boot_case(case, &dir, config))
             .unwrap_or_else(|e| Outcome::Error(format!("{e:#}")));
-        let outcome = if interrupt::requested() && outcome != Outcome::Passed {
-            Outcome::Error("interrupted by a signal".into())
-        } else {
-            outcome
-        };
-        let elapsed = started.elapsed();
-        let _ = std::fs::write(dir.join("outcome"), outcome.to_file(elapsed));
-        CaseResult {
-            name: case.name.to_string(),
-            outcome,
-            elapsed,
-            dir,
-        }
+        runner::finish(case, dir, started, outcome)
     }
 
     fn boot_case(&self, case: &Case, dir: &Path, config: &RunConfig) -> Result<Outcome> {

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use xshell::{cmd, Shell};
 
-use super::{lock, short_hash, TreeDoesNotBuild};
-use crate::exec::{self, CommandError, CommandLog};
+use super::{lock, not_building, short_hash, TreeDoesNotBuild};
+use crate::exec::{self, CommandLog};
 
 const FRAGMENT: &str = include_str!("../../../vm-images/kernel.config");
 /// How often a long build says how far it is.
@@ -54,18 +54,7 @@ pub fn build(tree: &Path, revert: Option<Revert<'_>>, say: &dyn Fn(&str)) -> Res
     let log = CommandLog::create(&dir.join("commands.log"))?;
     let sh = Shell::new()?;
     let what = format!("kernel tree {}", source.display());
-    let not_building = |e: CommandError| -> anyhow::Error {
-        if e.interrupted() {
-            e.into()
-        } else {
-            TreeDoesNotBuild {
-                what: what.clone(),
-                log: log_path.clone(),
-                tail: e.stderr_tail(),
-            }
-            .into()
-        }
-    };
+    let not_building = not_building(&what, &log_path);
 
     let stamp = dir.join("sendtest-fragment");
     if std::fs::read_to_string(&stamp).ok().as_deref() != Some(FRAGMENT) {
@@ -81,7 +70,7 @@ pub fn build(tree: &Path, revert: Option<Revert<'_>>, say: &dyn Fn(&str)) -> Res
             &log_path,
             &mut |_| {},
         )
-        .map_err(not_building)?;
+        .map_err(&not_building)?;
         let config = dir.join(".config");
         let mut text = std::fs::read_to_string(&config).context("reading .config")?;
         text.push_str(FRAGMENT);
@@ -92,7 +81,7 @@ pub fn build(tree: &Path, revert: Option<Revert<'_>>, say: &dyn Fn(&str)) -> Res
             &log_path,
             &mut |_| {},
         )
-        .map_err(not_building)?;
+        .map_err(&not_building)?;
         let dropped = dropped_options(&std::fs::read_to_string(&config)?);
         if !dropped.is_empty() {
             return Err(TreeDoesNotBuild {
@@ -136,7 +125,7 @@ pub fn build(tree: &Path, revert: Option<Revert<'_>>, say: &dyn Fn(&str)) -> Res
         &log_path,
         &mut tick,
     )
-    .map_err(not_building)?;
+    .map_err(&not_building)?;
     say(&format!(
         "built {} in {:.0}s",
         source.display(),

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use xshell::{cmd, Shell};
 
-use super::{lock, short_hash, TreeDoesNotBuild};
-use crate::exec::{self, CommandError, CommandLog};
+use super::{lock, not_building, short_hash};
+use crate::exec::{self, CommandLog};
 
 const PROGRAMS: [&str; 2] = ["btrfs", "mkfs.btrfs"];
 
@@ -47,18 +47,7 @@ pub fn build(tree: &Path, say: &dyn Fn(&str)) -> Result<ProgsBuild> {
     let log_path = dir.join("sendtest-build.log");
     let log = CommandLog::create(&dir.join("sendtest-commands.log"))?;
     let what = format!("btrfs-progs tree {}", tree.display());
-    let not_building = |e: CommandError| -> anyhow::Error {
-        if e.interrupted() {
-            e.into()
-        } else {
-            TreeDoesNotBuild {
-                what: what.clone(),
-                log: log_path.clone(),
-                tail: e.stderr_tail(),
-            }
-            .into()
-        }
-    };
+    let not_building = not_building(&what, &log_path);
     let sh = Shell::new()?;
     // Copies only what changed since the last build, so make rebuilds only that.
     exec::run(cmd!(sh, "cp -a -u {tree}/. {dir}/"), &log)?;
@@ -74,7 +63,7 @@ pub fn build(tree: &Path, say: &dyn Fn(&str)) -> Result<ProgsBuild> {
         let autogen = dir.join("autogen.sh");
         if autogen.exists() {
             exec::run_to_file(cmd!(sh, "{autogen}"), &log, &log_path, &mut |_| {})
-                .map_err(not_building)?;
+                .map_err(&not_building)?;
         }
         let configure = dir.join("configure");
         exec::run_to_file(
@@ -86,7 +75,7 @@ pub fn build(tree: &Path, say: &dyn Fn(&str)) -> Result<ProgsBuild> {
             &log_path,
             &mut |_| {},
         )
-        .map_err(not_building)?;
+        .map_err(&not_building)?;
     }
     say(&format!(
         "building btrfs and mkfs.btrfs from {} (log: {})",
@@ -102,7 +91,7 @@ pub fn build(tree: &Path, say: &dyn Fn(&str)) -> Result<ProgsBuild> {
         &log_path,
         &mut |_| {},
     )
-    .map_err(not_building)?;
+    .map_err(&not_building)?;
     let bin = dir.join("sendtest-bin");
     std::fs::create_dir_all(&bin)?;
     for program in PROGRAMS {
