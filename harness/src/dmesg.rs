@@ -22,6 +22,7 @@ pub const BAD_PATTERNS: &[&str] = &[
     "Kernel panic",
     "BTRFS error",
     "BTRFS critical",
+    "assertion failed",
 ];
 
 /// A read position in the kernel log.

@@ -15,6 +15,7 @@ use anyhow::{bail, Context, Result};
 use xshell::Shell;
 
 use crate::case::Case;
+use crate::dmesg;
 use crate::exec::{self, CommandLog, Failure};
 use crate::preflight::find_in_path;
 use crate::runner::{self, CaseResult, Outcome, RunConfig};
@@ -127,9 +128,11 @@ impl Vm {
         let results_image = sparse_image(work.path(), "results.img", RESULTS_DISK_SIZE)?;
         disks.push((results_image.clone(), guest::RESULTS_SERIAL.to_string()));
         // random.trust_cpu=on: without a trusted entropy source, getrandom() (which mkfs needs
-        // for UUIDs) waited 6 s per call under TCG on a tinyconfig kernel.
+        // for UUIDs) waited 6 s per call under TCG on a tinyconfig kernel. oops=panic: an oops
+        // (a failed btrfs assertion, say) ends the guest at once instead of leaving the case
+        // hanging until its timeout.
         let mut append = format!(
-            "console=ttyS0 panic=-1 quiet random.trust_cpu=on sendtest.case={} sendtest.disks={SCRATCH_DISKS}",
+            "console=ttyS0 panic=-1 oops=panic quiet random.trust_cpu=on sendtest.case={} sendtest.disks={SCRATCH_DISKS}",
             case.name
         );
         if let Some(duration) = config.duration {
@@ -193,21 +196,31 @@ impl Vm {
     }
 }
 
-/// A guest that powered off or crashed without writing results: a kernel panic is a finding,
-/// a dead init is a harness error.
+/// A guest that rebooted or crashed without writing results: a kernel crash is a finding,
+/// named by the first line that says what went wrong; a dead init is a harness error.
 fn outcome_without_results(console: &str) -> Outcome {
     let tail = exec::tail_lines(console, CONSOLE_TAIL).join(" | ");
     if console.contains("Attempted to kill init") {
-        Outcome::Error(format!("the guest's init died; console.log ends: {tail}"))
-    } else if let Some(line) = console.lines().find(|l| l.contains("Kernel panic")) {
-        Outcome::Failed(format!(
+        return Outcome::Error(format!("the guest's init died; console.log ends: {tail}"));
+    }
+    let lines: Vec<String> = console.lines().map(String::from).collect();
+    let first_bad = dmesg::problems(&lines)
+        .first()
+        .map(|l| l.trim().to_string());
+    match (
+        first_bad,
+        console.lines().find(|l| l.contains("Kernel panic")),
+    ) {
+        (Some(bad), Some(_)) => {
+            Outcome::Failed(format!("the guest kernel crashed: {bad}; see console.log"))
+        }
+        (None, Some(panic)) => Outcome::Failed(format!(
             "the guest kernel panicked: {}; see console.log",
-            line.trim()
-        ))
-    } else {
-        Outcome::Error(format!(
+            panic.trim()
+        )),
+        _ => Outcome::Error(format!(
             "the guest stopped without results; console.log ends: {tail}"
-        ))
+        )),
     }
 }
 

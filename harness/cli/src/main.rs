@@ -137,7 +137,8 @@ struct ValidateArgs {
 
 #[derive(clap::Args)]
 struct VmArgs {
-    /// VM: the bzImage to boot (default: the newest kernel in /boot with its modules).
+    /// The bzImage to boot (implies --backend vm; default: the newest kernel in /boot with
+    /// its modules).
     #[arg(long, value_name = "BZIMAGE")]
     kernel: Option<PathBuf>,
     /// VM: memory per guest, in MiB.
@@ -222,7 +223,7 @@ fn run(args: &RunArgs) -> Result<u8> {
     let vm = if let Some(tree) = &args.kernel_tree {
         let built = kernel_build::build(tree, None, &say)?;
         Some(prepare_vm(&args.vm, Some(&built.bzimage))?)
-    } else if args.backend == Backend::Vm {
+    } else if args.backend == Backend::Vm || args.vm.kernel.is_some() {
         Some(prepare_vm(&args.vm, None)?)
     } else {
         preflight::loopback().map_err(anyhow::Error::msg)?;
