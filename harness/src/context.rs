@@ -13,7 +13,7 @@ use crate::case::detected;
 use crate::exec::{self, CommandLog};
 use crate::manifest::{self, Ignore, Manifest};
 use crate::runner::RunConfig;
-use crate::scratch::{self, Devices, Scratch};
+use crate::scratch::{Devices, Scratch, ScratchSpec};
 use crate::throttle::{Throttle, ThrottledSend};
 use crate::workload::{self, FileSpec};
 
@@ -86,18 +86,7 @@ impl Ctx {
 
     /// A fresh, mounted scratch btrfs named `name`; returns where it is mounted.
     pub fn scratch(&mut self, name: &str) -> Result<PathBuf> {
-        let scratch = Scratch::create(
-            &self.sh,
-            &self.log,
-            &self.devices,
-            self.work.path(),
-            name,
-            scratch::DEFAULT_SIZE,
-        )
-        .with_context(|| format!("creating scratch filesystem `{name}`"))?;
-        let path = scratch.path().to_path_buf();
-        self.scratches.push(scratch);
-        Ok(path)
+        self.scratch_with(name, ScratchSpec::default())
     }
 
     /// Runs a command built with `cmd!(ctx.sh(), …)`; a failure is an environment error.
@@ -231,16 +220,15 @@ pub struct TreeTop {
 
 /// Helpers for cases that race send against other operations.
 impl Ctx {
-    /// A fresh, mounted scratch btrfs of `size` bytes. Below 1 GiB, mkfs.btrfs uses mixed
-    /// block groups.
-    pub fn scratch_sized(&mut self, name: &str, size: u64) -> Result<PathBuf> {
+    /// A fresh, mounted scratch btrfs made as `spec` says (size, mkfs options).
+    pub fn scratch_with(&mut self, name: &str, spec: ScratchSpec<'_>) -> Result<PathBuf> {
         let scratch = Scratch::create(
             &self.sh,
             &self.log,
             &self.devices,
             self.work.path(),
             name,
-            size,
+            &spec,
         )
         .with_context(|| format!("creating scratch filesystem `{name}`"))?;
         let path = scratch.path().to_path_buf();
@@ -267,6 +255,23 @@ impl Ctx {
     pub fn delete_subvolume(&self, path: &Path) -> Result<()> {
         self.run(cmd!(self.sh, "btrfs subvolume delete {path}"))?;
         Ok(())
+    }
+
+    /// A read-only snapshot by ioctl, not logged: for loops that race send, where a
+    /// btrfs-progs process per snapshot would cut the rate (most of all under TCG).
+    pub fn snapshot_quickly(&self, source: &Path, dest: &Path) -> Result<PathBuf> {
+        crate::btrfs_ioctl::snapshot_readonly(source, dest)?;
+        Ok(dest.to_path_buf())
+    }
+
+    /// Deletes a subvolume by ioctl, not logged (see [`Ctx::snapshot_quickly`]).
+    pub fn delete_subvolume_quickly(&self, path: &Path) -> Result<()> {
+        crate::btrfs_ioctl::delete_subvolume(path)
+    }
+
+    /// Commits by ioctl, not logged (see [`Ctx::snapshot_quickly`]).
+    pub fn commit_quickly(&self, path: &Path) -> Result<()> {
+        crate::btrfs_ioctl::commit(path)
     }
 
     /// Commits the transaction of the filesystem holding `path`.

@@ -3,6 +3,7 @@
 //! The library holds the mechanisms (provisioning scratch filesystems, running commands and
 //! cases, manifests, reporting); the `cases` crate holds the reproducers, one file each.
 
+pub mod btrfs_ioctl;
 pub mod build;
 pub mod cache;
 pub mod case;
@@ -29,6 +30,7 @@ pub mod xattr;
 pub mod prelude {
     pub use crate::case::{detected, Case, Fix};
     pub use crate::context::Ctx;
+    pub use crate::scratch::ScratchSpec;
     pub use crate::workload::FileSpec;
     pub use anyhow::Result;
     pub use xshell::cmd;

@@ -17,6 +17,24 @@ use crate::mount::Mount;
 /// does not switch to mixed block groups (it does below 1 GiB) and that cases do not hit ENOSPC.
 pub const DEFAULT_SIZE: u64 = 4 << 30;
 
+/// How to make a scratch filesystem.
+#[derive(Debug, Clone, Copy)]
+pub struct ScratchSpec<'a> {
+    /// Bytes; below 1 GiB, consider `--mixed`.
+    pub size: u64,
+    /// More mkfs.btrfs arguments, such as `--mixed` or `-n 4096`.
+    pub mkfs_args: &'a [&'a str],
+}
+
+impl Default for ScratchSpec<'_> {
+    fn default() -> Self {
+        ScratchSpec {
+            size: DEFAULT_SIZE,
+            mkfs_args: &[],
+        }
+    }
+}
+
 /// Where scratch filesystems get their block devices.
 #[derive(Debug)]
 pub enum Devices {
@@ -76,21 +94,30 @@ pub struct Scratch {
 }
 
 impl Scratch {
-    /// Takes a device from `devices` (for loop devices, an image `<dir>/<name>.img` of `size`
-    /// bytes), makes a btrfs on it and mounts it on `<dir>/<name>`.
+    /// Takes a device from `devices` (for loop devices, an image `<dir>/<name>.img` of the
+    /// spec's size), makes a btrfs of that size on it and mounts it on `<dir>/<name>`.
     pub fn create(
         sh: &Shell,
         log: &CommandLog,
         devices: &Devices,
         dir: &Path,
         name: &str,
-        size: u64,
+        spec: &ScratchSpec<'_>,
     ) -> Result<Scratch> {
-        let device = devices.device_for(dir, name, size)?;
+        let device = devices.device_for(dir, name, spec.size)?;
         let dev = device.path();
         let label = format!("sendtest-{name}");
+        // -b: the filesystem is `size` bytes on any device, a guest's larger disk included.
         // -K: no discard, which only punches holes in an image that is already sparse.
-        exec::run(cmd!(sh, "mkfs.btrfs -f -q -K -L {label} {dev}"), log)?;
+        let size = spec.size.to_string();
+        let extra = spec.mkfs_args;
+        exec::run(
+            cmd!(
+                sh,
+                "mkfs.btrfs -f -q -K -b {size} {extra...} -L {label} {dev}"
+            ),
+            log,
+        )?;
         let mountpoint = dir.join(name);
         std::fs::create_dir(&mountpoint)
             .with_context(|| format!("creating {}", mountpoint.display()))?;
