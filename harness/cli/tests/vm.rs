@@ -112,6 +112,27 @@ fn the_packaged_kernel_passes_ro_flip_with_delalloc() {
 }
 
 #[test]
+fn the_packaged_kernel_passes_snapshot_during_send() {
+    if !vm_available("the_packaged_kernel_passes_snapshot_during_send") {
+        return;
+    }
+    let results = tempfile::tempdir().unwrap();
+    let (out, pid) = run_vm(results.path(), &["snapshot-during-send"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let log = std::fs::read_to_string(
+        results
+            .path()
+            .join("latest/snapshot-during-send/commands.log"),
+    )
+    .unwrap();
+    assert!(
+        log.contains("snapshots of sent-1 committed while it was sent"),
+        "{log}"
+    );
+    assert_eq!(leftovers(pid), Vec::<String>::new());
+}
+
+#[test]
 fn a_panicking_guest_fails_its_case_with_its_console() {
     if !vm_available("a_panicking_guest") {
         return;
@@ -124,7 +145,7 @@ fn a_panicking_guest_fails_its_case_with_its_console() {
     );
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(
-        text(&out).contains("the guest kernel panicked"),
+        text(&out).contains("the guest kernel crashed: "),
         "{}",
         text(&out)
     );
