@@ -9,6 +9,7 @@ mod qemu;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -158,7 +159,16 @@ impl Vm {
             let text = std::fs::read_to_string(&console).unwrap_or_default();
             exec::tail_lines(&text, CONSOLE_TAIL).join(" | ")
         };
-        match qemu::boot(&sh, &guest, &log, self.options.timeout) {
+        let booted = boot_timed(&console, || {
+            qemu::boot(&sh, &guest, &log, self.options.timeout)
+        });
+        if let Some(time) = booted.1 {
+            log.note(&format!(
+                "qemu start to the case's first step: {:.2}s",
+                time.as_secs_f64()
+            ));
+        }
+        match booted.0 {
             Ok(out) if !out.status.success() => {
                 bail!(
                     "{} failed ({}): {}",
@@ -222,6 +232,31 @@ fn outcome_without_results(console: &str) -> Outcome {
             "the guest stopped without results; console.log ends: {tail}"
         )),
     }
+}
+
+/// Runs `boot` while watching `console` for the line the guest prints before its case's first
+/// step; returns what `boot` returned and how long after the start that line appeared.
+fn boot_timed<T>(console: &Path, boot: impl FnOnce() -> T) -> (T, Option<Duration>) {
+    let started = Instant::now();
+    let done = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let watcher = scope.spawn(|| {
+            while !done.load(Ordering::Relaxed) {
+                let text = std::fs::read(console).unwrap_or_default();
+                if text
+                    .windows(guest::CASE_STARTS.len())
+                    .any(|w| w == guest::CASE_STARTS.as_bytes())
+                {
+                    return Some(started.elapsed());
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            None
+        });
+        let result = boot();
+        done.store(true, Ordering::Relaxed);
+        (result, watcher.join().unwrap_or(None))
+    })
 }
 
 fn sparse_image(dir: &Path, name: &str, size: u64) -> Result<PathBuf> {

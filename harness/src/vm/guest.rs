@@ -21,6 +21,8 @@ use crate::scratch::Devices;
 
 /// Printed on the console once init runs; the KVM probe looks for it.
 pub const PROBE_OK: &str = "sendtest: guest init is up";
+/// Printed on the console right before the case's first step; the host times the boot by it.
+pub const CASE_STARTS: &str = "sendtest: the case starts";
 pub const RESULTS_SERIAL: &str = "sendtest-results";
 pub const SCRATCH_SERIAL_PREFIX: &str = "sendtest-scratch";
 /// The results disk starts with this line and the archive's length; the archive follows at
@@ -127,6 +129,7 @@ fn boot_and_run(cases: &[&Case]) -> Result<()> {
                 duration: request.duration.map(Duration::from_secs),
                 ..RunConfig::loopback(GUEST_RESULTS.into(), 1)
             };
+            println!("{CASE_STARTS}");
             let result = runner::run_case(case, &config);
             println!("sendtest: {name}: {}", result.outcome.label());
         }
