@@ -5,6 +5,9 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::{leftovers, leftovers_after_settling};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
@@ -155,50 +158,6 @@ fn an_unwritable_results_dir_is_a_one_line_error() {
         &sendtest(&["run", "--results", "/proc/sendtest"]),
         "cannot create results directory",
     );
-}
-
-/// What a harness with pid `pid` may leave: loop devices over its images, mounts under its
-/// private directory, and the directory itself.
-fn leftovers(pid: u32) -> Vec<String> {
-    let mark = format!("/sendtest-{pid}-");
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/sys/block").unwrap().flatten() {
-        let backing = entry.path().join("loop/backing_file");
-        if let Ok(file) = std::fs::read_to_string(&backing) {
-            if file.contains(&mark) {
-                found.push(format!(
-                    "loop device {:?} over {}",
-                    entry.file_name(),
-                    file.trim()
-                ));
-            }
-        }
-    }
-    let mounts = std::fs::read_to_string("/proc/mounts").unwrap();
-    found.extend(
-        mounts
-            .lines()
-            .filter(|l| l.contains(&mark))
-            .map(|l| format!("mount {l}")),
-    );
-    for entry in std::fs::read_dir(std::env::temp_dir()).unwrap().flatten() {
-        if format!("/{}", entry.file_name().to_string_lossy()).starts_with(&mark) {
-            found.push(format!("directory {}", entry.path().display()));
-        }
-    }
-    found
-}
-
-fn leftovers_after_settling(pid: u32) -> Vec<String> {
-    // Loop devices detach when their last user closes them; give the kernel a moment.
-    let deadline = Instant::now() + Duration::from_secs(3);
-    loop {
-        let found = leftovers(pid);
-        if found.is_empty() || Instant::now() > deadline {
-            return found;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// Starts a run, waits until it has a loop device bound, sends `signal`, and checks that it

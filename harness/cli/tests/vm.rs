@@ -9,6 +9,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::{leftovers, leftovers_after_settling};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
@@ -65,25 +68,6 @@ fn case_dir(results: &Path) -> PathBuf {
     results.join("latest/ro-flip-with-delalloc")
 }
 
-/// qemu processes, and temp directories, that a harness with `pid` started.
-fn leftovers(pid: u32) -> Vec<String> {
-    let mark = format!("/sendtest-{pid}-");
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
-        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-        if cmdline.contains("qemu-system") && cmdline.contains(&mark) {
-            found.push(format!("qemu pid {:?}", entry.file_name()));
-        }
-    }
-    for entry in std::fs::read_dir(std::env::temp_dir()).unwrap().flatten() {
-        if format!("/{}", entry.file_name().to_string_lossy()).starts_with(&mark) {
-            found.push(format!("directory {}", entry.path().display()));
-        }
-    }
-    found
-}
-
 #[test]
 fn the_packaged_kernel_passes_ro_flip_with_delalloc() {
     if !vm_available("the_packaged_kernel_passes") {
@@ -108,7 +92,7 @@ fn the_packaged_kernel_passes_ro_flip_with_delalloc() {
     // The guest's own kernel log: the Debian kernel, on virtio disks.
     let dmesg = std::fs::read_to_string(dir.join("dmesg")).unwrap();
     assert!(dmesg.contains("BTRFS info (device vda)"), "{dmesg}");
-    assert_eq!(leftovers(pid), Vec::<String>::new());
+    assert_eq!(leftovers_after_settling(pid), Vec::<String>::new());
 }
 
 #[test]
@@ -129,7 +113,7 @@ fn the_packaged_kernel_passes_snapshot_during_send() {
         log.contains("snapshots of sent-1 committed while it was sent"),
         "{log}"
     );
-    assert_eq!(leftovers(pid), Vec::<String>::new());
+    assert_eq!(leftovers_after_settling(pid), Vec::<String>::new());
 }
 
 #[test]
@@ -157,7 +141,7 @@ fn a_panicking_guest_fails_its_case_with_its_console() {
         "took {:?}",
         started.elapsed()
     );
-    assert_eq!(leftovers(pid), Vec::<String>::new());
+    assert_eq!(leftovers_after_settling(pid), Vec::<String>::new());
 }
 
 #[test]
@@ -173,7 +157,7 @@ fn a_guest_past_its_timeout_is_killed_and_fails_its_case() {
         "{}",
         text(&out)
     );
-    assert_eq!(leftovers(pid), Vec::<String>::new());
+    assert_eq!(leftovers_after_settling(pid), Vec::<String>::new());
 }
 
 #[test]
@@ -214,7 +198,7 @@ fn sigint_kills_the_guest_and_releases_everything() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(leftovers(pid), Vec::<String>::new());
+    assert_eq!(leftovers_after_settling(pid), Vec::<String>::new());
 }
 
 #[test]

@@ -1,0 +1,55 @@
+//! What the command-line tests share: finding what a harness process left behind.
+
+use std::time::{Duration, Instant};
+
+/// Everything a harness with pid `pid` may leave: loop devices over its images, mounts under its
+/// private directories, qemu processes with its disks, and the directories themselves. The
+/// harness marks all of them with `/sendtest-<pid>-` in their paths.
+pub fn leftovers(pid: u32) -> Vec<String> {
+    let mark = format!("/sendtest-{pid}-");
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/sys/block").unwrap().flatten() {
+        if let Ok(file) = std::fs::read_to_string(entry.path().join("loop/backing_file")) {
+            if file.contains(&mark) {
+                found.push(format!(
+                    "loop device {:?} over {}",
+                    entry.file_name(),
+                    file.trim()
+                ));
+            }
+        }
+    }
+    let mounts = std::fs::read_to_string("/proc/mounts").unwrap();
+    found.extend(
+        mounts
+            .lines()
+            .filter(|l| l.contains(&mark))
+            .map(|l| format!("mount {l}")),
+    );
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        if cmdline.contains("qemu-system") && cmdline.contains(&mark) {
+            found.push(format!("qemu pid {:?}", entry.file_name()));
+        }
+    }
+    for entry in std::fs::read_dir(std::env::temp_dir()).unwrap().flatten() {
+        if format!("/{}", entry.file_name().to_string_lossy()).starts_with(&mark) {
+            found.push(format!("directory {}", entry.path().display()));
+        }
+    }
+    found
+}
+
+/// [`leftovers`], after giving the kernel a moment: a loop device detaches when its last
+/// user closes it.
+pub fn leftovers_after_settling(pid: u32) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        let found = leftovers(pid);
+        if found.is_empty() || Instant::now() > deadline {
+            return found;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
