@@ -74,16 +74,30 @@ struct RunArgs {
     /// Cases run at once (default: one per core; with --backend vm, one per two cores).
     #[arg(short, long)]
     jobs: Option<usize>,
-    /// Where results go: a directory per run, one per case inside.
+    #[command(flatten)]
+    output: OutputArgs,
+    #[command(flatten)]
+    progs: ProgsArgs,
+    #[command(flatten)]
+    vm: VmArgs,
+}
+
+/// Where results go and how long race cases run, for `run` and `validate`.
+#[derive(clap::Args)]
+struct OutputArgs {
+    /// Where results go: a directory per run (for validate: `with-fix/run-<i>/` and
+    /// `without-fix/run-<i>/` inside), one per case in it.
     #[arg(long, default_value = "results")]
     results: PathBuf,
     /// Seconds that cases which repeat rounds (races) go on for; each has a default.
     #[arg(long, value_name = "SECONDS")]
     duration: Option<u64>,
-    #[command(flatten)]
-    progs: ProgsArgs,
-    #[command(flatten)]
-    vm: VmArgs,
+}
+
+impl OutputArgs {
+    fn duration(&self) -> Option<Duration> {
+        self.duration.map(Duration::from_secs)
+    }
 }
 
 #[derive(clap::Args)]
@@ -123,12 +137,8 @@ struct ValidateArgs {
     /// Exit 1 unless at least this percentage of the runs without the fix failed.
     #[arg(long, default_value_t = 1.0, value_name = "PERCENT")]
     min_detection: f64,
-    /// Where results go: `<run>/with-fix/run-<i>/` and `<run>/without-fix/run-<i>/`.
-    #[arg(long, default_value = "results")]
-    results: PathBuf,
-    /// Seconds that a case which repeats rounds goes on for in each run.
-    #[arg(long, value_name = "SECONDS")]
-    duration: Option<u64>,
+    #[command(flatten)]
+    output: OutputArgs,
     #[command(flatten)]
     progs: ProgsArgs,
     #[command(flatten)]
@@ -238,14 +248,14 @@ fn run(args: &RunArgs) -> Result<u8> {
     if jobs == 0 {
         anyhow::bail!("--jobs must be at least 1");
     }
-    let run_dir = results::new_run_dir(&args.results)?;
+    let run_dir = results::new_run_dir(&args.output.results)?;
     say(&format!(
         "{} case(s), {jobs} at a time, results in {}",
         selected.len(),
         run_dir.display()
     ));
     let config = RunConfig {
-        duration: args.duration.map(Duration::from_secs),
+        duration: args.output.duration(),
         ..RunConfig::loopback(run_dir.clone(), jobs)
     };
     let print = |result: &runner::CaseResult| println!("{}", report::case_line(result));
@@ -285,7 +295,7 @@ fn validate_case(args: &ValidateArgs) -> Result<u8> {
     let without_fix = kernel_build::build(&args.kernel_tree, Some(revert), &say)?;
     let with_vm = prepare_vm(&args.vm, Some(&with_fix.bzimage))?;
     let without_vm = prepare_vm(&args.vm, Some(&without_fix.bzimage))?;
-    let run_dir = results::new_run_dir(&args.results)?;
+    let run_dir = results::new_run_dir(&args.output.results)?;
     say(&format!(
         "validating {}: {} run(s) with and without its fix, results in {}",
         case.name,
@@ -297,7 +307,7 @@ fn validate_case(args: &ValidateArgs) -> Result<u8> {
         &with_vm,
         &without_vm,
         args.runs,
-        args.duration.map(Duration::from_secs),
+        args.output.duration(),
         &run_dir,
         &|label, run, result| {
             println!("{label} run {run}: {}", report::case_line(result));

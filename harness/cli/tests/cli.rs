@@ -7,11 +7,9 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use common::{leftovers, leftovers_after_settling};
+use common::{leftovers, leftovers_after_settling, spawn_sendtest, SENDTEST};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
-
-const SENDTEST: &str = env!("CARGO_BIN_EXE_sendtest");
 
 fn sendtest(args: &[&str]) -> Output {
     Command::new(SENDTEST)
@@ -165,18 +163,12 @@ fn an_unwritable_results_dir_is_a_one_line_error() {
 fn stop_a_run_with(signal: Signal) {
     let results = tempfile::tempdir().unwrap();
     for _attempt in 0..20 {
-        let mut child = Command::new(SENDTEST)
-            .args([
-                "run",
-                "--results",
-                results.path().to_str().unwrap(),
-                "ro-flip-with-delalloc",
-            ])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut child = spawn_sendtest(&[
+            "run",
+            "--results",
+            results.path().to_str().unwrap(),
+            "ro-flip-with-delalloc",
+        ]);
         let pid = child.id();
         let deadline = Instant::now() + Duration::from_secs(60);
         let mut busy = false;

@@ -11,11 +11,9 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use common::{leftovers, leftovers_after_settling};
+use common::{leftovers, leftovers_after_settling, spawn_sendtest, SENDTEST};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
-
-const SENDTEST: &str = env!("CARGO_BIN_EXE_sendtest");
 
 fn vm_available(test: &str) -> bool {
     let missing = if sendtest::preflight::find_in_path("qemu-system-x86_64").is_none() {
@@ -166,20 +164,15 @@ fn sigint_kills_the_guest_and_releases_everything() {
         return;
     }
     let results = tempfile::tempdir().unwrap();
-    let mut child = Command::new(SENDTEST)
-        .args([
-            "run",
-            "--backend",
-            "vm",
-            "--results",
-            results.path().to_str().unwrap(),
-            "ro-flip-with-delalloc",
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let results_dir = results.path().to_str().unwrap();
+    let mut child = spawn_sendtest(&[
+        "run",
+        "--backend",
+        "vm",
+        "--results",
+        results_dir,
+        "ro-flip-with-delalloc",
+    ]);
     let pid = child.id();
     let deadline = Instant::now() + Duration::from_secs(60);
     while !leftovers(pid).iter().any(|l| l.starts_with("qemu")) {

@@ -1,6 +1,21 @@
-//! What the command-line tests share: finding what a harness process left behind.
+//! What the command-line tests share: starting the binary, and finding what a harness process
+//! left behind.
 
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+pub const SENDTEST: &str = env!("CARGO_BIN_EXE_sendtest");
+
+/// Starts `sendtest ARGS…` with stderr kept (for the message of a failed assertion).
+pub fn spawn_sendtest(args: &[&str]) -> Child {
+    Command::new(SENDTEST)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting the sendtest binary")
+}
 
 /// Everything a harness with pid `pid` may leave: loop devices over its images, mounts under its
 /// private directories, qemu processes with its disks, and the directories themselves. The
