@@ -5,6 +5,7 @@ use std::fmt;
 use crate::context::Ctx;
 
 /// A reproducer. Each file under `cases/` defines one as a `const`.
+#[derive(Clone, Copy)]
 pub struct Case {
     /// Unique, kebab-case; what filters and results directories use.
     pub name: &'static str,
@@ -22,6 +23,7 @@ pub struct Case {
 }
 
 /// The fix a case guards, as data.
+#[derive(Clone, Copy)]
 pub struct Fix {
     /// Abbreviated kernel commit id.
     pub commit: &'static str,

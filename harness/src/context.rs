@@ -38,11 +38,7 @@ impl Ctx {
     /// A context whose images live in a fresh private directory and whose artifacts go to
     /// `results`, set up as `config` says.
     pub fn new(results: &Path, log: CommandLog, ignore: Ignore, config: &RunConfig) -> Result<Ctx> {
-        // The pid in the name lets a later run tell a dead harness's leftovers from a live one's.
-        let work = tempfile::Builder::new()
-            .prefix(&format!("sendtest-{}-", std::process::id()))
-            .tempdir()
-            .context("creating a private directory for scratch images")?;
+        let work = crate::workdir::create()?;
         let sh = Shell::new().context("creating a command shell")?;
         Ok(Ctx {
             scratches: Vec::new(),

@@ -5,11 +5,14 @@
 use std::fmt;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use nix::sys::signal::Signal;
 use xshell::Cmd;
 
 use crate::interrupt;
@@ -36,6 +39,8 @@ pub enum Failure {
     Interrupted,
     /// It was still running at its deadline and was killed.
     TimedOut(Duration),
+    /// The case it belongs to reached its time limit (given here), and it was killed.
+    CaseTimeLimit(Duration),
 }
 
 /// A command that did not succeed, with the end of what it printed to stderr.
@@ -71,6 +76,12 @@ impl fmt::Display for CommandError {
                 self.command,
                 limit.as_secs()
             )?,
+            Failure::CaseTimeLimit(limit) => write!(
+                f,
+                "`{}` was killed when the case reached its time limit of {}s",
+                self.command,
+                limit.as_secs()
+            )?,
         }
         let tail = self.stderr_tail();
         if !tail.is_empty() {
@@ -82,11 +93,14 @@ impl fmt::Display for CommandError {
 
 impl std::error::Error for CommandError {}
 
-/// The command log of one case: every command with its status, stdout and stderr.
+/// The command log of one case: every command with its status, stdout and stderr. It also
+/// carries the case's time limit, so that every command of the case is killed when it passes.
 pub struct CommandLog {
     file: Mutex<Option<File>>,
     /// Lines start with the time since this, so a slow step shows between two commands.
     opened: Instant,
+    /// Milliseconds after `opened`; `u64::MAX` for none.
+    time_limit_ms: AtomicU64,
 }
 
 impl CommandLog {
@@ -95,7 +109,46 @@ impl CommandLog {
         Ok(CommandLog {
             file: Mutex::new(Some(File::create(path)?)),
             opened: Instant::now(),
+            time_limit_ms: AtomicU64::new(u64::MAX),
         })
+    }
+
+    /// From now on, commands logged here are killed once `limit` has passed since the log was
+    /// opened.
+    pub fn set_time_limit(&self, limit: Duration) {
+        let ms = u64::try_from(limit.as_millis()).unwrap_or(u64::MAX - 1);
+        self.time_limit_ms.store(ms, Ordering::SeqCst);
+    }
+
+    fn time_limit(&self) -> Option<Duration> {
+        match self.time_limit_ms.load(Ordering::SeqCst) {
+            u64::MAX => None,
+            ms => Some(Duration::from_millis(ms)),
+        }
+    }
+
+    /// The time limit, if it has passed.
+    pub fn time_limit_passed(&self) -> Option<Duration> {
+        self.time_limit()
+            .filter(|limit| self.opened.elapsed() >= *limit)
+    }
+
+    /// Time since the log was opened.
+    pub fn elapsed(&self) -> Duration {
+        self.opened.elapsed()
+    }
+
+    /// The last line written, for saying what a case was doing when it stopped.
+    pub fn last_line(path: &Path) -> Option<String> {
+        let text = std::fs::read_to_string(path).ok()?;
+        text.lines()
+            .rev()
+            .find(|l| l.starts_with('['))
+            .map(str::to_string)
+    }
+
+    fn deadline(&self) -> Option<(Instant, Duration)> {
+        self.time_limit().map(|limit| (self.opened + limit, limit))
     }
 
     /// A log that keeps nothing, for commands outside a case.
@@ -103,6 +156,7 @@ impl CommandLog {
         CommandLog {
             file: Mutex::new(None),
             opened: Instant::now(),
+            time_limit_ms: AtomicU64::new(u64::MAX),
         }
     }
 
@@ -168,7 +222,7 @@ pub fn output_within(
 ) -> Result<Output, CommandError> {
     let command = cmd.to_string();
     let started = Instant::now();
-    let result = spawn_and_wait(&command, cmd.into(), limit);
+    let result = spawn_and_wait(&command, cmd.into(), limit, log.deadline());
     log.record(&command, started.elapsed(), &result);
     result
 }
@@ -177,6 +231,7 @@ fn spawn_and_wait(
     display: &str,
     command: Command,
     limit: Option<Duration>,
+    deadline: Option<(Instant, Duration)>,
 ) -> Result<Output, CommandError> {
     let error = |failure: Failure, stderr: String| CommandError {
         command: display.to_string(),
@@ -198,7 +253,7 @@ fn spawn_and_wait(
         .try_clone()
         .and_then(|out| Ok((out, stderr.try_clone()?)))
         .map_err(|e| (Failure::NotStarted, e.to_string()))
-        .and_then(|(out, err)| wait_polling(command, out, err, limit, &mut |_| {}));
+        .and_then(|(out, err)| wait_polling(command, out, err, limit, deadline, &mut |_| {}));
     let stderr_text = read_all(&mut stderr);
     match waited {
         Ok(status) => Ok(Output {
@@ -230,7 +285,7 @@ pub fn run_to_file(
                 format!("opening {}: {e}", output.display()),
             )
         })
-        .and_then(|(out, err)| wait_polling(cmd.into(), out, err, None, tick));
+        .and_then(|(out, err)| wait_polling(cmd.into(), out, err, None, log.deadline(), tick));
     let failure = match waited {
         Ok(status) if status.success() => None,
         Ok(status) => Some((Failure::Exited(status), String::new())),
@@ -260,19 +315,21 @@ pub fn run_to_file(
     result.map(|_| ())
 }
 
-/// Spawns `command` with the given output files and polls it: a stop signal or the `limit`
-/// kills it. Returns its exit status, or why it did not finish with a message.
+/// Spawns `command` with the given output files and polls it: a stop signal, the `limit` or the
+/// case's `deadline` kills it. Returns its exit status, or why it did not finish with a message.
 fn wait_polling(
     mut command: Command,
     stdout: File,
     stderr: File,
     limit: Option<Duration>,
+    deadline: Option<(Instant, Duration)>,
     tick: &mut dyn FnMut(Duration),
 ) -> Result<ExitStatus, (Failure, String)> {
     if interrupt::requested() {
         return Err((Failure::Interrupted, String::new()));
     }
     command.stdin(Stdio::null()).stdout(stdout).stderr(stderr);
+    die_with_parent(&mut command);
     let mut child = command
         .spawn()
         .map_err(|e| (Failure::NotStarted, e.to_string()))?;
@@ -285,13 +342,7 @@ fn wait_polling(
             Ok(None) => {}
             Err(e) => return Err((Failure::NotStarted, format!("waiting: {e}"))),
         }
-        let stop = if interrupt::requested() {
-            Some(Failure::Interrupted)
-        } else {
-            limit
-                .filter(|limit| started.elapsed() >= *limit)
-                .map(Failure::TimedOut)
-        };
+        let stop = stop_reason(started, limit, deadline);
         if let Some(failure) = stop {
             // The child is ours and not yet reaped, so its pid cannot belong to anybody else.
             let _ = child.kill();
@@ -309,6 +360,36 @@ fn wait_polling(
         return Err((Failure::Interrupted, String::new()));
     }
     Ok(status)
+}
+
+/// Why a command started at `started` must stop now, if it must.
+fn stop_reason(
+    started: Instant,
+    limit: Option<Duration>,
+    deadline: Option<(Instant, Duration)>,
+) -> Option<Failure> {
+    if interrupt::requested() {
+        Some(Failure::Interrupted)
+    } else if let Some(limit) = limit.filter(|limit| started.elapsed() >= *limit) {
+        Some(Failure::TimedOut(limit))
+    } else {
+        deadline
+            .filter(|(at, _)| Instant::now() >= *at)
+            .map(|(_, limit)| Failure::CaseTimeLimit(limit))
+    }
+}
+
+/// Has the kernel kill `command` when the thread that starts it dies, so that a harness killed
+/// with SIGKILL leaves no btrfs send or qemu running. Every caller waits for its children on the
+/// thread that started them, which is what the kernel's parent-death signal watches.
+fn die_with_parent(command: &mut Command) {
+    // SAFETY: the closure runs between fork and exec and makes only the prctl system call,
+    // which is async-signal-safe.
+    unsafe {
+        command.pre_exec(|| {
+            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)
+        });
+    }
 }
 
 /// A command running in the background with its stdout on a pipe that the caller reads.
@@ -344,6 +425,7 @@ pub fn spawn_reading(
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(handle);
+    die_with_parent(&mut std_command);
     let mut child = std_command.spawn().map_err(|e| error(e.to_string()))?;
     let stdout = child
         .stdout
@@ -381,10 +463,10 @@ impl Background {
                 Ok(None) => {}
                 Err(e) => break Err((Failure::NotStarted, format!("waiting: {e}"))),
             }
-            if interrupt::requested() {
+            if let Some(failure) = stop_reason(self.started, None, log.deadline()) {
                 let _ = child.kill();
                 let _ = child.wait();
-                break Err((Failure::Interrupted, String::new()));
+                break Err((failure, String::new()));
             }
             std::thread::sleep(pause);
             pause = (pause * 2).min(Duration::from_millis(20));

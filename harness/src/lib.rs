@@ -23,6 +23,7 @@ pub mod scratch;
 pub mod throttle;
 pub mod validate;
 pub mod vm;
+pub mod workdir;
 pub mod workload;
 pub mod xattr;
 

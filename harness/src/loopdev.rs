@@ -118,6 +118,37 @@ impl Drop for LoopDevice {
     }
 }
 
+/// Detaches the loop device at `path` (one a dead harness left bound).
+pub fn detach(path: &Path) -> Result<()> {
+    let device = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_CLOEXEC)
+        .open(path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    // SAFETY: LOOP_CLR_FD takes no argument; the fd is an open loop device.
+    match unsafe { loop_clr_fd(device.as_raw_fd()) } {
+        Ok(_) | Err(Errno::ENXIO) => Ok(()),
+        Err(e) => bail!("detaching {}: {e}", path.display()),
+    }
+}
+
+/// Loop devices and the files they are bound to, from sysfs.
+pub fn bound() -> Vec<(PathBuf, PathBuf)> {
+    let Ok(entries) = std::fs::read_dir("/sys/block") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|entry| {
+            let backing = std::fs::read_to_string(entry.path().join("loop/backing_file")).ok()?;
+            Some((
+                Path::new("/dev").join(entry.file_name()),
+                PathBuf::from(backing.trim_end_matches('\n')),
+            ))
+        })
+        .collect()
+}
+
 fn loop_config(backing: &File, image: &Path) -> LoopConfig {
     let mut file_name = [0u8; LO_NAME_SIZE];
     let name = image.as_os_str().as_encoded_bytes();

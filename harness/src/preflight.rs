@@ -8,7 +8,7 @@ const PROGRAMS: &[(&str, &str)] = &[("btrfs", "btrfs-progs"), ("mkfs.btrfs", "bt
 /// Why the loopback backend cannot run here, or `Ok`.
 pub fn loopback() -> Result<(), String> {
     if !nix::unistd::geteuid().is_root() {
-        return Err("the loopback backend needs root (loop devices, mounts, /dev/kmsg): rerun as root or with sudo".into());
+        return Err("the loopback backend needs root (loop devices, mounts, /dev/kmsg): rerun as root, or pass `--backend vm`, which does not".into());
     }
     let filesystems = std::fs::read_to_string("/proc/filesystems").unwrap_or_default();
     if !filesystems.split_whitespace().any(|fs| fs == "btrfs") {

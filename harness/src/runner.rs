@@ -4,7 +4,7 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -30,7 +30,19 @@ pub struct RunConfig {
     pub devices: Arc<Devices>,
     /// How long cases that repeat rounds go on (`--duration`); each case has a default.
     pub duration: Option<Duration>,
+    /// How long a case may take, beyond `duration`, before it fails as hung.
+    pub timeout: Duration,
 }
+
+/// The time a case may take beyond its `--duration` unless `--timeout` says otherwise.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// How long after its time limit a case that has not returned is given up on. Its commands are
+/// killed at the limit, so only a step stuck in the kernel (a mount, an ioctl) takes longer.
+const STUCK_GRACE: Duration = Duration::from_secs(5);
+
+/// How long the checks after a case (unmount, btrfs check) may take.
+const CHECKS_TIME_LIMIT: Duration = Duration::from_secs(120);
 
 impl RunConfig {
     /// Cases on loop devices, results under `results`.
@@ -41,7 +53,13 @@ impl RunConfig {
             tamper: None,
             devices: Arc::new(Devices::Loop),
             duration: None,
+            timeout: DEFAULT_TIMEOUT,
         }
+    }
+
+    /// How long a case may take: `timeout`, plus `duration` when one is given.
+    pub fn case_time_limit(&self) -> Duration {
+        self.timeout + self.duration.unwrap_or_default()
     }
 }
 
@@ -153,20 +171,74 @@ fn not_run(case: &Case, config: &RunConfig, why: &str) -> CaseResult {
 }
 
 /// Runs one case and its checks, and leaves its artifacts in `<results>/<case>/`.
+///
+/// The case runs on a thread of its own. Its commands are killed at its time limit; if it still
+/// has not returned a few seconds later (a step stuck in the kernel), it fails as hung and the
+/// run goes on without it.
 pub fn run_case(case: &Case, config: &RunConfig) -> CaseResult {
     let dir = config.results.join(case.name);
     let started = Instant::now();
-    let outcome = match std::fs::create_dir_all(&dir) {
-        Ok(()) => run_in(case, config, &dir).unwrap_or_else(|e| Outcome::Error(format!("{e:#}"))),
+    let limit = config.case_time_limit();
+    let (sender, receiver) = mpsc::channel();
+    let (owned_case, owned_config, owned_dir) = (*case, config.clone(), dir.clone());
+    let spawned = std::thread::Builder::new()
+        .name(format!("case {}", case.name))
+        .spawn(move || {
+            let outcome = run_here(&owned_case, &owned_config, &owned_dir, limit);
+            let _ = sender.send(outcome);
+        });
+    let outcome = match spawned {
+        Ok(_) => wait_for_case(&receiver, limit, &dir),
+        Err(e) => Outcome::Error(format!("starting a thread for the case: {e}")),
+    };
+    finish(case, dir, started, outcome)
+}
+
+/// The outcome the case's thread sends, or a hang once it is `STUCK_GRACE` past its limit
+/// (or past a stop signal).
+fn wait_for_case(receiver: &mpsc::Receiver<Outcome>, limit: Duration, dir: &Path) -> Outcome {
+    let started = Instant::now();
+    let mut give_up_at = started + limit + STUCK_GRACE;
+    let mut interrupted = false;
+    loop {
+        match receiver.recv_timeout(Duration::from_millis(100)) {
+            Ok(outcome) => return outcome,
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                return Outcome::Error("the case's thread ended without an outcome".into())
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+        }
+        if interrupt::requested() && !interrupted {
+            interrupted = true;
+            give_up_at = give_up_at.min(Instant::now() + STUCK_GRACE);
+        }
+        if Instant::now() >= give_up_at {
+            let last = CommandLog::last_line(&dir.join("commands.log"))
+                .unwrap_or_else(|| "(nothing logged)".into());
+            return Outcome::Failed(format!(
+                "hung: the case did not return {}s after its time limit of {}s, with its commands killed (a step stuck in the kernel?); its scratch filesystems stay until it returns; last logged step: {last}",
+                STUCK_GRACE.as_secs(),
+                limit.as_secs()
+            ));
+        }
+    }
+}
+
+/// Runs the case on this thread: its steps, then its checks.
+fn run_here(case: &Case, config: &RunConfig, dir: &Path, limit: Duration) -> Outcome {
+    let outcome = match std::fs::create_dir_all(dir) {
+        Ok(()) => {
+            run_in(case, config, dir, limit).unwrap_or_else(|e| Outcome::Error(format!("{e:#}")))
+        }
         Err(e) => Outcome::Error(format!(
             "cannot create results directory {}: {e}",
             dir.display()
         )),
     };
     if outcome == Outcome::Passed {
-        remove_streams(&dir);
+        remove_streams(dir);
     }
-    finish(case, dir, started, outcome)
+    outcome
 }
 
 /// Ends a case on any backend: an outcome other than a pass under a stop signal becomes an
@@ -187,8 +259,9 @@ pub(crate) fn finish(case: &Case, dir: PathBuf, started: Instant, outcome: Outco
     }
 }
 
-fn run_in(case: &Case, config: &RunConfig, dir: &Path) -> Result<Outcome> {
+fn run_in(case: &Case, config: &RunConfig, dir: &Path, limit: Duration) -> Result<Outcome> {
     let log = CommandLog::create(&dir.join("commands.log")).context("creating the command log")?;
+    log.set_time_limit(limit);
     let ignore = Ignore::new(case.ignore).with_context(|| format!("case {}", case.name))?;
     let mut kmsg = KmsgCursor::start(&format!(
         "sendtest: {} starts, results in {}",
@@ -199,6 +272,9 @@ fn run_in(case: &Case, config: &RunConfig, dir: &Path) -> Result<Outcome> {
     ctx.record_environment()?;
 
     let steps = catch_unwind(AssertUnwindSafe(|| (case.run)(&mut ctx)));
+    let over_time = ctx.log().time_limit_passed();
+    let log = ctx.log();
+    log.set_time_limit(log.elapsed() + CHECKS_TIME_LIMIT);
     // Checks run whatever the steps did: a kernel that corrupts metadata while send fails is
     // still worth knowing about.
     let checks = ctx.unmount_and_check();
@@ -211,6 +287,13 @@ fn run_in(case: &Case, config: &RunConfig, dir: &Path) -> Result<Outcome> {
     let mut errors: Vec<String> = Vec::new();
     match steps {
         Ok(Ok(())) => {}
+        Ok(Err(e)) if over_time.is_some() => findings.push(format!(
+            "timed out: the case passed its time limit of {}s: {e:#}",
+            over_time.unwrap_or_default().as_secs()
+        )),
+        Ok(Err(e)) if is_no_space(&e) => errors.push(format!(
+            "a scratch filesystem is full (ENOSPC), so nothing was learned; make the case's data fit its images: {e:#}"
+        )),
         Ok(Err(e)) if e.downcast_ref::<Detected>().is_some() => findings.push(format!("{e:#}")),
         Ok(Err(e)) => errors.push(format!("{e:#}")),
         Err(panic) => errors.push(format!("case panicked: {}", panic_message(&panic))),
@@ -232,6 +315,20 @@ fn run_in(case: &Case, config: &RunConfig, dir: &Path) -> Result<Outcome> {
         Outcome::Error(errors.join("; "))
     } else {
         Outcome::Passed
+    })
+}
+
+/// Whether `error` comes from a full filesystem: an ENOSPC from a system call, or a command that
+/// said so.
+fn is_no_space(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.raw_os_error() == Some(libc::ENOSPC))
+            || cause
+                .downcast_ref::<nix::errno::Errno>()
+                .is_some_and(|e| *e == nix::errno::Errno::ENOSPC)
+            || cause.to_string().contains("No space left on device")
     })
 }
 

@@ -112,7 +112,7 @@ pub fn validate(
     with_fix: &Vm,
     without_fix: &Vm,
     runs: usize,
-    duration: Option<Duration>,
+    base: &RunConfig,
     results: &Path,
     on_done: &dyn Fn(&str, usize, &CaseResult),
 ) -> Validation {
@@ -123,8 +123,9 @@ pub fn validate(
                 return validation;
             }
             let config = RunConfig {
-                duration,
-                ..RunConfig::loopback(results.join(label).join(format!("run-{run}")), 1)
+                results: results.join(label).join(format!("run-{run}")),
+                jobs: 1,
+                ..base.clone()
             };
             let result = vm.run_case(case, &config);
             on_done(label, run, &result);

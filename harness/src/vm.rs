@@ -29,6 +29,9 @@ const SCRATCH_DISK_SIZE: u64 = crate::scratch::DEFAULT_SIZE;
 /// Large enough for a failed case's stream, manifests and logs.
 const RESULTS_DISK_SIZE: u64 = 1 << 30;
 const CONSOLE_TAIL: usize = 8;
+/// How much sooner than the host the guest gives up on a case: time to boot, and to write its
+/// results back.
+const GUEST_TIMEOUT_MARGIN: Duration = Duration::from_secs(30);
 
 /// Which accelerator to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,8 +49,6 @@ pub struct VmOptions {
     pub kernel: Option<PathBuf>,
     pub memory_mib: u32,
     pub cpus: u32,
-    /// Per case, from qemu's start to the guest's power-off.
-    pub timeout: Duration,
     pub accel: AccelChoice,
     /// Appended to the guest kernel's command line.
     pub kernel_args: Vec<String>,
@@ -59,7 +60,6 @@ impl Default for VmOptions {
             kernel: None,
             memory_mib: 1024,
             cpus: 2,
-            timeout: Duration::from_secs(300),
             accel: AccelChoice::Auto,
             kernel_args: Vec::new(),
         }
@@ -117,10 +117,7 @@ impl Vm {
 
     fn boot_case(&self, case: &Case, dir: &Path, config: &RunConfig) -> Result<Outcome> {
         let log = CommandLog::create(&dir.join("host-commands.log"))?;
-        // The pid in the name marks the images as this run's, as for loop devices.
-        let work = tempfile::Builder::new()
-            .prefix(&format!("sendtest-{}-", std::process::id()))
-            .tempdir()?;
+        let work = crate::workdir::create()?;
         let mut disks = Vec::new();
         for i in 0..SCRATCH_DISKS {
             let image = sparse_image(work.path(), &format!("scratch{i}.img"), SCRATCH_DISK_SIZE)?;
@@ -139,6 +136,17 @@ impl Vm {
         if let Some(duration) = config.duration {
             append.push_str(&format!(" sendtest.duration={}", duration.as_secs()));
         }
+        // The guest's own limit comes first, so that a hung step is named from inside; the
+        // host's, which covers boot too, is the backstop.
+        let guest_timeout = config
+            .timeout
+            .saturating_sub(GUEST_TIMEOUT_MARGIN)
+            .max(config.timeout / 2);
+        append.push_str(&format!(
+            " sendtest.timeout={}",
+            guest_timeout.as_secs().max(1)
+        ));
+        let timeout = config.case_time_limit();
         for arg in &self.options.kernel_args {
             append.push(' ');
             append.push_str(arg);
@@ -159,9 +167,7 @@ impl Vm {
             let text = std::fs::read_to_string(&console).unwrap_or_default();
             exec::tail_lines(&text, CONSOLE_TAIL).join(" | ")
         };
-        let booted = boot_timed(&console, || {
-            qemu::boot(&sh, &guest, &log, self.options.timeout)
-        });
+        let booted = boot_timed(&console, || qemu::boot(&sh, &guest, &log, timeout));
         if let Some(time) = booted.1 {
             log.note(&format!(
                 "qemu start to the case's first step: {:.2}s",
@@ -181,7 +187,7 @@ impl Vm {
             Err(e) if matches!(e.failure, Failure::TimedOut(_)) => {
                 return Ok(Outcome::Failed(format!(
                     "the guest did not finish within {}s (hung?); console.log ends: {}",
-                    self.options.timeout.as_secs(),
+                    timeout.as_secs(),
                     console_tail()
                 )));
             }

@@ -17,7 +17,7 @@ use sendtest::manifest::{self, Ignore, Manifest};
 use sendtest::report::{self, EXIT_ERROR, EXIT_FAILED, EXIT_PASSED};
 use sendtest::runner::{self, RunConfig};
 use sendtest::vm::{self, AccelChoice, Vm, VmOptions};
-use sendtest::{interrupt, preflight, results, validate};
+use sendtest::{interrupt, preflight, results, validate, workdir};
 
 /// `git bisect run`'s "cannot test this commit".
 const EXIT_UNTESTABLE: u8 = 125;
@@ -92,11 +92,20 @@ struct OutputArgs {
     /// Seconds that cases which repeat rounds (races) go on for; each has a default.
     #[arg(long, value_name = "SECONDS")]
     duration: Option<u64>,
+    /// Seconds a case may take beyond --duration before it fails as hung, with its commands
+    /// killed (on the VM backend: from qemu's start to the guest's power-off).
+    #[arg(long, default_value_t = 300, value_name = "SECONDS", value_parser = at_least_one)]
+    timeout: u64,
 }
 
 impl OutputArgs {
-    fn duration(&self) -> Option<Duration> {
-        self.duration.map(Duration::from_secs)
+    /// A run's configuration with these options.
+    fn config(&self, results: PathBuf, jobs: usize) -> RunConfig {
+        RunConfig {
+            duration: self.duration.map(Duration::from_secs),
+            timeout: Duration::from_secs(self.timeout),
+            ..RunConfig::loopback(results, jobs)
+        }
     }
 }
 
@@ -154,9 +163,6 @@ struct VmArgs {
     /// VM: memory per guest, in MiB.
     #[arg(long, default_value_t = 1024, value_name = "MIB")]
     memory: u32,
-    /// VM: seconds a guest may take from start to power-off before its case fails as hung.
-    #[arg(long, default_value_t = 300, value_name = "SECONDS")]
-    timeout: u64,
     /// VM: accelerator; `auto` uses KVM only when a probe guest boots under it.
     #[arg(long, value_enum, default_value_t = Accel::Auto)]
     accel: Accel,
@@ -183,7 +189,10 @@ fn main() -> ExitCode {
         vm::guest::main(cases::ALL);
     }
     interrupt::install();
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
+    };
     let code = match cli.command {
         Command::List => list(),
         Command::Run(args) => run(&args),
@@ -204,6 +213,41 @@ fn main() -> ExitCode {
     }))
 }
 
+/// Help and version go to stdout with exit 0; a usage error is one line on stderr and exit 2.
+fn usage_error(error: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(
+        error.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        let _ = error.print();
+        return ExitCode::from(if error.use_stderr() {
+            EXIT_ERROR
+        } else {
+            EXIT_PASSED
+        });
+    }
+    let text = error.render().to_string();
+    let first = text
+        .lines()
+        .next()
+        .unwrap_or("bad usage")
+        .trim_start_matches("error: ");
+    eprintln!("sendtest: {first} (`sendtest --help` shows the usage)");
+    ExitCode::from(EXIT_ERROR)
+}
+
+/// A count or number of seconds that must not be 0.
+fn at_least_one(text: &str) -> Result<u64, String> {
+    match text.parse::<u64>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("`{text}` is not a whole number")),
+    }
+}
+
 fn list() -> Result<u8> {
     let width = cases::ALL.iter().map(|c| c.name.len()).max().unwrap_or(0);
     for case in cases::ALL {
@@ -221,6 +265,14 @@ fn say(line: &str) {
     eprintln!("sendtest: {line}");
 }
 
+/// Releases what earlier harness runs killed with SIGKILL left behind (never a live run's).
+fn sweep_dead_runs() {
+    let swept = workdir::sweep_dead();
+    if !swept.is_empty() {
+        say(&swept.summary());
+    }
+}
+
 fn run(args: &RunArgs) -> Result<u8> {
     let selection = runner::Selection {
         names: args.filters.clone(),
@@ -229,6 +281,7 @@ fn run(args: &RunArgs) -> Result<u8> {
     };
     let selected = runner::select(cases::ALL, &selection).map_err(anyhow::Error::msg)?;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    sweep_dead_runs();
     args.progs.apply()?;
     let vm = if let Some(tree) = &args.kernel_tree {
         let built = kernel_build::build(tree, None, &say)?;
@@ -254,10 +307,7 @@ fn run(args: &RunArgs) -> Result<u8> {
         selected.len(),
         run_dir.display()
     ));
-    let config = RunConfig {
-        duration: args.output.duration(),
-        ..RunConfig::loopback(run_dir.clone(), jobs)
-    };
+    let config = args.output.config(run_dir.clone(), jobs);
     let print = |result: &runner::CaseResult| println!("{}", report::case_line(result));
     let outcomes = match &vm {
         None => runner::run_cases(&selected, &config, &print),
@@ -286,6 +336,7 @@ fn validate_case(args: &ValidateArgs) -> Result<u8> {
     if args.runs == 0 {
         anyhow::bail!("--runs must be at least 1");
     }
+    sweep_dead_runs();
     args.progs.apply()?;
     let with_fix = kernel_build::build(&args.kernel_tree, None, &say)?;
     let revert = Revert {
@@ -307,7 +358,7 @@ fn validate_case(args: &ValidateArgs) -> Result<u8> {
         &with_vm,
         &without_vm,
         args.runs,
-        args.output.duration(),
+        &args.output.config(run_dir.clone(), 1),
         &run_dir,
         &|label, run, result| {
             println!("{label} run {run}: {}", report::case_line(result));
@@ -326,7 +377,6 @@ fn prepare_vm(args: &VmArgs, built: Option<&Path>) -> Result<Vm> {
     let options = VmOptions {
         kernel: built.map(Path::to_path_buf).or_else(|| args.kernel.clone()),
         memory_mib: args.memory,
-        timeout: Duration::from_secs(args.timeout),
         accel: match args.accel {
             Accel::Auto => AccelChoice::Auto,
             Accel::Kvm => AccelChoice::Kvm,

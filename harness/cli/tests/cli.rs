@@ -72,9 +72,51 @@ fn an_unknown_ignored_field_is_a_one_line_error() {
 }
 
 #[test]
-fn bad_usage_exits_2() {
-    assert_eq!(sendtest(&["frobnicate"]).status.code(), Some(2));
-    assert_eq!(sendtest(&["manifest"]).status.code(), Some(2));
+fn bad_usage_is_a_one_line_error() {
+    assert_one_line_error(&sendtest(&["frobnicate"]), "unrecognized subcommand");
+    assert_one_line_error(&sendtest(&["manifest"]), "required");
+    assert_one_line_error(&sendtest(&["run", "--timeout", "0"]), "must be at least 1");
+    assert_one_line_error(
+        &sendtest(&["run", "--jobs", "0"]),
+        "--jobs must be at least 1",
+    );
+    let help = sendtest(&["--help"]);
+    assert_eq!(help.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&help.stdout).contains("Usage:"));
+}
+
+/// `sendtest ARGS…` with PATH set to `path`.
+fn sendtest_with_path(args: &[&str], path: &str) -> Output {
+    Command::new(SENDTEST)
+        .args(args)
+        .env("PATH", path)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn missing_programs_are_one_line_errors_that_name_the_package() {
+    let empty = tempfile::tempdir().unwrap();
+    let path = empty.path().to_str().unwrap();
+    assert_one_line_error(
+        &sendtest_with_path(&["run", "--backend", "vm"], path),
+        "apt-get install qemu-system-x86",
+    );
+    if is_root() {
+        assert_one_line_error(
+            &sendtest_with_path(&["run"], path),
+            "apt-get install btrfs-progs",
+        );
+    }
+}
+
+#[test]
+fn a_kernel_that_does_not_exist_is_a_one_line_error() {
+    assert_one_line_error(
+        &sendtest(&["run", "--kernel", "/nonexistent/bzImage"]),
+        "cannot read kernel /nonexistent/bzImage",
+    );
 }
 
 #[test]
@@ -145,6 +187,7 @@ fn without_root_the_loopback_backend_says_so() {
         .output()
         .unwrap();
     assert_one_line_error(&out, "needs root");
+    assert!(stderr(&out).contains("--backend vm"), "{}", stderr(&out));
 }
 
 #[test]

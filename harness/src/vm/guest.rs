@@ -73,6 +73,8 @@ struct Request {
     sysrq: Option<String>,
     /// `--duration` of the host's run, in seconds.
     duration: Option<u64>,
+    /// The case's time limit in the guest, in seconds.
+    timeout: Option<u64>,
 }
 
 fn parse_cmdline(cmdline: &str) -> Request {
@@ -83,6 +85,7 @@ fn parse_cmdline(cmdline: &str) -> Request {
             Some(("sendtest.disks", n)) => request.scratch_disks = n.parse().unwrap_or(0),
             Some(("sendtest.sysrq", key)) => request.sysrq = Some(key.to_string()),
             Some(("sendtest.duration", seconds)) => request.duration = seconds.parse().ok(),
+            Some(("sendtest.timeout", seconds)) => request.timeout = seconds.parse().ok(),
             None if word == "sendtest.probe" => request.probe = true,
             _ => {}
         }
@@ -127,6 +130,9 @@ fn boot_and_run(cases: &[&Case]) -> Result<()> {
             let config = RunConfig {
                 devices: Arc::new(Devices::given(scratch)),
                 duration: request.duration.map(Duration::from_secs),
+                timeout: request
+                    .timeout
+                    .map_or(runner::DEFAULT_TIMEOUT, Duration::from_secs),
                 ..RunConfig::loopback(GUEST_RESULTS.into(), 1)
             };
             println!("{CASE_STARTS}");

@@ -151,9 +151,7 @@ enum Probe {
 }
 
 fn probe_kvm(kernel: &Path, initramfs: &Path, log: &CommandLog) -> Result<Probe> {
-    let work = tempfile::Builder::new()
-        .prefix(&format!("sendtest-{}-", std::process::id()))
-        .tempdir()?;
+    let work = crate::workdir::create()?;
     let console = work.path().join("console.log");
     let guest = Guest {
         kernel,

@@ -1,0 +1,166 @@
+//! Cases that do not end by themselves, and cases that run out of space: a stuck send is killed
+//! at the case's time limit, a step stuck in the kernel is given up on shortly after it, and a
+//! full scratch filesystem is an environment error, never a pass or a finding.
+
+use std::time::{Duration, Instant};
+
+use sendtest::case::{Case, Fix};
+use sendtest::context::Ctx;
+use sendtest::exec;
+use sendtest::runner::{run_case, CaseResult, Outcome, RunConfig};
+use sendtest::scratch::ScratchSpec;
+use sendtest::workload::FileSpec;
+use xshell::cmd;
+
+fn case(name: &'static str, run: fn(&mut Ctx) -> anyhow::Result<()>) -> Case {
+    Case {
+        name,
+        groups: &["test"],
+        summary: "",
+        fix: Fix {
+            commit: "0",
+            subject: "test",
+            fstests: None,
+            revert: None,
+        },
+        ignore: &["ctime"],
+        run,
+    }
+}
+
+/// The result, and the results directory it points into.
+fn run_with_timeout(case: &Case, timeout: Duration) -> (CaseResult, tempfile::TempDir) {
+    let results = tempfile::tempdir().unwrap();
+    let config = RunConfig {
+        timeout,
+        ..RunConfig::loopback(results.path().to_path_buf(), 1)
+    };
+    (run_case(case, &config), results)
+}
+
+/// What of this process's is still around: loop devices, mounts and processes that name its
+/// private directories.
+fn our_leftovers() -> Vec<String> {
+    let mark = format!("/sendtest-{}-", std::process::id());
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/sys/block").unwrap().flatten() {
+        let backing = std::fs::read_to_string(entry.path().join("loop/backing_file"));
+        if backing.is_ok_and(|f| f.contains(&mark)) {
+            found.push(format!("loop device {:?}", entry.file_name()));
+        }
+    }
+    let mounts = std::fs::read_to_string("/proc/mounts").unwrap();
+    found.extend(
+        mounts
+            .lines()
+            .filter(|l| l.contains(&mark))
+            .map(String::from),
+    );
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        if String::from_utf8_lossy(&cmdline).contains(&mark) {
+            found.push(format!("process {:?}", entry.file_name()));
+        }
+    }
+    found
+}
+
+const BIG: FileSpec = FileSpec {
+    name: "big",
+    ranges: &[(0, 4 << 20)],
+    size: 4 << 20,
+    xattrs: &[],
+};
+
+#[test]
+fn time_limits_and_full_disks() {
+    if !sendtest::preflight::loopback_or_skip("time_limits_and_full_disks") {
+        return;
+    }
+    // One test, so that no sibling's devices are counted as leftovers.
+
+    // btrfs send into a pipe nobody reads blocks once the pipe is full, as a stuck receiver
+    // would leave it.
+    let stuck_send = case("stuck-send", |t| {
+        let fs = t.scratch("source")?;
+        let subvol = t.create_subvolume(&fs.join("data"))?;
+        t.write_files_synced(&subvol, &[BIG])?;
+        t.set_readonly(&subvol)?;
+        let sh = t.sh();
+        let (send, _never_read) = exec::spawn_reading(cmd!(sh, "btrfs send {subvol}"))?;
+        send.wait(t.log())?;
+        Ok(())
+    });
+    let started = Instant::now();
+    let (result, _results) = run_with_timeout(&stuck_send, Duration::from_secs(4));
+    assert!(
+        matches!(&result.outcome, Outcome::Failed(r)
+            if r.contains("timed out") && r.contains("btrfs send") && r.contains("time limit of 4s")),
+        "{:?}",
+        result.outcome
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(4 + 10),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(our_leftovers(), Vec::<String>::new());
+
+    // A step that never returns, as a mount stuck in the kernel would: the run gives up on it
+    // and goes on; the thread is left behind, holding nothing.
+    let hung = case("hung-step", |t| {
+        t.note("about to hang");
+        std::thread::sleep(Duration::from_secs(3600));
+        Ok(())
+    });
+    let started = Instant::now();
+    let (result, _results) = run_with_timeout(&hung, Duration::from_secs(2));
+    assert!(
+        matches!(&result.outcome, Outcome::Failed(r) if r.contains("hung") && r.contains("about to hang")),
+        "{:?}",
+        result.outcome
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(2 + 5 + 3),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(
+        result.dir.join("outcome").is_file(),
+        "a hung case still gets its outcome file"
+    );
+
+    // More data than the filesystem holds.
+    let full = case("full", |t| {
+        let fs = t.scratch_with(
+            "small",
+            ScratchSpec {
+                size: 256 << 20,
+                mkfs_args: &[],
+            },
+        )?;
+        const TOO_BIG: FileSpec = FileSpec {
+            name: "too-big",
+            ranges: &[(0, 512 << 20)],
+            size: 512 << 20,
+            xattrs: &[],
+        };
+        t.write_files_synced(&fs, &[TOO_BIG])
+    });
+    let (result, _results) = run_with_timeout(&full, Duration::from_secs(120));
+    assert!(
+        matches!(&result.outcome, Outcome::Error(r) if r.contains("ENOSPC")),
+        "{:?}",
+        result.outcome
+    );
+    assert_eq!(our_leftovers(), Vec::<String>::new());
+
+    // The hung case's private directory holds nothing but its owner file; remove it, as the
+    // next harness run would.
+    for entry in std::fs::read_dir(std::env::temp_dir()).unwrap().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with(&format!("sendtest-{}-", std::process::id())) {
+            std::fs::remove_dir_all(entry.path()).unwrap();
+        }
+    }
+}
