@@ -25,6 +25,23 @@ pub fn dir() -> Result<PathBuf> {
     Ok(dir)
 }
 
+/// Removes all but the `keep` most recently modified cache files whose names start with
+/// `prefix`. Best effort: a file another run is reading stays readable through its open fd.
+pub fn prune(prefix: &str, keep: usize) {
+    let Ok(entries) = dir().and_then(|d| Ok(std::fs::read_dir(d)?)) else {
+        return;
+    };
+    let mut files: Vec<(std::time::SystemTime, PathBuf)> = entries
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(prefix))
+        .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
+        .collect();
+    files.sort_by_key(|(modified, _)| std::cmp::Reverse(*modified));
+    for (_, path) in files.into_iter().skip(keep) {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
 /// Writes `contents` to `name` in the cache through a temp file and a rename, so that two runs
 /// at once never see half a file.
 pub fn store(name: &str, contents: &[u8]) -> Result<PathBuf> {

@@ -383,6 +383,12 @@ fn stop_reason(
 /// with SIGKILL leaves no btrfs send or qemu running. Every caller waits for its children on the
 /// thread that started them, which is what the kernel's parent-death signal watches.
 fn die_with_parent(command: &mut Command) {
+    // A guest's init (pid 1) does not die without its VM. And there a `pre_exec` would cost
+    // more than it saves: it makes std fork instead of posix_spawn, which the tinyconfig guest
+    // kernel refuses with ENOSYS.
+    if std::process::id() == 1 {
+        return;
+    }
     // SAFETY: the closure runs between fork and exec and makes only the prctl system call,
     // which is async-signal-safe.
     unsafe {

@@ -16,6 +16,7 @@ pub mod loopdev;
 pub mod manifest;
 pub mod mount;
 pub mod preflight;
+pub mod progress;
 pub mod report;
 pub mod results;
 pub mod runner;

@@ -1,5 +1,15 @@
-//! What the user reads: one line per case as it ends, a summary, and the exit code.
+//! What the user and CI systems read: one line per case as it ends, a one-screen summary, JUnit
+//! XML, JSON, and the exit code. Reporters only read results; they never drive the runner.
 
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
+
+use crate::exec::tail_lines;
+use crate::results::Times;
 use crate::runner::{CaseResult, Outcome};
 
 /// All cases passed.
@@ -9,11 +19,19 @@ pub const EXIT_FAILED: u8 = 1;
 /// The harness or its environment failed.
 pub const EXIT_ERROR: u8 = 2;
 
+/// Lines of a case's command log and kernel log that JUnit carries.
+const LOG_TAIL_LINES: usize = 40;
+
 /// The line printed when a case ends.
 pub fn case_line(result: &CaseResult) -> String {
+    let name = if result.iteration > 1 {
+        format!("{} #{}", result.name, result.iteration)
+    } else {
+        result.name.clone()
+    };
     let mut line = format!(
         "{:<28} {:<8} {:>6.1}s",
-        result.name,
+        name,
         result.outcome.label(),
         result.elapsed.as_secs_f64()
     );
@@ -24,24 +42,86 @@ pub fn case_line(result: &CaseResult) -> String {
     line
 }
 
-/// The closing lines: counts, then where the results are.
-pub fn summary(results: &[CaseResult], run_dir: &std::path::Path) -> String {
-    let count = |f: fn(&Outcome) -> bool| results.iter().filter(|r| f(&r.outcome)).count();
-    let passed = count(|o| *o == Outcome::Passed);
-    let failed = count(|o| matches!(o, Outcome::Failed(_)));
-    let errors = count(|o| matches!(o, Outcome::Error(_)));
-    let not_run = count(|o| matches!(o, Outcome::NotRun(_)));
+/// The closing screen, as fstests' `check` ends: each case once with its result over all
+/// iterations, its time and its time in earlier runs; then what was not run and why, what
+/// failed, the counts, and where the results are.
+pub fn summary(results: &[CaseResult], previous: &Times, run_dir: &Path) -> String {
+    let mut by_case: BTreeMap<&str, Vec<&CaseResult>> = BTreeMap::new();
+    for result in results {
+        by_case.entry(&result.name).or_default().push(result);
+    }
     let mut out = String::new();
+    if !by_case.is_empty() {
+        out.push_str(&format!(
+            "{:<28} {:<14} {:>8} {:>9}\n",
+            "case", "result", "time", "previous"
+        ));
+    }
+    for (name, runs) in &by_case {
+        let passed = runs.iter().filter(|r| r.outcome == Outcome::Passed).count();
+        let verdict = match runs.as_slice() {
+            [only] => only.outcome.label().to_string(),
+            _ => format!("passed {passed}/{}", runs.len()),
+        };
+        let ran: Vec<&&CaseResult> = runs
+            .iter()
+            .filter(|r| !matches!(r.outcome, Outcome::NotRun(_)))
+            .collect();
+        let time = match ran.len() {
+            0 => "-".to_string(),
+            1 => format!("{:.1}s", ran[0].elapsed.as_secs_f64()),
+            n => {
+                let mut times: Vec<Duration> = ran.iter().map(|r| r.elapsed).collect();
+                times.sort();
+                format!("{:.1}s med", times[n / 2].as_secs_f64())
+            }
+        };
+        let before = previous
+            .get(name)
+            .map_or("-".to_string(), |t| format!("{:.1}s", t.as_secs_f64()));
+        out.push_str(&format!("{name:<28} {verdict:<14} {time:>8} {before:>9}\n"));
+    }
+    let mut not_run: Vec<String> = Vec::new();
+    let mut failures: Vec<String> = Vec::new();
+    for result in results {
+        let label = case_label(result);
+        match &result.outcome {
+            Outcome::NotRun(why) => not_run.push(format!("{label} ({why})")),
+            Outcome::Failed(_) | Outcome::Error(_) => failures.push(label),
+            Outcome::Passed => {}
+        }
+    }
+    not_run.dedup();
+    if !not_run.is_empty() {
+        out.push_str(&format!("Not run: {}\n", not_run.join(", ")));
+    }
+    if !failures.is_empty() {
+        out.push_str(&format!("Failures: {}\n", failures.join(" ")));
+    }
+    let count = |f: fn(&Outcome) -> bool| results.iter().filter(|r| f(&r.outcome)).count();
+    let errors = count(|o| matches!(o, Outcome::Error(_)));
     if errors > 0 {
         out.push_str(&format!(
             "{errors} case(s) could not run to a verdict (harness or environment error)\n"
         ));
     }
     out.push_str(&format!(
-        "{passed} passed, {failed} failed, {not_run} skipped\n"
+        "{} passed, {} failed, {} skipped\n",
+        count(|o| *o == Outcome::Passed),
+        count(|o| matches!(o, Outcome::Failed(_))),
+        count(|o| matches!(o, Outcome::NotRun(_)))
     ));
     out.push_str(&format!("results: {}\n", run_dir.display()));
     out
+}
+
+/// `name`, or `name#k` for iteration k > 1.
+fn case_label(result: &CaseResult) -> String {
+    if result.iteration > 1 {
+        format!("{}#{}", result.name, result.iteration)
+    } else {
+        result.name.clone()
+    }
 }
 
 /// 1 if any case failed, else 2 if any could not run to a verdict, else 0.
@@ -61,16 +141,127 @@ pub fn exit_code(results: &[CaseResult]) -> u8 {
     }
 }
 
+/// JUnit XML: one test suite, one test case per case and iteration. A failed case carries its
+/// reason, the end of its command log and its kernel log slice; an environment error is a
+/// JUnit error; a case not run is skipped with its reason.
+pub fn junit(results: &[CaseResult], run_dir: &Path) -> Result<String> {
+    let mut suite = TestSuite::new("sendtest");
+    let mut total = Duration::ZERO;
+    for result in results {
+        total += result.elapsed;
+        let status = match &result.outcome {
+            Outcome::Passed => TestCaseStatus::success(),
+            Outcome::NotRun(why) => {
+                let mut status = TestCaseStatus::skipped();
+                status.set_message(why.as_str());
+                status
+            }
+            Outcome::Failed(why) | Outcome::Error(why) => {
+                let kind = if matches!(result.outcome, Outcome::Failed(_)) {
+                    NonSuccessKind::Failure
+                } else {
+                    NonSuccessKind::Error
+                };
+                let mut status = TestCaseStatus::non_success(kind);
+                status.set_message(first_line(why));
+                status.set_description(why.as_str());
+                status
+            }
+        };
+        let mut case = TestCase::new(case_label(result), status);
+        case.set_classname("sendtest").set_time(result.elapsed);
+        if result.outcome != Outcome::Passed {
+            let log_tail = file_tail(&result.dir, &["commands.log", "host-commands.log"]);
+            let kernel_tail = file_tail(&result.dir, &["dmesg", "console.log"]);
+            case.set_system_out(format!("results: {}\n{log_tail}", result.dir.display()));
+            case.set_system_err(kernel_tail);
+        }
+        suite.add_test_case(case);
+    }
+    suite.set_time(total);
+    let mut report = Report::new("sendtest");
+    report.set_time(total).add_test_suite(suite);
+    let mut xml = report.to_string().context("writing JUnit XML")?;
+    xml.push_str(&format!("<!-- results: {} -->\n", run_dir.display()));
+    Ok(xml)
+}
+
+fn first_line(text: &str) -> &str {
+    text.lines().next().unwrap_or("")
+}
+
+/// The last lines of the first of `names` that exists in `dir`, with its name.
+fn file_tail(dir: &Path, names: &[&str]) -> String {
+    for name in names {
+        if let Ok(text) = std::fs::read_to_string(dir.join(name)) {
+            let tail = tail_lines(&text, LOG_TAIL_LINES).join("\n");
+            return format!("--- end of {name} ---\n{tail}\n");
+        }
+    }
+    String::new()
+}
+
+/// A JSON document for machines: the run, its exit code, and every case result.
+pub fn json(results: &[CaseResult], previous: &Times, run_dir: &Path) -> String {
+    let cases: Vec<String> = results
+        .iter()
+        .map(|r| {
+            let previous = previous
+                .get(&r.name)
+                .map_or("null".to_string(), |t| format!("{:.3}", t.as_secs_f64()));
+            format!(
+                "{{\"name\":{},\"iteration\":{},\"outcome\":{},\"reason\":{},\"seconds\":{:.3},\"previous_seconds\":{previous},\"results\":{}}}",
+                json_string(&r.name),
+                r.iteration,
+                json_string(match r.outcome {
+                    Outcome::Passed => "passed",
+                    Outcome::Failed(_) => "failed",
+                    Outcome::Error(_) => "error",
+                    Outcome::NotRun(_) => "not_run",
+                }),
+                r.outcome.reason().map_or("null".to_string(), json_string),
+                r.elapsed.as_secs_f64(),
+                json_string(&r.dir.to_string_lossy()),
+            )
+        })
+        .collect();
+    format!(
+        "{{\"results\":{},\"exit_code\":{},\"cases\":[{}]}}\n",
+        json_string(&run_dir.to_string_lossy()),
+        exit_code(results),
+        cases.join(",")
+    )
+}
+
+/// `text` as a JSON string literal.
+fn json_string(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     fn result(outcome: Outcome) -> CaseResult {
         CaseResult {
             name: "c".into(),
+            iteration: 1,
             outcome,
-            elapsed: Duration::ZERO,
+            elapsed: Duration::from_millis(1500),
             dir: "d".into(),
         }
     }
@@ -93,14 +284,87 @@ mod tests {
     }
 
     #[test]
-    fn summary_has_the_plain_closing_line() {
+    fn the_summary_has_times_reasons_and_the_plain_closing_line() {
+        let mut previous = Times::default();
+        previous.record("c", Duration::from_millis(1200));
+        let skipped = CaseResult {
+            name: "s".into(),
+            ..result(Outcome::NotRun("needs send protocol 2".into()))
+        };
         let text = summary(
-            &[result(Outcome::Passed), result(Outcome::Failed("f".into()))],
+            &[
+                result(Outcome::Passed),
+                CaseResult {
+                    iteration: 2,
+                    ..result(Outcome::Failed("f".into()))
+                },
+                skipped,
+            ],
+            &previous,
             "r".as_ref(),
         );
         assert!(
-            text.lines().any(|l| l == "1 passed, 1 failed, 0 skipped"),
+            text.lines()
+                .any(|l| l.starts_with("c ") && l.contains("passed 1/2") && l.ends_with("1.2s")),
             "{text}"
+        );
+        assert!(
+            text.contains("Not run: s (needs send protocol 2)"),
+            "{text}"
+        );
+        assert!(text.contains("Failures: c#2"), "{text}");
+        assert!(
+            text.lines().any(|l| l == "1 passed, 1 failed, 1 skipped"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn junit_parses_back_with_one_entry_per_result() {
+        let xml = junit(
+            &[
+                result(Outcome::Passed),
+                CaseResult {
+                    name: "bad <case>".into(),
+                    ..result(Outcome::Failed("wrong data & more\nsecond line".into()))
+                },
+                CaseResult {
+                    name: "skipped".into(),
+                    ..result(Outcome::NotRun("no qemu".into()))
+                },
+            ],
+            "r".as_ref(),
+        )
+        .unwrap();
+        let doc = roxmltree::Document::parse(&xml).unwrap();
+        let cases: Vec<_> = doc
+            .descendants()
+            .filter(|n| n.has_tag_name("testcase"))
+            .collect();
+        assert_eq!(cases.len(), 3);
+        let failure = cases[1]
+            .children()
+            .find(|n| n.has_tag_name("failure"))
+            .expect("a failure element");
+        assert_eq!(cases[1].attribute("name"), Some("bad <case>"));
+        assert_eq!(failure.attribute("message"), Some("wrong data & more"));
+        assert!(cases[2].children().any(|n| n.has_tag_name("skipped")));
+    }
+
+    #[test]
+    fn json_parses_back() {
+        let text = json(
+            &[result(Outcome::Failed("a \"quoted\"\nreason\u{1}".into()))],
+            &Times::default(),
+            "r".as_ref(),
+        );
+        let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(value["exit_code"], 1);
+        assert_eq!(value["cases"][0]["outcome"], "failed");
+        assert_eq!(value["cases"][0]["reason"], "a \"quoted\"\nreason\u{1}");
+        assert_eq!(
+            value["cases"][0]["previous_seconds"],
+            serde_json::Value::Null
         );
     }
 }

@@ -114,6 +114,8 @@ impl Outcome {
 #[derive(Debug, Clone)]
 pub struct CaseResult {
     pub name: String,
+    /// Which repetition of the selection this was (`-i`, `-I`, `-L`), from 1.
+    pub iteration: u32,
     pub outcome: Outcome,
     pub elapsed: Duration,
     pub dir: PathBuf,
@@ -164,6 +166,7 @@ pub fn run_cases_with(
 fn not_run(case: &Case, config: &RunConfig, why: &str) -> CaseResult {
     CaseResult {
         name: case.name.to_string(),
+        iteration: 1,
         outcome: Outcome::NotRun(why.into()),
         elapsed: Duration::ZERO,
         dir: config.results.join(case.name),
@@ -253,6 +256,7 @@ pub(crate) fn finish(case: &Case, dir: PathBuf, started: Instant, outcome: Outco
     let _ = std::fs::write(dir.join("outcome"), outcome.to_file(elapsed));
     CaseResult {
         name: case.name.to_string(),
+        iteration: 1,
         outcome,
         elapsed,
         dir,
@@ -363,6 +367,37 @@ pub struct Selection {
     pub groups: Vec<String>,
     /// Cases in none of these groups.
     pub exclude_groups: Vec<String>,
+    /// Cases not named here (exact names, from `--exclude-file`).
+    pub exclude_names: Vec<String>,
+}
+
+/// The case names in an exclude file: one per line, `#` starts a comment. A line that is not
+/// exactly one case name is an error naming the file and line.
+pub fn parse_exclude_file(
+    file: &str,
+    text: &str,
+    all: &[&Case],
+) -> std::result::Result<Vec<String>, String> {
+    let mut names = Vec::new();
+    for (number, line) in text.lines().enumerate() {
+        let entry = line.split('#').next().unwrap_or("").trim();
+        if entry.is_empty() {
+            continue;
+        }
+        let at = format!("{file}:{}", number + 1);
+        if entry.split_whitespace().count() > 1 {
+            return Err(format!(
+                "{at}: `{entry}` is not one case name (one case per line, `#` for comments)"
+            ));
+        }
+        if !all.iter().any(|c| c.name == entry) {
+            return Err(format!(
+                "{at}: no case `{entry}`; `sendtest list` shows the cases"
+            ));
+        }
+        names.push(entry.to_string());
+    }
+    Ok(names)
 }
 
 /// The cases `selection` takes, in `all`'s order. With neither names nor groups, the `auto`
@@ -394,7 +429,9 @@ pub fn select<'a>(all: &'a [&'a Case], selection: &Selection) -> Result<Vec<&'a 
         .filter(|c| {
             let by_name = selection.names.iter().any(|n| c.name.contains(n.as_str()));
             let by_group = groups.iter().any(|g| c.in_group(g));
-            (by_name || by_group) && !selection.exclude_groups.iter().any(|g| c.in_group(g))
+            (by_name || by_group)
+                && !selection.exclude_groups.iter().any(|g| c.in_group(g))
+                && !selection.exclude_names.iter().any(|n| n == c.name)
         })
         .collect())
 }
@@ -469,6 +506,34 @@ mod tests {
             panic!("an unknown group was accepted")
         };
         assert!(message.contains("no case is in group `nope`"), "{message}");
+    }
+
+    #[test]
+    fn exclude_files_name_cases_and_bad_lines_are_errors() {
+        let (a, b) = (case("a-case", &["auto"]), case("b-case", &["auto"]));
+        let all = [&a, &b];
+        let text = "# flaky here\na-case   # see bug 123\n\n";
+        assert_eq!(
+            parse_exclude_file("x", text, &all),
+            Ok(vec!["a-case".into()])
+        );
+        let selection = Selection {
+            exclude_names: vec!["a-case".into()],
+            ..Default::default()
+        };
+        let names: Vec<_> = select(&all, &selection)
+            .unwrap()
+            .iter()
+            .map(|c| c.name)
+            .collect();
+        assert_eq!(names, ["b-case"]);
+        assert_eq!(
+            parse_exclude_file("x", "a-case\nno-case\n", &all),
+            Err("x:2: no case `no-case`; `sendtest list` shows the cases".into())
+        );
+        assert!(parse_exclude_file("x", "a-case b-case\n", &all)
+            .unwrap_err()
+            .starts_with("x:1: `a-case b-case` is not one case name"));
     }
 
     #[test]

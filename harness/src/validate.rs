@@ -146,6 +146,7 @@ mod tests {
     fn result(outcome: Outcome, seconds: u64) -> CaseResult {
         CaseResult {
             name: "c".into(),
+            iteration: 1,
             outcome,
             elapsed: Duration::from_secs(seconds),
             dir: "d".into(),

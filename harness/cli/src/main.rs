@@ -15,12 +15,14 @@ use sendtest::build::progs;
 use sendtest::build::TreeDoesNotBuild;
 use sendtest::manifest::{self, Ignore, Manifest};
 use sendtest::report::{self, EXIT_ERROR, EXIT_FAILED, EXIT_PASSED};
-use sendtest::runner::{self, RunConfig};
+use sendtest::runner::RunConfig;
 use sendtest::vm::{self, AccelChoice, Vm, VmOptions};
-use sendtest::{interrupt, preflight, results, validate, workdir};
+use sendtest::{interrupt, results, validate, workdir};
 
 /// `git bisect run`'s "cannot test this commit".
 const EXIT_UNTESTABLE: u8 = 125;
+
+mod run;
 
 #[derive(Parser)]
 #[command(
@@ -38,7 +40,7 @@ enum Command {
     /// Print one case per line: name, groups, summary.
     List,
     /// Run cases (the `auto` group unless filters are given).
-    Run(RunArgs),
+    Run(run::RunArgs),
     /// Show that a case fails on a kernel tree with its fix reverted and passes with it.
     Validate(ValidateArgs),
     /// Print the manifest of a tree, or compare two trees or saved manifests.
@@ -55,36 +57,9 @@ enum Command {
     },
 }
 
-#[derive(clap::Args)]
-struct RunArgs {
-    /// Run the cases whose name contains any of these.
-    filters: Vec<String>,
-    /// Run the cases in this group (repeatable): auto, quick, send, race, stress, delalloc…
-    #[arg(short = 'g', long = "group", value_name = "GROUP")]
-    groups: Vec<String>,
-    /// Leave out the cases in this group (repeatable).
-    #[arg(short = 'x', long = "exclude-group", value_name = "GROUP")]
-    exclude_groups: Vec<String>,
-    /// Where cases run: loop devices on this kernel (as root), or a qemu guest per case.
-    #[arg(long, value_enum, default_value_t = Backend::Loop)]
-    backend: Backend,
-    /// Build this kernel tree and run the cases in guests booting it (implies --backend vm).
-    #[arg(long, value_name = "PATH", conflicts_with = "kernel")]
-    kernel_tree: Option<PathBuf>,
-    /// Cases run at once (default: one per core; with --backend vm, one per two cores).
-    #[arg(short, long)]
-    jobs: Option<usize>,
-    #[command(flatten)]
-    output: OutputArgs,
-    #[command(flatten)]
-    progs: ProgsArgs,
-    #[command(flatten)]
-    vm: VmArgs,
-}
-
 /// Where results go and how long race cases run, for `run` and `validate`.
 #[derive(clap::Args)]
-struct OutputArgs {
+pub struct OutputArgs {
     /// Where results go: a directory per run (for validate: `with-fix/run-<i>/` and
     /// `without-fix/run-<i>/` inside), one per case in it.
     #[arg(long, default_value = "results")]
@@ -100,7 +75,7 @@ struct OutputArgs {
 
 impl OutputArgs {
     /// A run's configuration with these options.
-    fn config(&self, results: PathBuf, jobs: usize) -> RunConfig {
+    pub fn config(&self, results: PathBuf, jobs: usize) -> RunConfig {
         RunConfig {
             duration: self.duration.map(Duration::from_secs),
             timeout: Duration::from_secs(self.timeout),
@@ -110,7 +85,7 @@ impl OutputArgs {
 }
 
 #[derive(clap::Args)]
-struct ProgsArgs {
+pub struct ProgsArgs {
     /// Build btrfs and mkfs.btrfs from this btrfs-progs tree and use them instead of the
     /// installed ones, on either backend.
     #[arg(long, value_name = "PATH")]
@@ -155,7 +130,7 @@ struct ValidateArgs {
 }
 
 #[derive(clap::Args)]
-struct VmArgs {
+pub struct VmArgs {
     /// The bzImage to boot (implies --backend vm; default: the newest kernel in /boot with
     /// its modules).
     #[arg(long, value_name = "BZIMAGE")]
@@ -172,7 +147,7 @@ struct VmArgs {
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum Backend {
+pub enum Backend {
     Loop,
     Vm,
 }
@@ -195,7 +170,7 @@ fn main() -> ExitCode {
     };
     let code = match cli.command {
         Command::List => list(),
-        Command::Run(args) => run(&args),
+        Command::Run(args) => run::run(&args),
         Command::Validate(args) => validate_case(&args),
         Command::Manifest {
             path,
@@ -240,7 +215,7 @@ fn usage_error(error: clap::Error) -> ExitCode {
 }
 
 /// A count or number of seconds that must not be 0.
-fn at_least_one(text: &str) -> Result<u64, String> {
+pub fn at_least_one(text: &str) -> Result<u64, String> {
     match text.parse::<u64>() {
         Ok(0) => Err("must be at least 1".into()),
         Ok(n) => Ok(n),
@@ -261,69 +236,16 @@ fn list() -> Result<u8> {
     Ok(EXIT_PASSED)
 }
 
-fn say(line: &str) {
+pub fn say(line: &str) {
     eprintln!("sendtest: {line}");
 }
 
 /// Releases what earlier harness runs killed with SIGKILL left behind (never a live run's).
-fn sweep_dead_runs() {
+pub fn sweep_dead_runs() {
     let swept = workdir::sweep_dead();
     if !swept.is_empty() {
         say(&swept.summary());
     }
-}
-
-fn run(args: &RunArgs) -> Result<u8> {
-    let selection = runner::Selection {
-        names: args.filters.clone(),
-        groups: args.groups.clone(),
-        exclude_groups: args.exclude_groups.clone(),
-    };
-    let selected = runner::select(cases::ALL, &selection).map_err(anyhow::Error::msg)?;
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    sweep_dead_runs();
-    args.progs.apply()?;
-    let vm = if let Some(tree) = &args.kernel_tree {
-        let built = kernel_build::build(tree, None, &say)?;
-        Some(prepare_vm(&args.vm, Some(&built.bzimage))?)
-    } else if args.backend == Backend::Vm || args.vm.kernel.is_some() {
-        Some(prepare_vm(&args.vm, None)?)
-    } else {
-        preflight::loopback().map_err(anyhow::Error::msg)?;
-        None
-    };
-    let default_jobs = if vm.is_some() {
-        (cores / 2).max(1)
-    } else {
-        cores
-    };
-    let jobs = args.jobs.unwrap_or(default_jobs);
-    if jobs == 0 {
-        anyhow::bail!("--jobs must be at least 1");
-    }
-    let run_dir = results::new_run_dir(&args.output.results)?;
-    say(&format!(
-        "{} case(s), {jobs} at a time, results in {}",
-        selected.len(),
-        run_dir.display()
-    ));
-    let config = args.output.config(run_dir.clone(), jobs);
-    let print = |result: &runner::CaseResult| println!("{}", report::case_line(result));
-    let outcomes = match &vm {
-        None => runner::run_cases(&selected, &config, &print),
-        Some(vm) => runner::run_cases_with(
-            &selected,
-            &config,
-            &|case| vm.run_case(case, &config),
-            &print,
-        ),
-    };
-    print!("{}", report::summary(&outcomes, &run_dir));
-    if interrupt::requested() {
-        say("interrupted; scratch filesystems and guests released");
-        return Ok(EXIT_ERROR);
-    }
-    Ok(report::exit_code(&outcomes))
 }
 
 fn validate_case(args: &ValidateArgs) -> Result<u8> {
@@ -373,7 +295,7 @@ fn validate_case(args: &ValidateArgs) -> Result<u8> {
     Ok(validation.exit_code(args.min_detection))
 }
 
-fn prepare_vm(args: &VmArgs, built: Option<&Path>) -> Result<Vm> {
+pub fn prepare_vm(args: &VmArgs, built: Option<&Path>) -> Result<Vm> {
     let options = VmOptions {
         kernel: built.map(Path::to_path_buf).or_else(|| args.kernel.clone()),
         memory_mib: args.memory,

@@ -76,10 +76,7 @@ fn bad_usage_is_a_one_line_error() {
     assert_one_line_error(&sendtest(&["frobnicate"]), "unrecognized subcommand");
     assert_one_line_error(&sendtest(&["manifest"]), "required");
     assert_one_line_error(&sendtest(&["run", "--timeout", "0"]), "must be at least 1");
-    assert_one_line_error(
-        &sendtest(&["run", "--jobs", "0"]),
-        "--jobs must be at least 1",
-    );
+    assert_one_line_error(&sendtest(&["run", "--jobs", "0"]), "must be at least 1");
     let help = sendtest(&["--help"]);
     assert_eq!(help.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&help.stdout).contains("Usage:"));
@@ -338,5 +335,68 @@ fn a_kernel_tree_that_does_not_build_exits_125() {
     assert!(
         err.contains("does not build") && err.contains("this tree is broken"),
         "{err}"
+    );
+}
+
+#[test]
+fn junit_and_json_parse_back() {
+    if !sendtest::preflight::loopback_or_skip("junit_and_json_parse_back") {
+        return;
+    }
+    let results = tempfile::tempdir().unwrap();
+    let junit = results.path().join("out.xml");
+    let out = sendtest(&[
+        "run",
+        "-g",
+        "quick",
+        "--results",
+        results.path().to_str().unwrap(),
+        "--junit",
+        junit.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    let doc = roxmltree::Document::parse(&xml).unwrap();
+    let names: Vec<&str> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("testcase"))
+        .filter_map(|n| n.attribute("name"))
+        .collect();
+    assert_eq!(names, ["ro-flip-with-delalloc"], "{xml}");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["exit_code"], 0);
+    assert_eq!(json["cases"][0]["name"], "ro-flip-with-delalloc");
+    assert_eq!(json["cases"][0]["outcome"], "passed");
+    assert!(
+        stderr(&out).contains("1 passed, 0 failed, 0 skipped"),
+        "with --json the summary goes to stderr: {}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn exclude_files_leave_cases_out_and_bad_ones_are_one_line_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("exclude");
+    std::fs::write(&file, "# not today\nno-such-case\n").unwrap();
+    assert_one_line_error(
+        &sendtest(&["run", "--exclude-file", file.to_str().unwrap()]),
+        "exclude:2: no case `no-such-case`",
+    );
+    assert_one_line_error(
+        &sendtest(&["run", "--exclude-file", "/nonexistent/exclude"]),
+        "cannot read exclude file /nonexistent/exclude",
+    );
+    std::fs::write(&file, "ro-flip-with-delalloc  # known\n").unwrap();
+    assert_one_line_error(
+        &sendtest(&[
+            "run",
+            "-g",
+            "quick",
+            "--exclude-file",
+            file.to_str().unwrap(),
+        ]),
+        "leave no case to run",
     );
 }

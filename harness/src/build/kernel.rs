@@ -11,10 +11,9 @@ use xshell::{cmd, Shell};
 
 use super::{lock, not_building, short_hash, TreeDoesNotBuild};
 use crate::exec::{self, CommandLog};
+use crate::progress::Activity;
 
 const FRAGMENT: &str = include_str!("../../../vm-images/kernel.config");
-/// How often a long build says how far it is.
-const PROGRESS_EVERY: Duration = Duration::from_secs(15);
 
 /// A built kernel.
 #[derive(Debug, Clone)]
@@ -101,23 +100,18 @@ pub fn build(tree: &Path, revert: Option<Revert<'_>>, say: &dyn Fn(&str)) -> Res
         .map_or(1, |n| n.get())
         .to_string();
     let started = Instant::now();
-    let mut said = Instant::now();
-    say(&format!(
+    let activity = Activity::start(&format!(
         "building {} (log: {})",
         source.display(),
         log_path.display()
     ));
     let mut tick = |elapsed: Duration| {
-        if said.elapsed() >= PROGRESS_EVERY {
-            said = Instant::now();
-            let compiled = std::fs::read_to_string(&log_path)
-                .map_or(0, |t| t.lines().filter(|l| l.starts_with("  CC")).count());
-            say(&format!(
-                "building {}: {}s, {compiled} files compiled so far",
-                source.display(),
-                elapsed.as_secs()
-            ));
-        }
+        let compiled = std::fs::read_to_string(&log_path)
+            .map_or(0, |t| t.lines().filter(|l| l.starts_with("  CC")).count());
+        activity.update(&format!(
+            "{}s, {compiled} files compiled so far",
+            elapsed.as_secs()
+        ));
     };
     exec::run_to_file(
         cmd!(sh, "make -C {source} O={dir} -j{jobs} bzImage"),
@@ -126,6 +120,7 @@ pub fn build(tree: &Path, revert: Option<Revert<'_>>, say: &dyn Fn(&str)) -> Res
         &mut tick,
     )
     .map_err(&not_building)?;
+    drop(activity);
     say(&format!(
         "built {} in {:.0}s",
         source.display(),

@@ -15,6 +15,9 @@ use crate::cpio;
 use crate::exec::{self, CommandLog};
 use crate::preflight::find_in_path;
 
+/// Initramfs images kept in the cache; older ones are removed when a new one is made.
+const KEEP_IMAGES: usize = 8;
+
 const RECIPE: &str = include_str!("../../../vm-images/initramfs.recipe");
 
 /// Where the guest finds the list of modules to load: one `required|optional <path>` per line.
@@ -114,11 +117,18 @@ pub fn build(init: &Path, kernel: &Kernel, log: &CommandLog) -> Result<PathBuf> 
     let name = format!("initramfs-{}.cpio", cache_key(&inputs, &module_list)?);
     let cached = crate::cache::dir()?.join(&name);
     if cached.is_file() {
+        // Marked as recently used, so that pruning keeps it.
+        let _ = std::fs::File::options()
+            .write(true)
+            .open(&cached)
+            .and_then(|f| f.set_modified(std::time::SystemTime::now()));
         log.note(&format!("initramfs {} (cached)", cached.display()));
         return Ok(cached);
     }
     let image = pack(&inputs, &module_list)?;
     let path = crate::cache::store(&name, &image)?;
+    // Each new sendtest binary or btrfs-progs makes a new image; keep only the recent ones.
+    crate::cache::prune("initramfs-", KEEP_IMAGES);
     log.note(&format!(
         "initramfs {}: {} files, {} bytes",
         path.display(),
