@@ -3,6 +3,7 @@
 //! The library holds the mechanisms (provisioning scratch filesystems, running commands and
 //! cases, manifests, reporting); the `cases` crate holds the reproducers, one file each.
 
+pub mod bench;
 pub mod btrfs_ioctl;
 pub mod build;
 pub mod cache;

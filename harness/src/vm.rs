@@ -23,6 +23,17 @@ use crate::runner::{self, CaseResult, Outcome, RunConfig};
 pub use kernel::Kernel;
 pub use qemu::Accel;
 
+/// The note in `host-commands.log` that times a guest's boot, followed by seconds.
+pub const FIRST_STEP_NOTE: &str = "qemu start to the case's first step: ";
+
+/// The boot time a case's `host-commands.log` records, if the guest got to its first step.
+pub fn first_step_time(case_dir: &Path) -> Option<Duration> {
+    let log = std::fs::read_to_string(case_dir.join("host-commands.log")).ok()?;
+    let line = log.lines().find_map(|l| l.split_once(FIRST_STEP_NOTE))?.1;
+    let seconds: f64 = line.trim().trim_end_matches('s').parse().ok()?;
+    Duration::try_from_secs_f64(seconds).ok()
+}
+
 /// Scratch disks each guest gets; no case uses more scratch filesystems.
 const SCRATCH_DISKS: usize = 3;
 const SCRATCH_DISK_SIZE: u64 = crate::scratch::DEFAULT_SIZE;
@@ -169,10 +180,7 @@ impl Vm {
         };
         let booted = boot_timed(&console, || qemu::boot(&sh, &guest, &log, timeout));
         if let Some(time) = booted.1 {
-            log.note(&format!(
-                "qemu start to the case's first step: {:.2}s",
-                time.as_secs_f64()
-            ));
+            log.note(&format!("{FIRST_STEP_NOTE}{:.3}s", time.as_secs_f64()));
         }
         match booted.0 {
             Ok(out) if !out.status.success() => {

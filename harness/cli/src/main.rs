@@ -22,6 +22,7 @@ use sendtest::{interrupt, results, validate, workdir};
 /// `git bisect run`'s "cannot test this commit".
 const EXIT_UNTESTABLE: u8 = 125;
 
+mod bench;
 mod run;
 
 #[derive(Parser)]
@@ -41,6 +42,8 @@ enum Command {
     List,
     /// Run cases (the `auto` group unless filters are given).
     Run(run::RunArgs),
+    /// Measure the harness's own speed on this machine against its targets.
+    Bench(bench::BenchArgs),
     /// Show that a case fails on a kernel tree with its fix reverted and passes with it.
     Validate(ValidateArgs),
     /// Print the manifest of a tree, or compare two trees or saved manifests.
@@ -171,6 +174,7 @@ fn main() -> ExitCode {
     let code = match cli.command {
         Command::List => list(),
         Command::Run(args) => run::run(&args),
+        Command::Bench(args) => bench::bench(&args),
         Command::Validate(args) => validate_case(&args),
         Command::Manifest {
             path,
