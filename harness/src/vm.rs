@@ -80,6 +80,8 @@ impl Default for VmOptions {
 /// A kernel, an initramfs and an accelerator, ready to boot guests.
 pub struct Vm {
     pub kernel: Kernel,
+    /// What qemu boots: the kernel's image, or its uncompressed ELF (see [`Kernel::bootable`]).
+    pub boot_image: PathBuf,
     pub initramfs: PathBuf,
     pub accel: Accel,
     options: VmOptions,
@@ -102,13 +104,15 @@ impl Vm {
         let log = CommandLog::discard();
         let initramfs =
             initramfs::build(init, &kernel, &log).context("building the guest initramfs")?;
+        let boot_image = kernel.bootable(&log);
         let accel = match options.accel {
             AccelChoice::Kvm => Accel::Kvm,
             AccelChoice::Tcg => Accel::Tcg,
-            AccelChoice::Auto => qemu::choose_accel(&kernel.image, &initramfs, &log),
+            AccelChoice::Auto => qemu::choose_accel(&boot_image, &initramfs, &log),
         };
         Ok(Vm {
             kernel,
+            boot_image,
             initramfs,
             accel,
             options,
@@ -164,7 +168,7 @@ impl Vm {
         }
         let console = dir.join("console.log");
         let guest = qemu::Guest {
-            kernel: &self.kernel.image,
+            kernel: &self.boot_image,
             initramfs: &self.initramfs,
             append,
             disks,
