@@ -32,6 +32,7 @@ pub struct Ctx {
     tamper: Option<Tamper>,
     devices: Arc<Devices>,
     duration: Option<Duration>,
+    load_factor: f64,
 }
 
 impl Ctx {
@@ -50,6 +51,7 @@ impl Ctx {
             tamper: config.tamper,
             devices: Arc::clone(&config.devices),
             duration: config.duration,
+            load_factor: config.load_factor,
         })
     }
 
@@ -232,6 +234,11 @@ impl Ctx {
         Ok(path)
     }
 
+    /// `--load-factor`: how much stress cases scale their sizes (1 by default).
+    pub fn load_factor(&self) -> f64 {
+        self.load_factor
+    }
+
     /// How long a case that repeats rounds should go on: `--duration`, or the case's default.
     pub fn duration(&self, default: Duration) -> Duration {
         self.duration.unwrap_or(default)
@@ -289,7 +296,7 @@ impl Ctx {
     /// Creates, writes and deletes a few small files in `dir`, so that metadata blocks are
     /// allocated and freed.
     pub fn churn(&self, dir: &Path, round: u64) -> Result<()> {
-        workload::churn(dir, round)
+        workload::churn(dir, round, self.load_factor)
     }
 
     /// The top of `subvol`'s tree as last committed.

@@ -32,6 +32,8 @@ pub struct RunConfig {
     pub duration: Option<Duration>,
     /// How long a case may take, beyond `duration`, before it fails as hung.
     pub timeout: Duration,
+    /// How much stress cases scale their sizes (`--load-factor`).
+    pub load_factor: f64,
 }
 
 /// The time a case may take beyond its `--duration` unless `--timeout` says otherwise.
@@ -54,6 +56,7 @@ impl RunConfig {
             devices: Arc::new(Devices::Loop),
             duration: None,
             timeout: DEFAULT_TIMEOUT,
+            load_factor: 1.0,
         }
     }
 

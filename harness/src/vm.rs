@@ -151,6 +151,9 @@ impl Vm {
         if let Some(duration) = config.duration {
             append.push_str(&format!(" sendtest.duration={}", duration.as_secs()));
         }
+        if config.load_factor != 1.0 {
+            append.push_str(&format!(" sendtest.load_factor={}", config.load_factor));
+        }
         // The guest's own limit comes first, so that a hung step is named from inside; the
         // host's, which covers boot too, is the backstop.
         let guest_timeout = config

@@ -27,26 +27,29 @@ pub fn write_synced(dir: &Path, files: &[FileSpec]) -> Result<()> {
     write(dir, files, true)
 }
 
-/// Files created and deleted by one [`churn`].
+/// Files created and deleted by one [`churn`] at load factor 1.
 const CHURN_FILES: u64 = 16;
 const CHURN_FILE_SIZE: usize = 16 * 1024;
 
 /// Creates and writes a few small files in `dir`, then deletes them: metadata blocks get
 /// allocated, and are freed at the next commit.
-pub fn churn(dir: &Path, round: u64) -> Result<()> {
-    for i in 0..CHURN_FILES {
+pub fn churn(dir: &Path, round: u64, load_factor: f64) -> Result<()> {
+    let files = churn_files(load_factor);
+    for i in 0..files {
         let path = dir.join(format!("churn-{round}-{i}"));
-        std::fs::write(
-            &path,
-            pattern("churn", round * CHURN_FILES + i, CHURN_FILE_SIZE),
-        )
-        .with_context(|| format!("writing {}", path.display()))?;
+        std::fs::write(&path, pattern("churn", round * files + i, CHURN_FILE_SIZE))
+            .with_context(|| format!("writing {}", path.display()))?;
     }
-    for i in 0..CHURN_FILES {
+    for i in 0..files {
         let path = dir.join(format!("churn-{round}-{i}"));
         std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
     }
     Ok(())
+}
+
+/// Files per churn round: [`CHURN_FILES`] scaled by `--load-factor`, at least one.
+fn churn_files(load_factor: f64) -> u64 {
+    ((CHURN_FILES as f64 * load_factor).round() as u64).max(1)
 }
 
 fn write(dir: &Path, files: &[FileSpec], sync: bool) -> Result<()> {
@@ -97,6 +100,13 @@ pub fn pattern(seed: &str, offset: u64, len: usize) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_load_factor_scales_churn() {
+        assert_eq!(churn_files(1.0), 16);
+        assert_eq!(churn_files(2.5), 40);
+        assert_eq!(churn_files(0.01), 1);
+    }
 
     #[test]
     fn pattern_is_deterministic_and_depends_on_seed_and_offset() {

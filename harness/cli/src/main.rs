@@ -74,6 +74,9 @@ pub struct OutputArgs {
     /// killed (on the VM backend: from qemu's start to the guest's power-off).
     #[arg(long, default_value_t = 300, value_name = "SECONDS", value_parser = at_least_one)]
     timeout: u64,
+    /// Scale the sizes in stress cases by F (how much metadata a race case churns per round).
+    #[arg(long, default_value_t = 1.0, value_name = "F", value_parser = positive)]
+    load_factor: f64,
 }
 
 impl OutputArgs {
@@ -82,6 +85,7 @@ impl OutputArgs {
         RunConfig {
             duration: self.duration.map(Duration::from_secs),
             timeout: Duration::from_secs(self.timeout),
+            load_factor: self.load_factor,
             ..RunConfig::loopback(results, jobs)
         }
     }
@@ -216,6 +220,15 @@ fn usage_error(error: clap::Error) -> ExitCode {
         .trim_start_matches("error: ");
     eprintln!("sendtest: {first} (`sendtest --help` shows the usage)");
     ExitCode::from(EXIT_ERROR)
+}
+
+/// A factor that must be above 0.
+fn positive(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(f) if f > 0.0 && f.is_finite() => Ok(f),
+        Ok(_) => Err("must be above 0".into()),
+        Err(_) => Err(format!("`{text}` is not a number")),
+    }
 }
 
 /// A count or number of seconds that must not be 0.

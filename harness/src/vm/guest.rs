@@ -64,7 +64,7 @@ pub fn main(cases: &[&Case]) -> ! {
 }
 
 /// What the host asks for on the kernel command line.
-#[derive(Debug, Default, PartialEq, Eq)]
+#[derive(Debug, Default, PartialEq)]
 struct Request {
     case: Option<String>,
     probe: bool,
@@ -75,6 +75,8 @@ struct Request {
     duration: Option<u64>,
     /// The case's time limit in the guest, in seconds.
     timeout: Option<u64>,
+    /// `--load-factor` of the host's run.
+    load_factor: Option<f64>,
 }
 
 fn parse_cmdline(cmdline: &str) -> Request {
@@ -86,6 +88,7 @@ fn parse_cmdline(cmdline: &str) -> Request {
             Some(("sendtest.sysrq", key)) => request.sysrq = Some(key.to_string()),
             Some(("sendtest.duration", seconds)) => request.duration = seconds.parse().ok(),
             Some(("sendtest.timeout", seconds)) => request.timeout = seconds.parse().ok(),
+            Some(("sendtest.load_factor", f)) => request.load_factor = f.parse().ok(),
             None if word == "sendtest.probe" => request.probe = true,
             _ => {}
         }
@@ -133,6 +136,7 @@ fn boot_and_run(cases: &[&Case]) -> Result<()> {
                 timeout: request
                     .timeout
                     .map_or(runner::DEFAULT_TIMEOUT, Duration::from_secs),
+                load_factor: request.load_factor.unwrap_or(1.0),
                 ..RunConfig::loopback(GUEST_RESULTS.into(), 1)
             };
             println!("{CASE_STARTS}");
@@ -253,6 +257,12 @@ mod tests {
         assert_eq!(request.scratch_disks, 3);
         assert!(!request.probe);
         assert!(parse_cmdline("quiet sendtest.probe").probe);
+        let limits =
+            parse_cmdline("sendtest.duration=60 sendtest.timeout=270 sendtest.load_factor=2.5");
+        assert_eq!(
+            (limits.duration, limits.timeout, limits.load_factor),
+            (Some(60), Some(270), Some(2.5))
+        );
     }
 
     #[test]
