@@ -3,11 +3,16 @@
 
 use sendtest::case::Case;
 
+mod random;
 mod ro_flip_with_delalloc;
 mod snapshot_during_send;
 
 /// Every case, in the order `sendtest list` shows them.
-pub const ALL: &[&Case] = &[&ro_flip_with_delalloc::CASE, &snapshot_during_send::CASE];
+pub const ALL: &[&Case] = &[
+    &ro_flip_with_delalloc::CASE,
+    &snapshot_during_send::CASE,
+    &random::CASE,
+];
 
 /// The case called `name`.
 pub fn by_name(name: &str) -> Option<&'static Case> {

@@ -33,6 +33,7 @@ pub struct Ctx {
     devices: Arc<Devices>,
     duration: Option<Duration>,
     load_factor: f64,
+    random: crate::runner::RandomKnobs,
 }
 
 impl Ctx {
@@ -52,6 +53,7 @@ impl Ctx {
             devices: Arc::clone(&config.devices),
             duration: config.duration,
             load_factor: config.load_factor,
+            random: config.random,
         })
     }
 
@@ -234,9 +236,29 @@ impl Ctx {
         Ok(path)
     }
 
+    /// `--seed`, `--ops` and `--snapshots`, for randomized cases.
+    pub fn random_knobs(&self) -> crate::runner::RandomKnobs {
+        self.random
+    }
+
+    /// Whether received trees are to be tampered with (tests of the checks only).
+    pub fn tampering(&self) -> bool {
+        self.tamper.is_some()
+    }
+
+    /// The case's private directory, for files that are not results (streams of a chain).
+    pub fn work_dir(&self) -> &Path {
+        self.work.path()
+    }
+
     /// `--load-factor`: how much stress cases scale their sizes (1 by default).
     pub fn load_factor(&self) -> f64 {
         self.load_factor
+    }
+
+    /// `--duration`, if it was given.
+    pub fn requested_duration(&self) -> Option<Duration> {
+        self.duration
     }
 
     /// How long a case that repeats rounds should go on: `--duration`, or the case's default.

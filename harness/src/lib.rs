@@ -18,6 +18,7 @@ pub mod manifest;
 pub mod mount;
 pub mod preflight;
 pub mod progress;
+pub mod random;
 pub mod report;
 pub mod results;
 pub mod runner;

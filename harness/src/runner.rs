@@ -34,6 +34,16 @@ pub struct RunConfig {
     pub timeout: Duration,
     /// How much stress cases scale their sizes (`--load-factor`).
     pub load_factor: f64,
+    /// `--seed`, `--ops`, `--snapshots` for randomized cases.
+    pub random: RandomKnobs,
+}
+
+/// What randomized cases are told; each has defaults for what is not.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RandomKnobs {
+    pub seed: Option<u64>,
+    pub ops: Option<usize>,
+    pub snapshots: Option<usize>,
 }
 
 /// The time a case may take beyond its `--duration` unless `--timeout` says otherwise.
@@ -57,6 +67,7 @@ impl RunConfig {
             duration: None,
             timeout: DEFAULT_TIMEOUT,
             load_factor: 1.0,
+            random: RandomKnobs::default(),
         }
     }
 

@@ -151,6 +151,16 @@ impl Vm {
         if let Some(duration) = config.duration {
             append.push_str(&format!(" sendtest.duration={}", duration.as_secs()));
         }
+        let knobs = config.random;
+        for (name, value) in [
+            ("seed", knobs.seed),
+            ("ops", knobs.ops.map(|n| n as u64)),
+            ("snapshots", knobs.snapshots.map(|n| n as u64)),
+        ] {
+            if let Some(value) = value {
+                append.push_str(&format!(" sendtest.{name}={value}"));
+            }
+        }
         if config.load_factor != 1.0 {
             append.push_str(&format!(" sendtest.load_factor={}", config.load_factor));
         }

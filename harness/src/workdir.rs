@@ -121,6 +121,10 @@ fn sweep_dir(dir: &Path, swept: &mut Swept) {
         }
         wait_gone(pid);
     }
+    let bound_before = loopdev::bound()
+        .into_iter()
+        .filter(|(_, backing)| inside(backing))
+        .count();
     // Deepest mounts first, in case one is mounted inside another.
     let mut mounts: Vec<PathBuf> = mount_points().into_iter().filter(|m| inside(m)).collect();
     mounts.sort_by_key(|m| std::cmp::Reverse(m.components().count()));
@@ -145,7 +149,6 @@ fn sweep_dir(dir: &Path, swept: &mut Swept) {
             .collect()
     };
     let mut left = ours();
-    let before = left.len();
     while !left.is_empty() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
         left = ours();
@@ -155,7 +158,7 @@ fn sweep_dir(dir: &Path, swept: &mut Swept) {
             swept.problems.push(format!("{e:#}"));
         }
     }
-    swept.loop_devices += before;
+    swept.loop_devices += bound_before;
     if mount_points().iter().any(|m| inside(m)) {
         swept.problems.push(format!(
             "{} still has a mount inside; not removed",

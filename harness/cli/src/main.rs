@@ -15,7 +15,7 @@ use sendtest::build::progs;
 use sendtest::build::TreeDoesNotBuild;
 use sendtest::manifest::{self, Ignore, Manifest};
 use sendtest::report::{self, EXIT_ERROR, EXIT_FAILED, EXIT_PASSED};
-use sendtest::runner::RunConfig;
+use sendtest::runner::{RandomKnobs, RunConfig};
 use sendtest::vm::{self, AccelChoice, Vm, VmOptions};
 use sendtest::{interrupt, results, validate, workdir};
 
@@ -68,7 +68,7 @@ pub struct OutputArgs {
     #[arg(long, default_value = "results")]
     results: PathBuf,
     /// Seconds that cases which repeat rounds (races) go on for; each has a default.
-    #[arg(long, value_name = "SECONDS")]
+    #[arg(long, value_name = "SECONDS", value_parser = seconds)]
     duration: Option<u64>,
     /// Seconds a case may take beyond --duration before it fails as hung, with its commands
     /// killed (on the VM backend: from qemu's start to the guest's power-off).
@@ -77,6 +77,15 @@ pub struct OutputArgs {
     /// Scale the sizes in stress cases by F (how much metadata a race case churns per round).
     #[arg(long, default_value_t = 1.0, value_name = "F", value_parser = positive)]
     load_factor: f64,
+    /// Random cases: replay this seed (printed by every run of one).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Random cases: operations per list.
+    #[arg(long, value_name = "N", value_parser = at_least_one)]
+    ops: Option<u64>,
+    /// Random cases: snapshots taken among the operations (each one more send in the chain).
+    #[arg(long, value_name = "N")]
+    snapshots: Option<u64>,
 }
 
 impl OutputArgs {
@@ -86,6 +95,11 @@ impl OutputArgs {
             duration: self.duration.map(Duration::from_secs),
             timeout: Duration::from_secs(self.timeout),
             load_factor: self.load_factor,
+            random: RandomKnobs {
+                seed: self.seed,
+                ops: self.ops.map(|n| n as usize),
+                snapshots: self.snapshots.map(|n| n as usize),
+            },
             ..RunConfig::loopback(results, jobs)
         }
     }
@@ -220,6 +234,24 @@ fn usage_error(error: clap::Error) -> ExitCode {
         .trim_start_matches("error: ");
     eprintln!("sendtest: {first} (`sendtest --help` shows the usage)");
     ExitCode::from(EXIT_ERROR)
+}
+
+/// Seconds, as `90`, `90s`, `2m` or `1h`.
+fn seconds(text: &str) -> Result<u64, String> {
+    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => text.split_at(i),
+        None => (text, "s"),
+    };
+    let scale = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        _ => return Err(format!("`{text}` is not a time: write 90, 90s, 2m or 1h")),
+    };
+    number
+        .parse::<u64>()
+        .map(|n| n * scale)
+        .map_err(|_| format!("`{text}` is not a time: write 90, 90s, 2m or 1h"))
 }
 
 /// A factor that must be above 0.

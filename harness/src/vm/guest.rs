@@ -77,6 +77,8 @@ struct Request {
     timeout: Option<u64>,
     /// `--load-factor` of the host's run.
     load_factor: Option<f64>,
+    /// `--seed`, `--ops`, `--snapshots` of the host's run.
+    random: runner::RandomKnobs,
 }
 
 fn parse_cmdline(cmdline: &str) -> Request {
@@ -89,6 +91,9 @@ fn parse_cmdline(cmdline: &str) -> Request {
             Some(("sendtest.duration", seconds)) => request.duration = seconds.parse().ok(),
             Some(("sendtest.timeout", seconds)) => request.timeout = seconds.parse().ok(),
             Some(("sendtest.load_factor", f)) => request.load_factor = f.parse().ok(),
+            Some(("sendtest.seed", n)) => request.random.seed = n.parse().ok(),
+            Some(("sendtest.ops", n)) => request.random.ops = n.parse().ok(),
+            Some(("sendtest.snapshots", n)) => request.random.snapshots = n.parse().ok(),
             None if word == "sendtest.probe" => request.probe = true,
             _ => {}
         }
@@ -137,6 +142,7 @@ fn boot_and_run(cases: &[&Case]) -> Result<()> {
                     .timeout
                     .map_or(runner::DEFAULT_TIMEOUT, Duration::from_secs),
                 load_factor: request.load_factor.unwrap_or(1.0),
+                random: request.random,
                 ..RunConfig::loopback(GUEST_RESULTS.into(), 1)
             };
             println!("{CASE_STARTS}");

@@ -1,0 +1,113 @@
+//! The random case against a received tree that is deliberately wrong: the chain must catch
+//! it, shrink the operations to a short list, and leave a script that reproduces the failure
+//! when run by hand.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use sendtest::preflight;
+use sendtest::runner::{run_case, Outcome, RandomKnobs, RunConfig};
+
+fn no_tamper(_: &Path) -> anyhow::Result<()> {
+    Ok(())
+}
+
+/// The sendtest binary that `cargo test --workspace` built next to this test.
+fn sendtest_binary() -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let candidate = exe.parent()?.parent()?.join("sendtest");
+    candidate.is_file().then_some(candidate)
+}
+
+#[test]
+fn a_broken_received_tree_is_caught_and_shrunk_to_a_script_that_reproduces_it() {
+    if !preflight::loopback_or_skip("random: broken received tree") {
+        return;
+    }
+    let results = tempfile::tempdir().unwrap();
+    let config = RunConfig {
+        // With a tamper hook, the random case truncates the largest received file by a byte.
+        tamper: Some(no_tamper),
+        random: RandomKnobs {
+            seed: Some(42),
+            ops: Some(300),
+            snapshots: Some(4),
+        },
+        ..RunConfig::loopback(results.path().to_path_buf(), 1)
+    };
+    let case = cases::by_name("random").unwrap();
+    let result = run_case(case, &config);
+    let Outcome::Failed(reason) = &result.outcome else {
+        panic!("a broken received tree passed: {:?}", result.outcome)
+    };
+    assert!(reason.contains("seed 42"), "{reason}");
+    assert!(reason.contains("random --seed 42"), "{reason}");
+    let listing = std::fs::read_to_string(result.dir.join("random-42.ops")).unwrap();
+    assert!(listing.starts_with("seed 42\nindices "), "{listing}");
+    let script = std::fs::read_to_string(result.dir.join("random-42.sh")).unwrap();
+    let operations = script
+        .lines()
+        .filter(|l| l.ends_with(" 2>/dev/null"))
+        .count();
+    assert!(
+        (1..=10).contains(&operations),
+        "{operations} operations left:\n{script}"
+    );
+
+    // By hand: the script must fail the same way on its own filesystems.
+    let Some(sendtest) = sendtest_binary() else {
+        assert!(
+            !preflight::require_all(),
+            "no sendtest binary next to the tests to compare with"
+        );
+        eprintln!("skipped running the script: no sendtest binary next to the tests");
+        return;
+    };
+    let missing: Vec<&str> = ["xfs_io", "setfattr"]
+        .into_iter()
+        .filter(|p| preflight::find_in_path(p).is_none())
+        .collect();
+    if !missing.is_empty() {
+        assert!(!preflight::require_all(), "the script needs {missing:?}");
+        eprintln!("skipped running the script: {missing:?} missing");
+        return;
+    }
+    let out = Command::new("bash")
+        .arg(result.dir.join("random-42.sh"))
+        .env("SENDTEST", sendtest)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("FAILED: reproduced"), "{stdout}");
+    assert!(
+        stdout.contains("field size") || stdout.contains("field sha256"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn twenty_fixed_seeds_pass_on_this_kernel() {
+    if !preflight::loopback_or_skip("random: 20 seeds") {
+        return;
+    }
+    let case = cases::by_name("random").unwrap();
+    for seed in 1..=20 {
+        let results = tempfile::tempdir().unwrap();
+        let config = RunConfig {
+            random: RandomKnobs {
+                seed: Some(seed),
+                ops: Some(400),
+                snapshots: Some(5),
+            },
+            ..RunConfig::loopback(results.path().to_path_buf(), 1)
+        };
+        let result = run_case(case, &config);
+        assert_eq!(result.outcome, Outcome::Passed, "seed {seed}");
+    }
+}

@@ -1,0 +1,332 @@
+//! Randomized differential send/receive: seeded operations in a subvolume, read-only snapshots
+//! at random points, the first sent in full and each later one incrementally against the one
+//! before, all received on another filesystem and compared with their sources. A failure is
+//! shrunk to a minimal list of operations, kept as the seed with the list of indices and as a
+//! shell script that reproduces it by hand.
+
+pub mod ops;
+pub mod shrink;
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+use xshell::cmd;
+
+use crate::case::detected;
+use crate::context::Ctx;
+use crate::manifest::{self, Ignore, Manifest};
+pub use ops::Op;
+
+/// Oracle calls the shrinker may make; each is one chain (about a tenth of a second on loop
+/// devices for a short list).
+const SHRINK_BUDGET: usize = 400;
+
+/// How one chain went.
+#[derive(Debug, Default, Clone)]
+pub struct Checked {
+    pub ops: usize,
+    pub snapshots: usize,
+    pub sends: usize,
+}
+
+/// The failure of a chain: what differed or what failed.
+#[derive(Debug, Clone)]
+pub struct ChainFailure(pub String);
+
+/// Runs chains on two scratch filesystems of one case: `source` for the operations and
+/// snapshots, `dest` for what is received. Each chain gets fresh subvolumes and deletes them
+/// afterwards, so thousands fit.
+pub struct Chains<'a> {
+    ctx: &'a Ctx,
+    source: PathBuf,
+    dest: PathBuf,
+    ignore: Ignore,
+    /// (path, field) differences that are known and not findings.
+    known: &'a [(&'a str, &'a str)],
+    attempt: usize,
+    /// Truncate a received file by one byte before comparing (tests of the chain only).
+    pub break_received: bool,
+}
+
+impl<'a> Chains<'a> {
+    /// Chains on `source` and `dest` that compare all fields but `ignore`, and pass over the
+    /// `known` differences of one field at one path.
+    pub fn new(
+        ctx: &'a Ctx,
+        source: &Path,
+        dest: &Path,
+        ignore: &[&str],
+        known: &'a [(&'a str, &'a str)],
+    ) -> Result<Chains<'a>> {
+        Ok(Chains {
+            ctx,
+            source: source.to_path_buf(),
+            dest: dest.to_path_buf(),
+            ignore: Ignore::new(ignore)?,
+            known,
+            attempt: 0,
+            break_received: false,
+        })
+    }
+
+    /// Applies `ops`, snapshots, sends, receives and compares. `Ok(Err(_))` is a finding;
+    /// `Err(_)` is the environment failing.
+    pub fn check(&mut self, ops: &[Op]) -> Result<std::result::Result<Checked, ChainFailure>> {
+        self.attempt += 1;
+        let name = format!("chain-{}", self.attempt);
+        let vol = self.ctx.create_subvolume(&self.source.join(&name))?;
+        let received = self.dest.join(&name);
+        std::fs::create_dir(&received)?;
+        let mut snapshots = Vec::new();
+        let mut checked = Checked::default();
+        for op in ops {
+            if *op == Op::Snapshot {
+                snapshots.push(self.snapshot(&vol, &name, snapshots.len())?);
+            } else {
+                // An operation whose precondition does not hold changes nothing.
+                let _ = op.apply(&vol);
+                checked.ops += 1;
+            }
+        }
+        snapshots.push(self.snapshot(&vol, &name, snapshots.len())?);
+        checked.snapshots = snapshots.len();
+        let outcome = self.send_all(&snapshots, &received, &mut checked);
+        for snapshot in snapshots.iter().rev() {
+            let _ = self
+                .ctx
+                .delete_subvolume_quickly(&received.join(file_name(snapshot)));
+            self.ctx.delete_subvolume_quickly(snapshot)?;
+        }
+        self.ctx.delete_subvolume_quickly(&vol)?;
+        let _ = std::fs::remove_dir(&received);
+        Ok(outcome.map(|()| checked))
+    }
+
+    fn snapshot(&self, vol: &Path, name: &str, index: usize) -> Result<PathBuf> {
+        self.ctx
+            .snapshot_quickly(vol, &self.source.join(format!("{name}.snap{index}")))
+    }
+
+    fn send_all(
+        &self,
+        snapshots: &[PathBuf],
+        received: &Path,
+        checked: &mut Checked,
+    ) -> std::result::Result<(), ChainFailure> {
+        let sh = self.ctx.sh();
+        let stream = self.ctx.work_dir().join("random.stream");
+        for (i, snapshot) in snapshots.iter().enumerate() {
+            let sent = match i {
+                0 => self
+                    .ctx
+                    .run(cmd!(sh, "btrfs send -q -f {stream} {snapshot}")),
+                _ => {
+                    let parent = &snapshots[i - 1];
+                    self.ctx
+                        .run(cmd!(sh, "btrfs send -q -p {parent} -f {stream} {snapshot}"))
+                }
+            };
+            sent.map_err(|e| ChainFailure(format!("send of snapshot {i} failed: {e:#}")))?;
+            checked.sends += 1;
+            self.ctx
+                .run(cmd!(sh, "btrfs receive -q -f {stream} {received}"))
+                .map_err(|e| ChainFailure(format!("receive of snapshot {i} failed: {e:#}")))?;
+            let got = received.join(file_name(snapshot));
+            if self.break_received {
+                break_tree(self.ctx, &got)
+                    .map_err(|e| ChainFailure(format!("breaking the received tree: {e:#}")))?;
+            }
+            let differences = Manifest::of_tree(snapshot)
+                .and_then(|source| Ok((source, Manifest::of_tree(&got)?)))
+                .map(|(source, got)| manifest::compare(&source, &got, &self.ignore))
+                .map_err(|e| ChainFailure(format!("manifest of snapshot {i}: {e:#}")))?
+                .into_iter()
+                .filter(|d| {
+                    !self
+                        .known
+                        .iter()
+                        .any(|(path, field)| d.path() == *path && d.field() == Some(*field))
+                })
+                .collect::<Vec<_>>();
+            if !differences.is_empty() {
+                let shown: Vec<String> =
+                    differences.iter().take(3).map(|d| d.to_string()).collect();
+                return Err(ChainFailure(format!(
+                    "received snapshot {i} differs from its source: {}",
+                    shown.join("; ")
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The deliberate fault of [`Chains::break_received`]: the largest file loses its last byte.
+fn break_tree(ctx: &Ctx, received: &Path) -> Result<()> {
+    let Some(victim) = largest_file(received)? else {
+        return Ok(());
+    };
+    let sh = ctx.sh();
+    ctx.run(cmd!(sh, "btrfs property set -f -ts {received} ro false"))?;
+    let file = std::fs::OpenOptions::new().write(true).open(&victim)?;
+    file.set_len(file.metadata()?.len() - 1)?;
+    ctx.run(cmd!(sh, "btrfs property set -ts {received} ro true"))?;
+    Ok(())
+}
+
+fn largest_file(dir: &Path) -> Result<Option<PathBuf>> {
+    let mut best: Option<(u64, PathBuf)> = None;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d)? {
+            let entry = entry?;
+            let kind = entry.file_type()?;
+            if kind.is_dir() {
+                stack.push(entry.path());
+            } else if kind.is_file() {
+                let len = entry.metadata()?.len();
+                if len > 0 && best.as_ref().map_or(true, |(b, _)| len > *b) {
+                    best = Some((len, entry.path()));
+                }
+            }
+        }
+    }
+    Ok(best.map(|(_, p)| p))
+}
+
+fn file_name(path: &Path) -> &str {
+    path.file_name().and_then(|n| n.to_str()).unwrap_or("")
+}
+
+/// Shrinks the failing `ops` and keeps the result in the case's results: `random-<seed>.ops`
+/// (seed, indices, operations) and `random-<seed>.sh` (the script). Returns the finding.
+pub fn shrink_and_keep(
+    chains: &mut Chains<'_>,
+    seed: u64,
+    ops: &[Op],
+    failure: &ChainFailure,
+) -> Result<anyhow::Error> {
+    let indexed: Vec<(usize, Op)> = ops.iter().cloned().enumerate().collect();
+    let mut env_error = None;
+    let mut fails = |list: &[(usize, Op)]| {
+        let just: Vec<Op> = list.iter().map(|(_, o)| o.clone()).collect();
+        match chains.check(&just) {
+            Ok(result) => result.is_err(),
+            Err(e) => {
+                env_error.get_or_insert(e);
+                false
+            }
+        }
+    };
+    let simpler = |(i, op): &(usize, Op)| op.simpler().into_iter().map(|o| (*i, o)).collect();
+    let minimal = shrink::shrink(&indexed, &mut fails, &simpler, SHRINK_BUDGET);
+    if let Some(e) = env_error {
+        return Err(e.context("while shrinking"));
+    }
+    let just: Vec<Op> = minimal.iter().map(|(_, o)| o.clone()).collect();
+    let last_failure = match chains.check(&just)? {
+        Err(f) => f,
+        Ok(_) => failure.clone(),
+    };
+    let indices: Vec<String> = minimal.iter().map(|(i, _)| i.to_string()).collect();
+    let mut listing = format!(
+        "seed {seed}\nindices {}\n# {} of {} operations; the failure: {}\n",
+        indices.join(","),
+        minimal.len(),
+        ops.len(),
+        last_failure.0
+    );
+    for (i, op) in &minimal {
+        let _ = writeln!(listing, "{i}\t{op:?}");
+    }
+    let results = chains.ctx.results().to_path_buf();
+    std::fs::write(results.join(format!("random-{seed}.ops")), &listing)?;
+    let script = script(seed, &just, chains.break_received, &last_failure.0);
+    let script_path = results.join(format!("random-{seed}.sh"));
+    std::fs::write(&script_path, &script)?;
+    println!(
+        "random: seed {seed} fails; shrunk from {} to {} operations; the script ({}):\n{script}",
+        ops.len(),
+        minimal.len(),
+        script_path.display()
+    );
+    Ok(detected(format!(
+        "seed {seed}: {}; shrunk to {} operations, replay with `sendtest run random --seed {seed}`, script in random-{seed}.sh",
+        last_failure.0,
+        minimal.len()
+    )))
+}
+
+/// A standalone script: two loop-backed btrfs filesystems, the operations in a subvolume, the
+/// snapshots, the send/receive chain, and a comparison of each pair.
+pub fn script(seed: u64, ops: &[Op], break_received: bool, failure: &str) -> String {
+    // The comparison uses `sendtest manifest`: this binary when it is sendtest, else the one
+    // in PATH; $SENDTEST overrides both.
+    let sendtest = std::env::current_exe()
+        .ok()
+        .filter(|p| p.file_name().is_some_and(|n| n == "sendtest"))
+        .map_or_else(|| "sendtest".to_string(), |p| p.display().to_string());
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "#!/bin/bash\n# sendtest random, seed {seed}: {} operations that fail:\n#   {failure}\n\
+         # Run as root. Needs btrfs-progs, xfsprogs (xfs_io), attr (setfattr) and coreutils.\n\
+         set -u\nsendtest=${{SENDTEST:-{sendtest}}}\nwork=$(mktemp -d)\ntruncate -s 4G \"$work/src.img\" \"$work/dst.img\"\n\
+         src=$(losetup -f --show \"$work/src.img\"); dst=$(losetup -f --show \"$work/dst.img\")\n\
+         mkfs.btrfs -q -f \"$src\"; mkfs.btrfs -q -f \"$dst\"\n\
+         mkdir \"$work/src\" \"$work/dst\"; mount \"$src\" \"$work/src\"; mount \"$dst\" \"$work/dst\"\n\
+         btrfs -q subvolume create \"$work/src/vol\"\ncd \"$work/src/vol\"",
+        ops.iter().filter(|o| **o != Op::Snapshot).count()
+    );
+    let mut snaps = 0;
+    let snapshot = |s: &mut String, n: usize| {
+        let _ = writeln!(
+            s,
+            "btrfs -q subvolume snapshot -r \"$work/src/vol\" \"$work/src/snap{n}\""
+        );
+    };
+    for op in ops {
+        if *op == Op::Snapshot {
+            snapshot(&mut s, snaps);
+            snaps += 1;
+        } else {
+            let _ = writeln!(s, "{op} 2>/dev/null");
+        }
+    }
+    snapshot(&mut s, snaps);
+    let _ = writeln!(s, "cd /\nstatus=0");
+    for i in 0..=snaps {
+        let parent = if i == 0 {
+            String::new()
+        } else {
+            format!("-p \"$work/src/snap{}\" ", i - 1)
+        };
+        let _ = writeln!(
+            s,
+            "btrfs -q send {parent}-f \"$work/s{i}\" \"$work/src/snap{i}\" || status=1\n\
+             btrfs -q receive -f \"$work/s{i}\" \"$work/dst\" || status=1"
+        );
+        if break_received {
+            let _ = writeln!(
+                s,
+                "# The deliberate fault: the largest received file loses its last byte.\n\
+                 btrfs property set -f -ts \"$work/dst/snap{i}\" ro false\n\
+                 f=$(find \"$work/dst/snap{i}\" -type f -size +0 -printf '%s %p\\n' | sort -n | tail -1 | cut -d' ' -f2-)\n\
+                 [ -n \"$f\" ] && truncate -s -1 \"$f\"\n\
+                 btrfs property set -ts \"$work/dst/snap{i}\" ro true"
+            );
+        }
+        let _ = writeln!(
+            s,
+            "\"$sendtest\" manifest --ignore ctime --ignore layout --compare \"$work/src/snap{i}\" \"$work/dst/snap{i}\" || status=1"
+        );
+    }
+    let _ = writeln!(
+        s,
+        "umount \"$work/src\" \"$work/dst\"; losetup -d \"$src\" \"$dst\"; rm -rf \"$work\"\n\
+         [ $status = 0 ] && echo 'passed: the failure did not reproduce' || echo 'FAILED: reproduced'\n\
+         exit $status"
+    );
+    s
+}

@@ -1,0 +1,659 @@
+//! Filesystem operations as data: generated from a seed, applied through std and nix (never a
+//! shell), and written out as the shell commands (xfs_io, coreutils, setfattr, btrfs) that do
+//! the same by hand.
+//!
+//! Paths come from a small pool, so that operations collide: renames land on existing names,
+//! writes hit files that were cloned, directories fill up and are removed. An operation whose
+//! precondition does not hold (a rename of a file that is gone) fails with an errno and changes
+//! nothing, in Rust as in the shell, so any sublist of a list is still a valid list. That is
+//! what lets the shrinker drop operations freely.
+
+use std::fmt;
+use std::fs::OpenOptions;
+use std::io;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::path::Path;
+
+use nix::fcntl::FallocateFlags;
+
+/// Files, directories and names the generator draws from.
+const DIRS: &[&str] = &["d0", "d1", "d0/e0", "d1/e1"];
+const FILES: &[&str] = &[
+    "f0", "f1", "f2", "f3", "d0/f4", "d0/f5", "d1/f6", "d0/e0/f7", "d1/e1/f8",
+];
+const XATTR_NAMES: &[&str] = &["user.a", "user.b", "user.big"];
+const BLOCK: u64 = 4096;
+
+/// One operation. Offsets and lengths of clones and direct writes are multiples of 4 KiB.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Op {
+    /// pwrite of `len` bytes of `byte` at `offset` (creating the file), buffered or O_DIRECT.
+    Write {
+        file: String,
+        offset: u64,
+        len: u64,
+        byte: u8,
+        direct: bool,
+    },
+    Fallocate {
+        file: String,
+        offset: u64,
+        len: u64,
+        mode: Falloc,
+    },
+    Truncate {
+        file: String,
+        size: u64,
+    },
+    /// Reflink `len` bytes of `src` at `src_offset` into `dst` at `dst_offset`.
+    Clone {
+        src: String,
+        src_offset: u64,
+        dst: String,
+        dst_offset: u64,
+        len: u64,
+    },
+    /// rename(2): replaces `to` if it is a file, or an empty directory when `from` is one.
+    Rename {
+        from: String,
+        to: String,
+    },
+    Link {
+        from: String,
+        to: String,
+    },
+    Unlink {
+        path: String,
+    },
+    Symlink {
+        target: String,
+        path: String,
+    },
+    Mkdir {
+        path: String,
+    },
+    Rmdir {
+        path: String,
+    },
+    Mkfifo {
+        path: String,
+    },
+    /// A character device, 1:3 (/dev/null's numbers).
+    Mknod {
+        path: String,
+    },
+    SetXattr {
+        path: String,
+        name: String,
+        len: usize,
+        byte: u8,
+    },
+    RemoveXattr {
+        path: String,
+        name: String,
+    },
+    Chmod {
+        path: String,
+        mode: u32,
+    },
+    Chown {
+        path: String,
+        uid: u32,
+        gid: u32,
+    },
+    /// Sets the modification time (and the access time to the same).
+    Utimes {
+        path: String,
+        seconds: i64,
+        nanos: u32,
+    },
+    /// Take a read-only snapshot here; it is sent incrementally against the one before.
+    Snapshot,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Falloc {
+    Allocate,
+    KeepSize,
+    PunchHole,
+}
+
+/// A small deterministic generator (splitmix64): the same seed gives the same operations on
+/// every machine and build.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// A number below `n` (n > 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n
+    }
+
+    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
+        items[self.below(items.len() as u64) as usize]
+    }
+
+    fn chance(&mut self, percent: u64) -> bool {
+        self.below(100) < percent
+    }
+}
+
+/// `count` operations from `seed`, with `snapshots` snapshot points spread among them.
+pub fn generate(seed: u64, count: usize, snapshots: usize) -> Vec<Op> {
+    let mut rng = Rng::new(seed);
+    let mut ops: Vec<Op> = (0..count).map(|_| one(&mut rng)).collect();
+    for _ in 0..snapshots {
+        let at = rng.below(ops.len() as u64 + 1) as usize;
+        ops.insert(at, Op::Snapshot);
+    }
+    ops
+}
+
+/// An offset or length: sub-block, unaligned, block-aligned or large, in that order of weight.
+fn size(rng: &mut Rng) -> u64 {
+    match rng.below(10) {
+        0..=2 => 1 + rng.below(BLOCK - 1),
+        3..=5 => 1 + rng.below(64 * 1024),
+        6..=8 => BLOCK * (1 + rng.below(32)),
+        _ => BLOCK * (64 + rng.below(512)),
+    }
+}
+
+fn aligned(rng: &mut Rng, blocks: u64) -> u64 {
+    BLOCK * rng.below(blocks)
+}
+
+fn any_path(rng: &mut Rng) -> String {
+    if rng.chance(25) {
+        rng.pick(DIRS).to_string()
+    } else {
+        rng.pick(FILES).to_string()
+    }
+}
+
+fn one(rng: &mut Rng) -> Op {
+    let file = |rng: &mut Rng| rng.pick(FILES).to_string();
+    match rng.below(100) {
+        0..=21 => {
+            let direct = rng.chance(20);
+            let (offset, len) = if direct {
+                (aligned(rng, 64), BLOCK * (1 + rng.below(16)))
+            } else {
+                (if rng.chance(30) { 0 } else { size(rng) }, size(rng))
+            };
+            Op::Write {
+                file: file(rng),
+                offset,
+                len,
+                byte: rng.below(256) as u8,
+                direct,
+            }
+        }
+        22..=27 => Op::Fallocate {
+            file: file(rng),
+            offset: size(rng),
+            len: size(rng),
+            mode: match rng.below(3) {
+                0 => Falloc::Allocate,
+                1 => Falloc::KeepSize,
+                _ => Falloc::PunchHole,
+            },
+        },
+        28..=33 => Op::Truncate {
+            file: file(rng),
+            size: if rng.chance(30) { 0 } else { size(rng) },
+        },
+        34..=43 => Op::Clone {
+            src: file(rng),
+            src_offset: aligned(rng, 32),
+            dst: file(rng),
+            dst_offset: aligned(rng, 64),
+            len: BLOCK * (1 + rng.below(16)),
+        },
+        44..=51 => Op::Rename {
+            from: any_path(rng),
+            to: any_path(rng),
+        },
+        52..=56 => Op::Link {
+            from: file(rng),
+            to: file(rng),
+        },
+        57..=61 => Op::Unlink { path: file(rng) },
+        62..=64 => Op::Symlink {
+            target: any_path(rng),
+            path: file(rng),
+        },
+        65..=69 => Op::Mkdir {
+            path: rng.pick(DIRS).to_string(),
+        },
+        70..=72 => Op::Rmdir {
+            path: rng.pick(DIRS).to_string(),
+        },
+        73..=74 => Op::Mkfifo { path: file(rng) },
+        75..=76 => Op::Mknod { path: file(rng) },
+        77..=83 => {
+            let name = rng.pick(XATTR_NAMES).to_string();
+            let len = if name == "user.big" {
+                2000 + rng.below(2000) as usize
+            } else {
+                1 + rng.below(64) as usize
+            };
+            Op::SetXattr {
+                path: any_path(rng),
+                name,
+                len,
+                byte: b'a' + rng.below(26) as u8,
+            }
+        }
+        84..=86 => Op::RemoveXattr {
+            path: any_path(rng),
+            name: rng.pick(XATTR_NAMES).to_string(),
+        },
+        87..=90 => Op::Chmod {
+            path: any_path(rng),
+            mode: [0o600, 0o644, 0o755, 0o700, 0o4755, 0o1777][rng.below(6) as usize],
+        },
+        91..=94 => Op::Chown {
+            path: any_path(rng),
+            uid: [0, 1000, 65534][rng.below(3) as usize],
+            gid: [0, 100, 65534][rng.below(3) as usize],
+        },
+        _ => Op::Utimes {
+            path: any_path(rng),
+            seconds: 1_000_000_000 + rng.below(1_000_000_000) as i64,
+            nanos: rng.below(1_000_000_000) as u32,
+        },
+    }
+}
+
+impl Op {
+    /// Applies the operation under `root`. An error means it changed nothing (its
+    /// precondition did not hold), which is not a failure of the run.
+    pub fn apply(&self, root: &Path) -> io::Result<()> {
+        let at = |p: &str| root.join(p);
+        match self {
+            Op::Write {
+                file,
+                offset,
+                len,
+                byte,
+                direct,
+            } => write(&at(file), *offset, *len, *byte, *direct),
+            Op::Fallocate {
+                file,
+                offset,
+                len,
+                mode,
+            } => {
+                let f = open(&at(file), true)?;
+                let flags = match mode {
+                    Falloc::Allocate => FallocateFlags::empty(),
+                    Falloc::KeepSize => FallocateFlags::FALLOC_FL_KEEP_SIZE,
+                    Falloc::PunchHole => {
+                        FallocateFlags::FALLOC_FL_PUNCH_HOLE | FallocateFlags::FALLOC_FL_KEEP_SIZE
+                    }
+                };
+                nix::fcntl::fallocate(&f, flags, *offset as i64, *len as i64)?;
+                Ok(())
+            }
+            Op::Truncate { file, size } => open(&at(file), true)?.set_len(*size),
+            Op::Clone {
+                src,
+                src_offset,
+                dst,
+                dst_offset,
+                len,
+            } => clone_range(&at(src), *src_offset, &at(dst), *dst_offset, *len),
+            Op::Rename { from, to } => std::fs::rename(at(from), at(to)),
+            Op::Link { from, to } => std::fs::hard_link(at(from), at(to)),
+            Op::Unlink { path } => std::fs::remove_file(at(path)),
+            Op::Symlink { target, path } => std::os::unix::fs::symlink(target, at(path)),
+            Op::Mkdir { path } => std::fs::create_dir(at(path)),
+            Op::Rmdir { path } => std::fs::remove_dir(at(path)),
+            Op::Mkfifo { path } => {
+                nix::unistd::mkfifo(&at(path), nix::sys::stat::Mode::from_bits_truncate(0o644))?;
+                Ok(())
+            }
+            Op::Mknod { path } => {
+                nix::sys::stat::mknod(
+                    &at(path),
+                    nix::sys::stat::SFlag::S_IFCHR,
+                    nix::sys::stat::Mode::from_bits_truncate(0o644),
+                    nix::sys::stat::makedev(1, 3),
+                )?;
+                Ok(())
+            }
+            Op::SetXattr {
+                path,
+                name,
+                len,
+                byte,
+            } => crate::xattr::set(&at(path), name, &vec![*byte; *len]),
+            Op::RemoveXattr { path, name } => crate::xattr::remove(&at(path), name),
+            Op::Chmod { path, mode } => {
+                // As chmod(1) without -h: a symlink's target, which may be missing.
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(at(path), std::fs::Permissions::from_mode(*mode))
+            }
+            Op::Chown { path, uid, gid } => {
+                std::os::unix::fs::lchown(at(path), Some(*uid), Some(*gid))
+            }
+            Op::Utimes {
+                path,
+                seconds,
+                nanos,
+            } => {
+                let time = nix::sys::time::TimeSpec::new(*seconds, i64::from(*nanos));
+                nix::sys::stat::utimensat(
+                    nix::fcntl::AT_FDCWD,
+                    &at(path),
+                    &time,
+                    &time,
+                    nix::sys::stat::UtimensatFlags::NoFollowSymlink,
+                )?;
+                Ok(())
+            }
+            Op::Snapshot => Ok(()),
+        }
+    }
+
+    /// Smaller versions of this operation, for the shrinker to try in its place.
+    pub fn simpler(&self) -> Vec<Op> {
+        let mut out = Vec::new();
+        match self {
+            Op::Write {
+                file,
+                offset,
+                len,
+                byte,
+                direct,
+            } => {
+                let with = |offset: u64, len: u64, direct: bool| Op::Write {
+                    file: file.clone(),
+                    offset,
+                    len,
+                    byte: *byte,
+                    direct,
+                };
+                if *direct {
+                    out.push(with(*offset, *len, false));
+                }
+                if *offset > 0 && !*direct {
+                    out.push(with(0, *len, false));
+                }
+                let step = if *direct { BLOCK } else { 1 };
+                if *len / 2 >= step && (*len / 2) % step == 0 {
+                    out.push(with(*offset, *len / 2, *direct));
+                }
+            }
+            Op::Fallocate { len, .. } if *len > 1 => out.push(match self {
+                Op::Fallocate {
+                    file, offset, mode, ..
+                } => Op::Fallocate {
+                    file: file.clone(),
+                    offset: *offset,
+                    len: *len / 2,
+                    mode: *mode,
+                },
+                _ => unreachable!(),
+            }),
+            Op::Truncate { file, size } if *size > 0 => out.push(Op::Truncate {
+                file: file.clone(),
+                size: *size / 2,
+            }),
+            Op::Clone { len, .. } if *len > BLOCK => {
+                if let Op::Clone {
+                    src,
+                    src_offset,
+                    dst,
+                    dst_offset,
+                    ..
+                } = self
+                {
+                    out.push(Op::Clone {
+                        src: src.clone(),
+                        src_offset: *src_offset,
+                        dst: dst.clone(),
+                        dst_offset: *dst_offset,
+                        len: BLOCK * (*len / BLOCK / 2).max(1),
+                    });
+                }
+            }
+            Op::SetXattr { len, .. } if *len > 1 => {
+                if let Op::SetXattr {
+                    path, name, byte, ..
+                } = self
+                {
+                    out.push(Op::SetXattr {
+                        path: path.clone(),
+                        name: name.clone(),
+                        len: *len / 2,
+                        byte: *byte,
+                    });
+                }
+            }
+            _ => {}
+        }
+        out
+    }
+}
+
+/// The shell command that does what [`Op::apply`] does, run in the subvolume's directory.
+impl fmt::Display for Op {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Op::Write {
+                file,
+                offset,
+                len,
+                byte,
+                direct,
+            } => write!(
+                f,
+                "[ -p {file} ] || xfs_io -f {}-c 'pwrite -q -S 0x{byte:02x} {offset} {len}' {file}",
+                if *direct { "-d " } else { "" }
+            ),
+            Op::Fallocate {
+                file,
+                offset,
+                len,
+                mode,
+            } => {
+                let command = match mode {
+                    Falloc::Allocate => "falloc",
+                    Falloc::KeepSize => "falloc -k",
+                    Falloc::PunchHole => "fpunch",
+                };
+                write!(f, "[ -p {file} ] || xfs_io -c '{command} {offset} {len}' {file}")
+            }
+            Op::Truncate { file, size } => {
+                write!(f, "[ -p {file} ] || truncate --no-create -s {size} {file}")
+            }
+            Op::Clone {
+                src,
+                src_offset,
+                dst,
+                dst_offset,
+                len,
+            } => write!(
+                f,
+                "[ -p {src} ] || [ -p {dst} ] || xfs_io -c 'reflink {src} {src_offset} {dst_offset} {len}' {dst}"
+            ),
+            Op::Rename { from, to } => write!(f, "mv -T {from} {to}"),
+            Op::Link { from, to } => write!(f, "ln {from} {to}"),
+            Op::Unlink { path } => write!(f, "unlink {path}"),
+            Op::Symlink { target, path } => write!(f, "ln -s {target} {path}"),
+            Op::Mkdir { path } => write!(f, "mkdir {path}"),
+            Op::Rmdir { path } => write!(f, "rmdir {path}"),
+            Op::Mkfifo { path } => write!(f, "mkfifo -m 644 {path}"),
+            Op::Mknod { path } => write!(f, "mknod -m 644 {path} c 1 3"),
+            Op::SetXattr {
+                path,
+                name,
+                len,
+                byte,
+            } => write!(
+                f,
+                "setfattr -h -n {name} -v {} {path}",
+                String::from_utf8_lossy(&vec![*byte; *len])
+            ),
+            Op::RemoveXattr { path, name } => write!(f, "setfattr -h -x {name} {path}"),
+            Op::Chmod { path, mode } => write!(f, "chmod {mode:o} {path}"),
+            Op::Chown { path, uid, gid } => write!(f, "chown -h {uid}:{gid} {path}"),
+            Op::Utimes {
+                path,
+                seconds,
+                nanos,
+            } => write!(f, "touch -h -d @{seconds}.{nanos:09} {path}"),
+            Op::Snapshot => write!(f, "# snapshot"),
+        }
+    }
+}
+
+/// Opens an existing file, never blocking on a FIFO (which has no reader here).
+fn open(path: &Path, write: bool) -> io::Result<std::fs::File> {
+    OpenOptions::new()
+        .read(!write)
+        .write(write)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+}
+
+fn write(path: &Path, offset: u64, len: u64, byte: u8, direct: bool) -> io::Result<()> {
+    let mut options = OpenOptions::new();
+    options.write(true).create(true).mode(0o644);
+    // O_NONBLOCK: opening a FIFO with no reader fails instead of waiting for ever.
+    let direct_flag = if direct { libc::O_DIRECT } else { 0 };
+    options.custom_flags(libc::O_NONBLOCK | direct_flag);
+    let file = options.open(path)?;
+    if !direct {
+        return file.write_all_at(&vec![byte; len as usize], offset);
+    }
+    // O_DIRECT needs a buffer aligned to the block size.
+    let layout = std::alloc::Layout::from_size_align(len as usize, BLOCK as usize)
+        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: `layout` has a non-zero size (len is at least one block); the buffer is filled
+    // before it is read, and freed with the same layout.
+    unsafe {
+        let buffer = std::alloc::alloc(layout);
+        if buffer.is_null() {
+            return Err(io::Error::from_raw_os_error(libc::ENOMEM));
+        }
+        std::ptr::write_bytes(buffer, byte, len as usize);
+        let slice = std::slice::from_raw_parts(buffer, len as usize);
+        let result = file.write_all_at(slice, offset);
+        std::alloc::dealloc(buffer, layout);
+        result
+    }
+}
+
+#[repr(C)]
+struct FileCloneRange {
+    src_fd: i64,
+    src_offset: u64,
+    src_length: u64,
+    dest_offset: u64,
+}
+
+nix::ioctl_write_ptr!(ficlonerange, 0x94, 13, FileCloneRange);
+
+fn clone_range(
+    src: &Path,
+    src_offset: u64,
+    dst: &Path,
+    dst_offset: u64,
+    len: u64,
+) -> io::Result<()> {
+    let source = open(src, false)?;
+    let dest = open(dst, true)?;
+    let range = FileCloneRange {
+        src_fd: i64::from(source.as_raw_fd()),
+        src_offset,
+        src_length: len,
+        dest_offset: dst_offset,
+    };
+    // SAFETY: `range` is a valid file_clone_range for the call's duration; both fds are open.
+    unsafe { ficlonerange(dest.as_raw_fd(), &range) }?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_same_seed_gives_the_same_operations() {
+        let a = generate(7, 200, 3);
+        assert_eq!(a, generate(7, 200, 3));
+        assert_ne!(a, generate(8, 200, 3));
+        assert_eq!(a.len(), 203);
+        assert_eq!(a.iter().filter(|o| **o == Op::Snapshot).count(), 3);
+        let kinds: std::collections::HashSet<_> = a.iter().map(std::mem::discriminant).collect();
+        assert!(
+            kinds.len() >= 15,
+            "200 operations use {} kinds",
+            kinds.len()
+        );
+    }
+
+    #[test]
+    fn operations_apply_and_a_missing_precondition_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let write = Op::Write {
+            file: "f0".into(),
+            offset: 5,
+            len: 10,
+            byte: 0x41,
+            direct: false,
+        };
+        write.apply(root).unwrap();
+        assert_eq!(
+            std::fs::read(root.join("f0")).unwrap(),
+            b"\0\0\0\0\0AAAAAAAAAA"
+        );
+        assert!(Op::Rename {
+            from: "f9".into(),
+            to: "f0".into()
+        }
+        .apply(root)
+        .is_err());
+        assert!(root.join("f0").is_file());
+        assert_eq!(
+            write.to_string(),
+            "[ -p f0 ] || xfs_io -f -c 'pwrite -q -S 0x41 5 10' f0"
+        );
+    }
+
+    #[test]
+    fn simpler_operations_are_smaller() {
+        let write = Op::Write {
+            file: "f0".into(),
+            offset: 8192,
+            len: 8192,
+            byte: 1,
+            direct: true,
+        };
+        let simpler = write.simpler();
+        assert!(simpler
+            .iter()
+            .any(|o| matches!(o, Op::Write { direct: false, .. })));
+        assert!(simpler
+            .iter()
+            .any(|o| matches!(o, Op::Write { len: 4096, .. })));
+        assert!(Op::Snapshot.simpler().is_empty());
+    }
+}
