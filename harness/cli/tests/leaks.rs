@@ -93,7 +93,7 @@ fn the_next_run_sweeps_what_sigkill_left_and_spares_a_live_run() {
     let runs = std::fs::read_dir(results)
         .unwrap()
         .flatten()
-        .filter(|e| e.file_name() != "latest")
+        .filter(|e| e.file_name() != "latest" && e.path().is_dir())
         .count();
     assert_eq!(runs, 3, "each run gets its own results directory");
 }
