@@ -4,6 +4,7 @@
 use sendtest::case::Case;
 
 mod random;
+mod random_concurrent;
 mod ro_flip_with_delalloc;
 mod snapshot_during_send;
 
@@ -12,6 +13,7 @@ pub const ALL: &[&Case] = &[
     &ro_flip_with_delalloc::CASE,
     &snapshot_during_send::CASE,
     &random::CASE,
+    &random_concurrent::CASE,
 ];
 
 /// The case called `name`.

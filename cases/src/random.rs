@@ -14,10 +14,8 @@
 //! `--seed S` replays one seed; `--ops N` and `--snapshots N` size the list; `--duration` keeps
 //! trying new seeds until the time is up.
 
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
-
 use sendtest::prelude::*;
-use sendtest::random::{self, ops, Chains, Checked};
+use sendtest::random::{self, Setup};
 
 pub const CASE: Case = Case {
     name: "random",
@@ -40,54 +38,15 @@ pub const CASE: Case = Case {
 /// rather than reported by every seed: after an incremental receive, the root directory of the
 /// received snapshot can have the mtime of a directory changed below it, when its own did not
 /// change in the source.
-const KNOWN: &[(&str, &str)] = &[(".", "mtime")];
-
-const DEFAULT_OPS: usize = 200;
-const DEFAULT_SNAPSHOTS: usize = 3;
+pub const KNOWN: &[(&str, &str)] = &[(".", "mtime")];
 
 fn run(t: &mut Ctx) -> Result<()> {
-    let knobs = t.random_knobs();
-    let count = knobs.ops.unwrap_or(DEFAULT_OPS);
-    let snapshots = knobs.snapshots.unwrap_or(DEFAULT_SNAPSHOTS);
-    let source = t.scratch("source")?;
-    let dest = t.scratch("received")?;
-    let soak = t.requested_duration();
-    let first = knobs.seed.unwrap_or_else(seed_from_clock);
-    let mut chains = Chains::new(t, &source, &dest, CASE.ignore, KNOWN)?;
-    chains.break_received = t.tampering();
-    let started = Instant::now();
-    let mut total = Checked::default();
-    let mut seeds = 0u64;
-    loop {
-        let seed = first.wrapping_add(seeds);
-        let list = ops::generate(seed, count, snapshots);
-        seeds += 1;
-        match chains.check(&list)? {
-            Ok(checked) => {
-                total.ops += checked.ops;
-                total.snapshots += checked.snapshots;
-                total.sends += checked.sends;
-            }
-            Err(failure) => {
-                return Err(random::shrink_and_keep(&mut chains, seed, &list, &failure)?)
-            }
-        }
-        let more = knobs.seed.is_none() && soak.is_some_and(|d| started.elapsed() < d);
-        if !more {
-            break;
-        }
-    }
-    let line = format!(
-        "random: {seeds} seed(s) from {first}: {} operations, {} snapshots, {} sends, all received trees matched",
-        total.ops, total.snapshots, total.sends
-    );
-    t.note(&line);
-    println!("{line}");
-    Ok(())
-}
-
-fn seed_from_clock() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(1, |d| d.as_secs() ^ u64::from(d.subsec_nanos()))
+    random::run_seeds(
+        t,
+        &Setup {
+            ignore: CASE.ignore,
+            known: KNOWN,
+            concurrent: false,
+        },
+    )
 }

@@ -47,6 +47,7 @@ const MIB: u64 = 1024 * KIB;
 const SOURCE_FS: ScratchSpec = ScratchSpec {
     size: 256 * MIB,
     mkfs_args: &[],
+    mount_options: "",
 };
 /// Rounds go on until this much time has passed (`--duration` overrides it).
 const DEFAULT_DURATION: Duration = Duration::from_secs(20);

@@ -111,3 +111,29 @@ fn twenty_fixed_seeds_pass_on_this_kernel() {
         assert_eq!(result.outcome, Outcome::Passed, "seed {seed}");
     }
 }
+
+#[test]
+fn the_concurrent_variant_passes_five_fixed_seeds() {
+    if !preflight::loopback_or_skip("random-concurrent: 5 seeds") {
+        return;
+    }
+    let case = cases::by_name("random-concurrent").unwrap();
+    for seed in 1..=5 {
+        let results = tempfile::tempdir().unwrap();
+        let config = RunConfig {
+            random: RandomKnobs {
+                seed: Some(seed),
+                ops: Some(400),
+                snapshots: Some(5),
+            },
+            ..RunConfig::loopback(results.path().to_path_buf(), 1)
+        };
+        let result = run_case(case, &config);
+        assert_eq!(result.outcome, Outcome::Passed, "seed {seed}");
+        let log = std::fs::read_to_string(result.dir.join("commands.log")).unwrap();
+        assert!(
+            log.contains("operations alongside the sends"),
+            "seed {seed}: no noise ran"
+        );
+    }
+}

@@ -9,6 +9,8 @@ pub mod shrink;
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Result;
 use xshell::cmd;
@@ -16,6 +18,7 @@ use xshell::cmd;
 use crate::case::detected;
 use crate::context::Ctx;
 use crate::manifest::{self, Ignore, Manifest};
+use crate::scratch::ScratchSpec;
 pub use ops::Op;
 
 /// Oracle calls the shrinker may make; each is one chain (about a tenth of a second on loop
@@ -28,6 +31,8 @@ pub struct Checked {
     pub ops: usize,
     pub snapshots: usize,
     pub sends: usize,
+    /// Operations run in another subvolume while the chain sent (the concurrent variant).
+    pub noise_ops: usize,
 }
 
 /// The failure of a chain: what differed or what failed.
@@ -47,6 +52,119 @@ pub struct Chains<'a> {
     attempt: usize,
     /// Truncate a received file by one byte before comparing (tests of the chain only).
     pub break_received: bool,
+    /// Send with `--proto 2 --compressed-data` (the source should be mounted with compression).
+    pub proto2: bool,
+    /// While the chain sends, run operations from this seed in another subvolume of the same
+    /// filesystem, with a balance now and then when there is room.
+    pub noise: Option<u64>,
+}
+
+/// What a randomized case asks of [`run_seeds`].
+pub struct Setup<'a> {
+    /// Manifest fields not compared.
+    pub ignore: &'a [&'a str],
+    /// (path, field) differences that are known and not findings.
+    pub known: &'a [(&'a str, &'a str)],
+    /// Run operations and balance in another subvolume while each chain sends.
+    pub concurrent: bool,
+}
+
+/// Operations per list unless `--ops` says otherwise.
+pub const DEFAULT_OPS: usize = 200;
+/// Snapshots among the operations unless `--snapshots` says otherwise (one more at the end).
+pub const DEFAULT_SNAPSHOTS: usize = 3;
+
+/// The source for protocol 2: compressed extents for `--compressed-data` to send as they are.
+const COMPRESSED: ScratchSpec = ScratchSpec {
+    size: crate::scratch::DEFAULT_SIZE,
+    mkfs_args: &[],
+    mount_options: "compress=zstd",
+};
+
+/// The randomized case's steps: for `--seed` (or a seed from the clock, and for `--duration`
+/// the seeds after it until the time is up), the chain with protocol 1 on a plain filesystem,
+/// then with protocol 2 and compressed data on a compress=zstd one where both kernel and
+/// btrfs-progs support it. The first failure is shrunk and kept; the counts are printed.
+pub fn run_seeds(t: &mut Ctx, setup: &Setup<'_>) -> Result<()> {
+    let knobs = t.random_knobs();
+    let count = knobs.ops.unwrap_or(DEFAULT_OPS);
+    let snapshots = knobs.snapshots.unwrap_or(DEFAULT_SNAPSHOTS);
+    let source = t.scratch("source")?;
+    let compressed = t.scratch_with("compressed", COMPRESSED)?;
+    let dest = t.scratch("received")?;
+    let soak = t.requested_duration();
+    let first = knobs.seed.unwrap_or_else(seed_from_clock);
+    let proto2 = proto2_supported(t);
+    if !proto2 {
+        t.note("send protocol 2 with compressed data is not supported here: protocol 1 only");
+    }
+    let mut plain = Chains::new(t, &source, &dest, setup.ignore, setup.known)?;
+    let mut encoded = Chains::new(t, &compressed, &dest, setup.ignore, setup.known)?;
+    encoded.proto2 = true;
+    for chains in [&mut plain, &mut encoded] {
+        chains.break_received = t.tampering();
+    }
+    let variants = if proto2 { 2 } else { 1 };
+    let started = Instant::now();
+    let mut total = Checked::default();
+    let mut seeds = 0u64;
+    loop {
+        let seed = first.wrapping_add(seeds);
+        let list = ops::generate(seed, count, snapshots);
+        seeds += 1;
+        for chains in [&mut plain, &mut encoded].into_iter().take(variants) {
+            // The noise differs from the chain's operations but follows from the same seed.
+            chains.noise = setup.concurrent.then_some(seed ^ 0x005e_ed0f_5eed);
+            match chains.check(&list)? {
+                Ok(checked) => {
+                    total.ops += checked.ops;
+                    total.snapshots += checked.snapshots;
+                    total.sends += checked.sends;
+                    total.noise_ops += checked.noise_ops;
+                }
+                Err(failure) => return Err(shrink_and_keep(chains, seed, &list, &failure)?),
+            }
+        }
+        let more = knobs.seed.is_none() && soak.is_some_and(|d| started.elapsed() < d);
+        if !more {
+            break;
+        }
+    }
+    let protocols = if proto2 {
+        "protocol 1, and protocol 2 with compressed data from a compress=zstd filesystem"
+    } else {
+        "protocol 1"
+    };
+    let noise = if setup.concurrent {
+        format!(", {} operations alongside the sends", total.noise_ops)
+    } else {
+        String::new()
+    };
+    let line = format!(
+        "random: {seeds} seed(s) from {first}: {} operations, {} snapshots, {} sends ({protocols}){noise}, all received trees matched",
+        total.ops, total.snapshots, total.sends
+    );
+    t.note(&line);
+    println!("{line}");
+    Ok(())
+}
+
+fn seed_from_clock() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(1, |d| d.as_secs() ^ u64::from(d.subsec_nanos()))
+}
+
+/// Whether this kernel and btrfs-progs can send protocol 2 with compressed data.
+pub fn proto2_supported(ctx: &Ctx) -> bool {
+    let kernel = std::fs::read_to_string("/sys/fs/btrfs/features/send_stream_version")
+        .ok()
+        .and_then(|v| v.trim().parse::<u32>().ok())
+        .is_some_and(|v| v >= 2);
+    let sh = ctx.sh();
+    let progs = crate::exec::output(cmd!(sh, "btrfs send --help"), ctx.log())
+        .is_ok_and(|out| format!("{}{}", out.stdout, out.stderr).contains("--compressed-data"));
+    kernel && progs
 }
 
 impl<'a> Chains<'a> {
@@ -67,6 +185,8 @@ impl<'a> Chains<'a> {
             known,
             attempt: 0,
             break_received: false,
+            proto2: false,
+            noise: None,
         })
     }
 
@@ -91,7 +211,26 @@ impl<'a> Chains<'a> {
         }
         snapshots.push(self.snapshot(&vol, &name, snapshots.len())?);
         checked.snapshots = snapshots.len();
-        let outcome = self.send_all(&snapshots, &received, &mut checked);
+        let outcome = match self.noise {
+            None => self.send_all(&snapshots, &received, &mut checked),
+            Some(seed) => {
+                let noise = self
+                    .ctx
+                    .create_subvolume(&self.source.join(format!("{name}-noise")))?;
+                let stop = AtomicBool::new(false);
+                let outcome = std::thread::scope(|scope| {
+                    let log = self.ctx.log();
+                    let worker = scope.spawn(|| make_noise(log, &noise, seed, &stop));
+                    let outcome = self.send_all(&snapshots, &received, &mut checked);
+                    stop.store(true, Ordering::Relaxed);
+                    let noise_ops = worker.join().unwrap_or(0);
+                    checked.noise_ops += noise_ops;
+                    outcome
+                });
+                self.ctx.delete_subvolume_quickly(&noise)?;
+                outcome
+            }
+        };
         for snapshot in snapshots.iter().rev() {
             let _ = self
                 .ctx
@@ -116,17 +255,20 @@ impl<'a> Chains<'a> {
     ) -> std::result::Result<(), ChainFailure> {
         let sh = self.ctx.sh();
         let stream = self.ctx.work_dir().join("random.stream");
+        let protocol: &[&str] = if self.proto2 {
+            &["--proto", "2", "--compressed-data"]
+        } else {
+            &[]
+        };
         for (i, snapshot) in snapshots.iter().enumerate() {
-            let sent = match i {
-                0 => self
-                    .ctx
-                    .run(cmd!(sh, "btrfs send -q -f {stream} {snapshot}")),
-                _ => {
-                    let parent = &snapshots[i - 1];
-                    self.ctx
-                        .run(cmd!(sh, "btrfs send -q -p {parent} -f {stream} {snapshot}"))
-                }
+            let parent: Vec<&Path> = match i {
+                0 => Vec::new(),
+                _ => vec![Path::new("-p"), &snapshots[i - 1]],
             };
+            let sent = self.ctx.run(cmd!(
+                sh,
+                "btrfs send -q {protocol...} {parent...} -f {stream} {snapshot}"
+            ));
             sent.map_err(|e| ChainFailure(format!("send of snapshot {i} failed: {e:#}")))?;
             checked.sends += 1;
             self.ctx
@@ -160,6 +302,46 @@ impl<'a> Chains<'a> {
         }
         Ok(())
     }
+}
+
+/// Operations from `seed`, over and over, in `dir` until `stop`, and a balance every 200 of them
+/// while the filesystem is less than half full. Returns how many operations ran.
+fn make_noise(log: &crate::exec::CommandLog, dir: &Path, seed: u64, stop: &AtomicBool) -> usize {
+    let list = ops::generate(seed, 200, 0);
+    let Ok(sh) = xshell::Shell::new() else {
+        return 0;
+    };
+    let mut done = 0;
+    for op in list.iter().cycle() {
+        if stop.load(Ordering::Relaxed) || crate::interrupt::requested() {
+            break;
+        }
+        let _ = op.apply(dir);
+        done += 1;
+        if done % 200 == 0 && half_empty(dir) {
+            // Balance may refuse while another runs or the filesystem is busy; either is fine.
+            let _ = crate::exec::output(
+                cmd!(sh, "btrfs balance start -dusage=90 -musage=90 {dir}"),
+                log,
+            );
+        }
+        if done % 200 == 0 {
+            // Start over on a clean slate, so the noise keeps changing the tree.
+            for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                let path = entry.path();
+                let _ = if path.is_dir() && !path.is_symlink() {
+                    std::fs::remove_dir_all(&path)
+                } else {
+                    std::fs::remove_file(&path)
+                };
+            }
+        }
+    }
+    done
+}
+
+fn half_empty(path: &Path) -> bool {
+    nix::sys::statvfs::statvfs(path).is_ok_and(|s| s.blocks_available() * 2 > s.blocks())
 }
 
 /// The deliberate fault of [`Chains::break_received`]: the largest file loses its last byte.
@@ -242,7 +424,13 @@ pub fn shrink_and_keep(
     }
     let results = chains.ctx.results().to_path_buf();
     std::fs::write(results.join(format!("random-{seed}.ops")), &listing)?;
-    let script = script(seed, &just, chains.break_received, &last_failure.0);
+    let script = script(
+        seed,
+        &just,
+        chains.break_received,
+        chains.proto2,
+        &last_failure.0,
+    );
     let script_path = results.join(format!("random-{seed}.sh"));
     std::fs::write(&script_path, &script)?;
     println!(
@@ -260,7 +448,12 @@ pub fn shrink_and_keep(
 
 /// A standalone script: two loop-backed btrfs filesystems, the operations in a subvolume, the
 /// snapshots, the send/receive chain, and a comparison of each pair.
-pub fn script(seed: u64, ops: &[Op], break_received: bool, failure: &str) -> String {
+pub fn script(seed: u64, ops: &[Op], break_received: bool, proto2: bool, failure: &str) -> String {
+    let (mount_options, send_options) = if proto2 {
+        ("-o compress=zstd ", "--proto 2 --compressed-data ")
+    } else {
+        ("", "")
+    };
     // The comparison uses `sendtest manifest`: this binary when it is sendtest, else the one
     // in PATH; $SENDTEST overrides both.
     let sendtest = std::env::current_exe()
@@ -275,7 +468,7 @@ pub fn script(seed: u64, ops: &[Op], break_received: bool, failure: &str) -> Str
          set -u\nsendtest=${{SENDTEST:-{sendtest}}}\nwork=$(mktemp -d)\ntruncate -s 4G \"$work/src.img\" \"$work/dst.img\"\n\
          src=$(losetup -f --show \"$work/src.img\"); dst=$(losetup -f --show \"$work/dst.img\")\n\
          mkfs.btrfs -q -f \"$src\"; mkfs.btrfs -q -f \"$dst\"\n\
-         mkdir \"$work/src\" \"$work/dst\"; mount \"$src\" \"$work/src\"; mount \"$dst\" \"$work/dst\"\n\
+         mkdir \"$work/src\" \"$work/dst\"; mount {mount_options}\"$src\" \"$work/src\"; mount \"$dst\" \"$work/dst\"\n\
          btrfs -q subvolume create \"$work/src/vol\"\ncd \"$work/src/vol\"",
         ops.iter().filter(|o| **o != Op::Snapshot).count()
     );
@@ -304,7 +497,7 @@ pub fn script(seed: u64, ops: &[Op], break_received: bool, failure: &str) -> Str
         };
         let _ = writeln!(
             s,
-            "btrfs -q send {parent}-f \"$work/s{i}\" \"$work/src/snap{i}\" || status=1\n\
+            "btrfs -q send {send_options}{parent}-f \"$work/s{i}\" \"$work/src/snap{i}\" || status=1\n\
              btrfs -q receive -f \"$work/s{i}\" \"$work/dst\" || status=1"
         );
         if break_received {

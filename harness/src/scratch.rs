@@ -24,6 +24,8 @@ pub struct ScratchSpec<'a> {
     pub size: u64,
     /// More mkfs.btrfs arguments, such as `--mixed` or `-n 4096`.
     pub mkfs_args: &'a [&'a str],
+    /// Mount options, comma-separated, such as `compress=zstd`; empty for the defaults.
+    pub mount_options: &'a str,
 }
 
 impl Default for ScratchSpec<'_> {
@@ -31,6 +33,7 @@ impl Default for ScratchSpec<'_> {
         ScratchSpec {
             size: DEFAULT_SIZE,
             mkfs_args: &[],
+            mount_options: "",
         }
     }
 }
@@ -121,11 +124,16 @@ impl Scratch {
         let mountpoint = dir.join(name);
         std::fs::create_dir(&mountpoint)
             .with_context(|| format!("creating {}", mountpoint.display()))?;
-        let mount = Mount::new(dev, &mountpoint, "btrfs", "")?;
+        let mount = Mount::new(dev, &mountpoint, "btrfs", spec.mount_options)?;
         log.note(&format!(
-            "scratch {name}: {} mounted at {}",
+            "scratch {name}: {} mounted at {} ({})",
             dev.display(),
-            mountpoint.display()
+            mountpoint.display(),
+            if spec.mount_options.is_empty() {
+                "default options"
+            } else {
+                spec.mount_options
+            }
         ));
         Ok(Scratch {
             name: name.to_string(),

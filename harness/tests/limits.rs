@@ -137,6 +137,7 @@ fn time_limits_and_full_disks() {
             ScratchSpec {
                 size: 256 << 20,
                 mkfs_args: &[],
+                mount_options: "",
             },
         )?;
         const TOO_BIG: FileSpec = FileSpec {

@@ -54,10 +54,31 @@ pub enum Op {
         dst_offset: u64,
         len: u64,
     },
+    /// Dedupe `len` bytes of `src` at `src_offset` into `dst` at `dst_offset`: shares the
+    /// extents when the bytes are the same, changes nothing when they differ.
+    Dedupe {
+        src: String,
+        src_offset: u64,
+        dst: String,
+        dst_offset: u64,
+        len: u64,
+    },
     /// rename(2): replaces `to` if it is a file, or an empty directory when `from` is one.
     Rename {
         from: String,
         to: String,
+    },
+    /// renameat2(RENAME_EXCHANGE): the two names swap, directories included.
+    Exchange {
+        a: String,
+        b: String,
+    },
+    /// chattr +flag or -flag, for the flags that leave the file usable: C (no copy-on-write,
+    /// only while the file is empty), A (no atime), d (no dump).
+    Chattr {
+        path: String,
+        flag: char,
+        on: bool,
     },
     Link {
         from: String,
@@ -216,16 +237,32 @@ fn one(rng: &mut Rng) -> Op {
             file: file(rng),
             size: if rng.chance(30) { 0 } else { size(rng) },
         },
-        34..=43 => Op::Clone {
+        34..=39 => Op::Clone {
             src: file(rng),
             src_offset: aligned(rng, 32),
             dst: file(rng),
             dst_offset: aligned(rng, 64),
             len: BLOCK * (1 + rng.below(16)),
         },
-        44..=51 => Op::Rename {
+        40..=41 => Op::Dedupe {
+            src: file(rng),
+            src_offset: aligned(rng, 8),
+            dst: file(rng),
+            dst_offset: aligned(rng, 8),
+            len: BLOCK * (1 + rng.below(8)),
+        },
+        42..=43 => Op::Chattr {
+            path: file(rng),
+            flag: ['C', 'A', 'd'][rng.below(3) as usize],
+            on: rng.chance(70),
+        },
+        44..=48 => Op::Rename {
             from: any_path(rng),
             to: any_path(rng),
+        },
+        49..=51 => Op::Exchange {
+            a: any_path(rng),
+            b: any_path(rng),
         },
         52..=56 => Op::Link {
             from: file(rng),
@@ -317,7 +354,25 @@ impl Op {
                 dst_offset,
                 len,
             } => clone_range(&at(src), *src_offset, &at(dst), *dst_offset, *len),
+            Op::Dedupe {
+                src,
+                src_offset,
+                dst,
+                dst_offset,
+                len,
+            } => dedupe_range(&at(src), *src_offset, &at(dst), *dst_offset, *len),
             Op::Rename { from, to } => std::fs::rename(at(from), at(to)),
+            Op::Exchange { a, b } => {
+                nix::fcntl::renameat2(
+                    nix::fcntl::AT_FDCWD,
+                    &at(a),
+                    nix::fcntl::AT_FDCWD,
+                    &at(b),
+                    nix::fcntl::RenameFlags::RENAME_EXCHANGE,
+                )?;
+                Ok(())
+            }
+            Op::Chattr { path, flag, on } => chattr(&at(path), *flag, *on),
             Op::Link { from, to } => std::fs::hard_link(at(from), at(to)),
             Op::Unlink { path } => std::fs::remove_file(at(path)),
             Op::Symlink { target, path } => std::os::unix::fs::symlink(target, at(path)),
@@ -492,7 +547,32 @@ impl fmt::Display for Op {
                 f,
                 "[ -p {src} ] || [ -p {dst} ] || xfs_io -c 'reflink {src} {src_offset} {dst_offset} {len}' {dst}"
             ),
+            Op::Dedupe {
+                src,
+                src_offset,
+                dst,
+                dst_offset,
+                len,
+            } => write!(
+                f,
+                "[ -p {src} ] || [ -p {dst} ] || xfs_io -c 'dedupe {src} {src_offset} {dst_offset} {len}' {dst}"
+            ),
             Op::Rename { from, to } => write!(f, "mv -T {from} {to}"),
+            // coreutils before 9.5 cannot exchange; three renames leave the same tree.
+            Op::Exchange { a, b }
+                if a == b
+                    || a.starts_with(&format!("{b}/"))
+                    || b.starts_with(&format!("{a}/")) =>
+            {
+                write!(f, ": exchange {a} {b} changes nothing")
+            }
+            Op::Exchange { a, b } => write!(
+                f,
+                "{{ [ -e {a} -o -L {a} ] && [ -e {b} -o -L {b} ] && [ {a} != {b} ] && mv -T {a} .exchange && mv -T {b} {a} && mv -T .exchange {b}; }}"
+            ),
+            Op::Chattr { path, flag, on } => {
+                write!(f, "chattr {}{flag} {path}", if *on { '+' } else { '-' })
+            }
             Op::Link { from, to } => write!(f, "ln {from} {to}"),
             Op::Unlink { path } => write!(f, "unlink {path}"),
             Op::Symlink { target, path } => write!(f, "ln -s {target} {path}"),
@@ -587,6 +667,94 @@ fn clone_range(
     };
     // SAFETY: `range` is a valid file_clone_range for the call's duration; both fds are open.
     unsafe { ficlonerange(dest.as_raw_fd(), &range) }?;
+    Ok(())
+}
+
+#[repr(C)]
+struct FileDedupeRange {
+    src_offset: u64,
+    src_length: u64,
+    dest_count: u16,
+    reserved1: u16,
+    reserved2: u32,
+}
+
+#[repr(C)]
+struct FileDedupeRangeInfo {
+    dest_fd: i64,
+    dest_offset: u64,
+    bytes_deduped: u64,
+    status: i32,
+    reserved: u32,
+}
+
+/// `file_dedupe_range` with its one destination.
+#[repr(C)]
+struct DedupeOne {
+    range: FileDedupeRange,
+    info: FileDedupeRangeInfo,
+}
+
+nix::ioctl_readwrite!(fideduperange, 0x94, 54, FileDedupeRange);
+nix::ioctl_read!(fs_ioc_getflags, b'f', 1, libc::c_long);
+nix::ioctl_write_ptr!(fs_ioc_setflags, b'f', 2, libc::c_long);
+
+fn dedupe_range(
+    src: &Path,
+    src_offset: u64,
+    dst: &Path,
+    dst_offset: u64,
+    len: u64,
+) -> io::Result<()> {
+    let source = open(src, false)?;
+    let dest = open(dst, true)?;
+    let mut request = DedupeOne {
+        range: FileDedupeRange {
+            src_offset,
+            src_length: len,
+            dest_count: 1,
+            reserved1: 0,
+            reserved2: 0,
+        },
+        info: FileDedupeRangeInfo {
+            dest_fd: i64::from(dest.as_raw_fd()),
+            dest_offset: dst_offset,
+            bytes_deduped: 0,
+            status: 0,
+            reserved: 0,
+        },
+    };
+    // SAFETY: `request` is a file_dedupe_range followed by its one file_dedupe_range_info, as
+    // the kernel reads and writes it; both fds are open for the call.
+    unsafe { fideduperange(source.as_raw_fd(), &mut request.range) }?;
+    if request.info.status < 0 {
+        return Err(io::Error::from_raw_os_error(-request.info.status));
+    }
+    Ok(())
+}
+
+fn chattr(path: &Path, flag: char, on: bool) -> io::Result<()> {
+    let bit: libc::c_long = match flag {
+        'C' => 0x0080_0000,
+        'A' => 0x0000_0080,
+        'd' => 0x0000_0040,
+        _ => return Err(io::Error::from_raw_os_error(libc::EINVAL)),
+    };
+    // Only regular files and directories take flags; opening anything else could block.
+    let meta = std::fs::symlink_metadata(path)?;
+    if !meta.is_file() && !meta.is_dir() {
+        return Err(io::Error::from_raw_os_error(libc::ENOTTY));
+    }
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    let mut flags: libc::c_long = 0;
+    // SAFETY: the kernel writes an int into `flags`, which is larger; the fd is open.
+    unsafe { fs_ioc_getflags(file.as_raw_fd(), &mut flags) }?;
+    let flags = if on { flags | bit } else { flags & !bit };
+    // SAFETY: the kernel reads an int from `flags`; the fd is open.
+    unsafe { fs_ioc_setflags(file.as_raw_fd(), &flags) }?;
     Ok(())
 }
 
