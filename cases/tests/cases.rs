@@ -2,11 +2,14 @@
 //!
 //! A case whose requirements are missing (not root, no btrfs) is reported as ignored with the
 //! reason, unless `SENDTEST_REQUIRE_ALL=1`, which makes it fail instead (CI sets it).
+//!
+//! Randomized cases run one fixed seed here, so that a test run is repeatable:
+//! `SENDTEST_SEED` (default 1). New seeds are for `sendtest run random`.
 
 use std::path::PathBuf;
 
 use libtest_mimic::{Arguments, Completion, Failed, Trial};
-use sendtest::runner::{self, Outcome, RunConfig};
+use sendtest::runner::{self, Outcome, RandomKnobs, RunConfig};
 use sendtest::{interrupt, preflight, results};
 
 fn main() {
@@ -15,6 +18,13 @@ fn main() {
     let root = std::env::var_os("SENDTEST_RESULTS")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../results"));
+    let seed: u64 = match std::env::var("SENDTEST_SEED") {
+        Ok(text) => text.parse().unwrap_or_else(|_| {
+            eprintln!("SENDTEST_SEED={text} is not a number");
+            std::process::exit(2)
+        }),
+        Err(_) => 1,
+    };
     let trials = cases::ALL
         .iter()
         .map(|&case| {
@@ -31,7 +41,13 @@ fn main() {
                 }
                 let run_dir =
                     results::new_run_dir(&root).map_err(|e| Failed::from(format!("{e:#}")))?;
-                let config = RunConfig::loopback(run_dir, 1);
+                let config = RunConfig {
+                    random: RandomKnobs {
+                        seed: Some(seed),
+                        ..RandomKnobs::default()
+                    },
+                    ..RunConfig::loopback(run_dir, 1)
+                };
                 let result = runner::run_case(case, &config);
                 match result.outcome {
                     Outcome::Passed => Ok(Completion::Completed),

@@ -375,7 +375,7 @@ fn remove_streams(dir: &Path) {
 /// Which cases a run takes.
 #[derive(Debug, Clone, Default)]
 pub struct Selection {
-    /// Cases whose name contains one of these.
+    /// Cases named one of these, or whose name contains one that names no case exactly.
     pub names: Vec<String>,
     /// Cases in one of these groups.
     pub groups: Vec<String>,
@@ -441,7 +441,14 @@ pub fn select<'a>(all: &'a [&'a Case], selection: &Selection) -> Result<Vec<&'a 
         .iter()
         .copied()
         .filter(|c| {
-            let by_name = selection.names.iter().any(|n| c.name.contains(n.as_str()));
+            let by_name = selection.names.iter().any(|n| {
+                let exact = all.iter().any(|other| other.name == n.as_str());
+                if exact {
+                    c.name == n.as_str()
+                } else {
+                    c.name.contains(n.as_str())
+                }
+            });
             let by_group = groups.iter().any(|g| c.in_group(g));
             (by_name || by_group)
                 && !selection.exclude_groups.iter().any(|g| c.in_group(g))
@@ -512,6 +519,26 @@ mod tests {
             }),
             ["manual"]
         );
+        assert_eq!(
+            names(&Selection {
+                names: strings(&["-one"]),
+                ..Default::default()
+            }),
+            ["quick-one", "race-one"],
+            "a part of names"
+        );
+        let (plain, longer) = (case("random", &[]), case("random-concurrent", &[]));
+        let both = [&plain, &longer];
+        let exact = Selection {
+            names: strings(&["random"]),
+            ..Default::default()
+        };
+        let chosen: Vec<_> = select(&both, &exact)
+            .unwrap()
+            .iter()
+            .map(|c| c.name)
+            .collect();
+        assert_eq!(chosen, ["random"], "a whole name selects that case only");
         let unknown = Selection {
             groups: strings(&["nope"]),
             ..Default::default()
