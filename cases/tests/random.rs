@@ -137,3 +137,35 @@ fn the_concurrent_variant_passes_five_fixed_seeds() {
         );
     }
 }
+
+#[test]
+fn a_soak_goes_on_after_a_failure_and_reports_each_distinct_one() {
+    if !preflight::loopback_or_skip("random: soak after a failure") {
+        return;
+    }
+    let results = tempfile::tempdir().unwrap();
+    let config = RunConfig {
+        tamper: Some(no_tamper),
+        duration: Some(std::time::Duration::from_secs(4)),
+        random: RandomKnobs {
+            seed: None,
+            ops: Some(100),
+            snapshots: Some(2),
+        },
+        ..RunConfig::loopback(results.path().to_path_buf(), 1)
+    };
+    let result = run_case(cases::by_name("random").unwrap(), &config);
+    let Outcome::Failed(reason) = &result.outcome else {
+        panic!("a broken received tree passed: {:?}", result.outcome)
+    };
+    assert!(reason.contains("distinct failure(s) in"), "{reason}");
+    let scripts = std::fs::read_dir(&result.dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".sh"))
+        .count();
+    assert!(
+        scripts >= 2,
+        "the soak stopped at its first failure: {reason}"
+    );
+}

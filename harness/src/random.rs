@@ -108,6 +108,10 @@ pub fn run_seeds(t: &mut Ctx, setup: &Setup<'_>) -> Result<()> {
     let started = Instant::now();
     let mut total = Checked::default();
     let mut seeds = 0u64;
+    // A soak goes on after a failure, to find more than one problem in its time; one seed
+    // stops at its failure.
+    let soaking = knobs.seed.is_none() && soak.is_some();
+    let mut found: Vec<(Found, usize)> = Vec::new();
     loop {
         let seed = first.wrapping_add(seeds);
         let list = ops::generate(seed, count, snapshots);
@@ -122,7 +126,21 @@ pub fn run_seeds(t: &mut Ctx, setup: &Setup<'_>) -> Result<()> {
                     total.sends += checked.sends;
                     total.noise_ops += checked.noise_ops;
                 }
-                Err(failure) => return Err(shrink_and_keep(chains, seed, &list, &failure)?),
+                Err(failure) => {
+                    total.ops += list.iter().filter(|o| **o != Op::Snapshot).count();
+                    total.snapshots +=
+                        list.len() - list.iter().filter(|o| **o != Op::Snapshot).count() + 1;
+                    let shrunk = shrink_and_keep(chains, seed, &list, &failure)?;
+                    if !soaking {
+                        return Err(detected(shrunk.message));
+                    }
+                    match found.iter_mut().find(|(f, _)| f.minimal == shrunk.minimal) {
+                        Some((_, again)) => *again += 1,
+                        None => found.push((shrunk, 1)),
+                    }
+                    // The other protocol would most likely find the same list.
+                    break;
+                }
             }
         }
         let more = knobs.seed.is_none() && soak.is_some_and(|d| started.elapsed() < d);
@@ -140,13 +158,34 @@ pub fn run_seeds(t: &mut Ctx, setup: &Setup<'_>) -> Result<()> {
     } else {
         String::new()
     };
+    let verdict = match found.len() {
+        0 => "all received trees matched".to_string(),
+        n => format!("{n} distinct failure(s)"),
+    };
     let line = format!(
-        "random: {seeds} seed(s) from {first}: {} operations, {} snapshots, {} sends ({protocols}){noise}, all received trees matched",
+        "random: {seeds} seed(s) from {first}: {} operations, {} snapshots, {} sends ({protocols}){noise}; {verdict}",
         total.ops, total.snapshots, total.sends
     );
     t.note(&line);
     println!("{line}");
-    Ok(())
+    if found.is_empty() {
+        return Ok(());
+    }
+    let each: Vec<String> = found
+        .iter()
+        .map(|(f, times)| {
+            if *times > 1 {
+                format!("{} (shrunk to the same list {times} times)", f.message)
+            } else {
+                f.message.clone()
+            }
+        })
+        .collect();
+    Err(detected(format!(
+        "{} distinct failure(s) in {seeds} seeds: {}",
+        found.len(),
+        each.join(" | ")
+    )))
 }
 
 fn seed_from_clock() -> u64 {
@@ -381,14 +420,24 @@ fn file_name(path: &Path) -> &str {
     path.file_name().and_then(|n| n.to_str()).unwrap_or("")
 }
 
+/// A failure, shrunk and kept.
+#[derive(Debug, Clone)]
+pub struct Found {
+    /// The operations left, without their indices: two seeds that shrink to the same list found
+    /// the same problem.
+    pub minimal: Vec<Op>,
+    /// One line: the seed, what failed, and where the script is.
+    pub message: String,
+}
+
 /// Shrinks the failing `ops` and keeps the result in the case's results: `random-<seed>.ops`
-/// (seed, indices, operations) and `random-<seed>.sh` (the script). Returns the finding.
+/// (seed, indices, operations) and `random-<seed>.sh` (the script).
 pub fn shrink_and_keep(
     chains: &mut Chains<'_>,
     seed: u64,
     ops: &[Op],
     failure: &ChainFailure,
-) -> Result<anyhow::Error> {
+) -> Result<Found> {
     let indexed: Vec<(usize, Op)> = ops.iter().cloned().enumerate().collect();
     let mut env_error = None;
     let mut fails = |list: &[(usize, Op)]| {
@@ -439,11 +488,17 @@ pub fn shrink_and_keep(
         minimal.len(),
         script_path.display()
     );
-    Ok(detected(format!(
-        "seed {seed}: {}; shrunk to {} operations, replay with `sendtest run random --seed {seed}`, script in random-{seed}.sh",
-        last_failure.0,
-        minimal.len()
-    )))
+    let case = results
+        .file_name()
+        .map_or("random".into(), |n| n.to_string_lossy().into_owned());
+    Ok(Found {
+        message: format!(
+            "seed {seed}: {}; shrunk to {} operations, replay with `sendtest run {case} --seed {seed}`, script in random-{seed}.sh",
+            last_failure.0,
+            minimal.len()
+        ),
+        minimal: just,
+    })
 }
 
 /// A standalone script: two loop-backed btrfs filesystems, the operations in a subvolume, the

@@ -446,6 +446,17 @@ impl Op {
                 if *direct {
                     out.push(with(*offset, *len, false));
                 }
+                if *byte != 0x61 {
+                    // One byte value for all, so that two failures that differ only in the
+                    // bytes written shrink to the same list.
+                    out.push(Op::Write {
+                        file: file.clone(),
+                        offset: *offset,
+                        len: *len,
+                        byte: 0x61,
+                        direct: *direct,
+                    });
+                }
                 if *offset > 0 && !*direct {
                     out.push(with(0, *len, false));
                 }
