@@ -134,7 +134,11 @@ pub fn run_seeds(t: &mut Ctx, setup: &Setup<'_>) -> Result<()> {
                     if !soaking {
                         return Err(detected(shrunk.message));
                     }
-                    match found.iter_mut().find(|(f, _)| f.minimal == shrunk.minimal) {
+                    let same = ops::canonical(&shrunk.minimal);
+                    match found
+                        .iter_mut()
+                        .find(|(f, _)| ops::canonical(&f.minimal) == same)
+                    {
                         Some((_, again)) => *again += 1,
                         None => found.push((shrunk, 1)),
                     }
@@ -423,8 +427,8 @@ fn file_name(path: &Path) -> &str {
 /// A failure, shrunk and kept.
 #[derive(Debug, Clone)]
 pub struct Found {
-    /// The operations left, without their indices: two seeds that shrink to the same list found
-    /// the same problem.
+    /// The operations left, without their indices. Two seeds whose lists are the same up to
+    /// names ([`ops::canonical`]) found the same problem.
     pub minimal: Vec<Op>,
     /// One line: the seed, what failed, and where the script is.
     pub message: String,

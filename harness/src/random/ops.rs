@@ -140,6 +140,30 @@ pub enum Falloc {
     PunchHole,
 }
 
+/// `ops` with each path renamed to `p0`, `p1`, … in the order it first appears (a directory
+/// and its entries keep their relation: `d0/f4` becomes `p0/p1`), so that two lists that differ
+/// only in the names they drew compare equal.
+pub fn canonical(ops: &[Op]) -> Vec<Op> {
+    let mut names: Vec<String> = Vec::new();
+    let mut out = ops.to_vec();
+    for op in &mut out {
+        for path in op.paths_mut() {
+            let renamed: Vec<String> = path
+                .split('/')
+                .map(|part| {
+                    let index = names.iter().position(|n| n == part).unwrap_or_else(|| {
+                        names.push(part.to_string());
+                        names.len() - 1
+                    });
+                    format!("p{index}")
+                })
+                .collect();
+            *path = renamed.join("/");
+        }
+    }
+    out
+}
+
 /// A small deterministic generator (splitmix64): the same seed gives the same operations on
 /// every machine and build.
 #[derive(Debug, Clone)]
@@ -422,6 +446,31 @@ impl Op {
                 Ok(())
             }
             Op::Snapshot => Ok(()),
+        }
+    }
+
+    /// The paths this operation names, for renaming them all.
+    fn paths_mut(&mut self) -> Vec<&mut String> {
+        match self {
+            Op::Write { file, .. } | Op::Fallocate { file, .. } | Op::Truncate { file, .. } => {
+                vec![file]
+            }
+            Op::Clone { src, dst, .. } | Op::Dedupe { src, dst, .. } => vec![src, dst],
+            Op::Rename { from, to } | Op::Link { from, to } => vec![from, to],
+            Op::Exchange { a, b } => vec![a, b],
+            Op::Symlink { target, path } => vec![target, path],
+            Op::Unlink { path }
+            | Op::Mkdir { path }
+            | Op::Rmdir { path }
+            | Op::Mkfifo { path }
+            | Op::Mknod { path }
+            | Op::SetXattr { path, .. }
+            | Op::RemoveXattr { path, .. }
+            | Op::Chmod { path, .. }
+            | Op::Chown { path, .. }
+            | Op::Utimes { path, .. }
+            | Op::Chattr { path, .. } => vec![path],
+            Op::Snapshot => Vec::new(),
         }
     }
 
@@ -815,6 +864,37 @@ mod tests {
             write.to_string(),
             "[ -p f0 ] || xfs_io -f -c 'pwrite -q -S 0x41 5 10' f0"
         );
+    }
+
+    #[test]
+    fn lists_that_differ_only_in_names_are_the_same_canonically() {
+        let write = |file: &str| Op::Write {
+            file: file.into(),
+            offset: 0,
+            len: 20,
+            byte: 0x61,
+            direct: false,
+        };
+        let a = vec![
+            Op::Mkdir { path: "d1".into() },
+            write("d1/f6"),
+            Op::Fallocate {
+                file: "d1/f6".into(),
+                offset: 904,
+                len: 1,
+                mode: Falloc::Allocate,
+            },
+        ];
+        let mut b = a.clone();
+        b[0] = Op::Mkdir { path: "d0".into() };
+        b[1] = write("d0/f4");
+        if let Op::Fallocate { file, .. } = &mut b[2] {
+            *file = "d0/f4".into();
+        }
+        assert_ne!(a, b);
+        assert_eq!(canonical(&a), canonical(&b));
+        assert_eq!(canonical(&a)[1], write("p0/p1"));
+        assert_ne!(canonical(&a), canonical(&[write("f0")]));
     }
 
     #[test]
