@@ -197,6 +197,13 @@ pub fn run(args: &RunArgs) -> Result<u8> {
         std::fs::write(path, xml)
             .with_context(|| format!("cannot write JUnit to {}", path.display()))?;
     }
+    if all.iter().any(|r| {
+        r.outcome
+            .reason()
+            .is_some_and(|why| why.starts_with("hung:"))
+    }) {
+        say("a hung case still holds its scratch filesystems; the next `sendtest run` releases them");
+    }
     if interrupt::requested() {
         say("interrupted; scratch filesystems and guests released");
         return Ok(EXIT_ERROR);
