@@ -80,7 +80,7 @@ const FILES: &[FileSpec] = &[
 fn run(t: &mut Ctx) -> Result<()> {
     let fs = t.scratch("source")?;
     let subvol = t.create_subvolume(&fs.join("data"))?;
-    t.write_files(&subvol, FILES)?;
+    t.write_files(&subvol, FILES, Writes::Buffered)?;
     t.set_readonly(&subvol)?;
     let received = t.send_receive(&subvol)?;
     t.compare(&subvol, &received)

@@ -114,7 +114,7 @@ const FILES: &[FileSpec] = &[
 fn run(t: &mut Ctx) -> Result<()> {
     let fs = t.scratch_with("source", SOURCE_FS)?;
     let source = t.create_subvolume(&fs.join("source"))?;
-    t.write_files_synced(&source, FILES)?;
+    t.write_files(&source, FILES, Writes::Fsynced)?;
     let churn = t.create_subvolume(&fs.join("churn"))?;
     let received = t.scratch("received")?;
     let deadline = Instant::now() + t.duration(DEFAULT_DURATION);

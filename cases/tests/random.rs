@@ -12,6 +12,26 @@ fn no_tamper(_: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Runs `name` with a fixed seed and list size on loop devices; the result and its results
+/// directory.
+fn run_seed(
+    name: &str,
+    seed: u64,
+    ops: usize,
+    snapshots: usize,
+) -> (sendtest::runner::CaseResult, tempfile::TempDir) {
+    let results = tempfile::tempdir().unwrap();
+    let config = RunConfig {
+        random: RandomKnobs {
+            seed: Some(seed),
+            ops: Some(ops),
+            snapshots: Some(snapshots),
+        },
+        ..RunConfig::loopback(results.path().to_path_buf(), 1)
+    };
+    (run_case(cases::by_name(name).unwrap(), &config), results)
+}
+
 /// The sendtest binary that `cargo test --workspace` built next to this test.
 fn sendtest_binary() -> Option<PathBuf> {
     let exe = std::env::current_exe().ok()?;
@@ -96,18 +116,8 @@ fn twenty_fixed_seeds_pass_on_this_kernel() {
     if !preflight::loopback_or_skip("random: 20 seeds") {
         return;
     }
-    let case = cases::by_name("random").unwrap();
     for seed in 1..=20 {
-        let results = tempfile::tempdir().unwrap();
-        let config = RunConfig {
-            random: RandomKnobs {
-                seed: Some(seed),
-                ops: Some(400),
-                snapshots: Some(5),
-            },
-            ..RunConfig::loopback(results.path().to_path_buf(), 1)
-        };
-        let result = run_case(case, &config);
+        let (result, _results) = run_seed("random", seed, 400, 5);
         assert_eq!(result.outcome, Outcome::Passed, "seed {seed}");
     }
 }
@@ -117,18 +127,8 @@ fn the_concurrent_variant_passes_five_fixed_seeds() {
     if !preflight::loopback_or_skip("random-concurrent: 5 seeds") {
         return;
     }
-    let case = cases::by_name("random-concurrent").unwrap();
     for seed in 1..=5 {
-        let results = tempfile::tempdir().unwrap();
-        let config = RunConfig {
-            random: RandomKnobs {
-                seed: Some(seed),
-                ops: Some(400),
-                snapshots: Some(5),
-            },
-            ..RunConfig::loopback(results.path().to_path_buf(), 1)
-        };
-        let result = run_case(case, &config);
+        let (result, _results) = run_seed("random-concurrent", seed, 400, 5);
         assert_eq!(result.outcome, Outcome::Passed, "seed {seed}");
         let log = std::fs::read_to_string(result.dir.join("commands.log")).unwrap();
         assert!(

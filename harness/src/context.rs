@@ -15,7 +15,7 @@ use crate::manifest::{self, Ignore, Manifest};
 use crate::runner::RunConfig;
 use crate::scratch::{Devices, Scratch, ScratchSpec};
 use crate::throttle::{Throttle, ThrottledSend};
-use crate::workload::{self, FileSpec};
+use crate::workload::{self, FileSpec, Writes};
 
 /// A change made to a received tree before it is compared, to prove a case can fail.
 pub type Tamper = fn(&Path) -> Result<()>;
@@ -99,14 +99,14 @@ impl Ctx {
         Ok(path.to_path_buf())
     }
 
-    /// Writes `files` into `dir` with buffered writes and no sync.
-    pub fn write_files(&self, dir: &Path, files: &[FileSpec]) -> Result<()> {
+    /// Writes `files` into `dir`, leaving the data as `writes` says.
+    pub fn write_files(&self, dir: &Path, files: &[FileSpec], writes: Writes) -> Result<()> {
         self.log.note(&format!(
-            "write {} files into {} (buffered, no sync)",
+            "write {} files into {} ({writes})",
             files.len(),
             dir.display()
         ));
-        workload::write_buffered(dir, files)
+        workload::write(dir, files, writes)
     }
 
     /// Flips a subvolume read-only, as `btrfs property set … ro true` does.
@@ -303,16 +303,6 @@ impl Ctx {
     pub fn sync(&self, path: &Path) -> Result<()> {
         self.run(cmd!(self.sh, "btrfs filesystem sync {path}"))?;
         Ok(())
-    }
-
-    /// Writes `files` into `dir` and fsyncs each one.
-    pub fn write_files_synced(&self, dir: &Path, files: &[FileSpec]) -> Result<()> {
-        self.log.note(&format!(
-            "write {} files into {} (fsync each)",
-            files.len(),
-            dir.display()
-        ));
-        workload::write_synced(dir, files)
     }
 
     /// Creates, writes and deletes a few small files in `dir`, so that metadata blocks are

@@ -35,7 +35,7 @@ pub mod prelude {
     pub use crate::case::{detected, Case, Fix};
     pub use crate::context::Ctx;
     pub use crate::scratch::ScratchSpec;
-    pub use crate::workload::FileSpec;
+    pub use crate::workload::{FileSpec, Writes};
     pub use anyhow::Result;
     pub use xshell::cmd;
 }

@@ -194,9 +194,9 @@ fn processes_mentioning(dir: &Path) -> Vec<i32> {
 
 fn wait_gone(pid: i32) {
     let deadline = Instant::now() + Duration::from_secs(5);
-    // A zombie whose parent is gone is reaped by init at once; one with a live parent is not ours.
-    while Path::new(&format!("/proc/{pid}/cmdline")).exists()
-        && std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| !c.is_empty())
+    // A killed process's cmdline reads empty once it is a zombie, and the zombie of a dead
+    // harness's child is reaped by init.
+    while std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| !c.is_empty())
         && Instant::now() < deadline
     {
         std::thread::sleep(Duration::from_millis(20));

@@ -16,15 +16,23 @@ pub struct FileSpec {
     pub xattrs: &'static [(&'static str, &'static str)],
 }
 
-/// Writes each file with plain buffered writes and no sync, so its data stays delalloc in the
-/// page cache until something flushes it.
-pub fn write_buffered(dir: &Path, files: &[FileSpec]) -> Result<()> {
-    write(dir, files, false)
+/// How [`write`] leaves the data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Writes {
+    /// Plain buffered writes and no sync: the data stays delalloc in the page cache until
+    /// something flushes it.
+    Buffered,
+    /// Buffered writes, then an fsync of each file.
+    Fsynced,
 }
 
-/// Writes each file like [`write_buffered`], then fsyncs it.
-pub fn write_synced(dir: &Path, files: &[FileSpec]) -> Result<()> {
-    write(dir, files, true)
+impl std::fmt::Display for Writes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Writes::Buffered => "buffered, no sync",
+            Writes::Fsynced => "fsync each",
+        })
+    }
 }
 
 /// Files created and deleted by one [`churn`] at load factor 1.
@@ -52,7 +60,8 @@ fn churn_files(load_factor: f64) -> u64 {
     ((CHURN_FILES as f64 * load_factor).round() as u64).max(1)
 }
 
-fn write(dir: &Path, files: &[FileSpec], sync: bool) -> Result<()> {
+/// Writes each file of `files` into `dir`, leaving the data as `writes` says.
+pub fn write(dir: &Path, files: &[FileSpec], writes: Writes) -> Result<()> {
     for spec in files {
         let path = dir.join(spec.name);
         let file = OpenOptions::new()
@@ -67,7 +76,7 @@ fn write(dir: &Path, files: &[FileSpec], sync: bool) -> Result<()> {
         }
         file.set_len(spec.size)
             .with_context(|| format!("truncating {}", path.display()))?;
-        if sync {
+        if writes == Writes::Fsynced {
             file.sync_all()
                 .with_context(|| format!("fsync {}", path.display()))?;
         }

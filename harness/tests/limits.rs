@@ -9,7 +9,7 @@ use sendtest::context::Ctx;
 use sendtest::exec;
 use sendtest::runner::{run_case, CaseResult, Outcome, RunConfig};
 use sendtest::scratch::ScratchSpec;
-use sendtest::workload::FileSpec;
+use sendtest::workload::{FileSpec, Writes};
 use xshell::cmd;
 
 fn case(name: &'static str, run: fn(&mut Ctx) -> anyhow::Result<()>) -> Case {
@@ -84,7 +84,7 @@ fn time_limits_and_full_disks() {
     let stuck_send = case("stuck-send", |t| {
         let fs = t.scratch("source")?;
         let subvol = t.create_subvolume(&fs.join("data"))?;
-        t.write_files_synced(&subvol, &[BIG])?;
+        t.write_files(&subvol, &[BIG], Writes::Fsynced)?;
         t.set_readonly(&subvol)?;
         let sh = t.sh();
         let (send, _never_read) = exec::spawn_reading(cmd!(sh, "btrfs send {subvol}"))?;
@@ -146,7 +146,7 @@ fn time_limits_and_full_disks() {
             size: 512 << 20,
             xattrs: &[],
         };
-        t.write_files_synced(&fs, &[TOO_BIG])
+        t.write_files(&fs, &[TOO_BIG], Writes::Fsynced)
     });
     let (result, _results) = run_with_timeout(&full, Duration::from_secs(120));
     assert!(

@@ -173,40 +173,28 @@ fn boots(vm: &Vm, reps: usize, work: &Path, label: &str) -> Result<Option<Durati
 /// A first build of `tree` in a fresh cache, and a rebuild after touching one file in fs/btrfs.
 /// Returns the bzImage.
 fn kernel_builds(tree: &Path, work: &Path) -> Result<PathBuf> {
+    // A fresh cache of its own, so the first build starts from nothing.
     let cache = work.join("kernel-cache");
-    // Only this thread and the signal thread run now, and the latter reads no environment.
-    let saved = std::env::var_os("SENDTEST_CACHE");
-    std::env::set_var("SENDTEST_CACHE", &cache);
-    let result = (|| -> Result<PathBuf> {
-        let started = Instant::now();
-        let built = kernel_build::build(tree, None, &say)?;
-        let first = started.elapsed();
-        let touched = tree.join("fs/btrfs/send.c");
-        std::fs::File::options()
-            .write(true)
-            .open(&touched)
-            .and_then(|f| f.set_modified(std::time::SystemTime::now()))
-            .with_context(|| format!("touching {}", touched.display()))?;
-        let started = Instant::now();
-        kernel_build::build(tree, None, &say)?;
-        let rebuild = started.elapsed();
-        println!(
-            "kernel tree {}: first build {:.0} s; rebuild after touching fs/btrfs/send.c {:.1} s; target 30 s: {}",
-            tree.display(),
-            first.as_secs_f64(),
-            rebuild.as_secs_f64(),
-            met(rebuild <= Duration::from_secs(30))
-        );
-        // Kept out of the temporary cache, which goes when the benchmark ends.
-        let image = work.join("bzImage");
-        std::fs::copy(&built.bzimage, &image)?;
-        Ok(image)
-    })();
-    match saved {
-        Some(value) => std::env::set_var("SENDTEST_CACHE", value),
-        None => std::env::remove_var("SENDTEST_CACHE"),
-    }
-    result
+    let started = Instant::now();
+    let built = kernel_build::build_in(&cache, tree, None, &say)?;
+    let first = started.elapsed();
+    let touched = tree.join("fs/btrfs/send.c");
+    std::fs::File::options()
+        .write(true)
+        .open(&touched)
+        .and_then(|f| f.set_modified(std::time::SystemTime::now()))
+        .with_context(|| format!("touching {}", touched.display()))?;
+    let started = Instant::now();
+    kernel_build::build_in(&cache, tree, None, &say)?;
+    let rebuild = started.elapsed();
+    println!(
+        "kernel tree {}: first build {:.0} s; rebuild after touching fs/btrfs/send.c {:.1} s; target 30 s: {}",
+        tree.display(),
+        first.as_secs_f64(),
+        rebuild.as_secs_f64(),
+        met(rebuild <= Duration::from_secs(30))
+    );
+    Ok(built.bzimage)
 }
 
 /// Manifest hashing of a tree of large files and of a tree of many small ones, side by side

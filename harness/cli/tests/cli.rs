@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use common::{leftovers, leftovers_after_settling, spawn_sendtest, SENDTEST};
+use common::{leftovers, leftovers_after_settling, run_sendtest, spawn_sendtest, SENDTEST};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
@@ -262,21 +262,13 @@ fn a_passing_run_leaves_nothing_and_keeps_results() {
         return;
     }
     let results = tempfile::tempdir().unwrap();
-    let child = Command::new(SENDTEST)
-        .args([
-            "run",
-            "-g",
-            "quick",
-            "--results",
-            results.path().to_str().unwrap(),
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    let out = child.wait_with_output().unwrap();
+    let (out, pid) = run_sendtest(&[
+        "run",
+        "-g",
+        "quick",
+        "--results",
+        results.path().to_str().unwrap(),
+    ]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(String::from_utf8_lossy(&out.stdout)
         .lines()

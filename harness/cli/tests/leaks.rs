@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use common::{leftovers, leftovers_after_settling, spawn_sendtest};
+use common::{leftovers, leftovers_after_settling, run_sendtest, spawn_sendtest};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
@@ -64,13 +64,8 @@ fn the_next_run_sweeps_what_sigkill_left_and_spares_a_live_run() {
     );
 
     // Another run, at the same time as the live one and into the same results directory.
-    let (next, next_err) = finished(spawn_sendtest(&[
-        "run",
-        "-g",
-        "quick",
-        "--results",
-        results,
-    ]));
+    let (next, _) = run_sendtest(&["run", "-g", "quick", "--results", results]);
+    let next_err = String::from_utf8_lossy(&next.stderr);
     assert_eq!(next.status.code(), Some(0), "{next_err}");
     assert!(
         next_err.contains("released what killed harness runs left"),

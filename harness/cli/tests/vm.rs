@@ -6,12 +6,12 @@
 //! these tests are skipped, or fail under SENDTEST_REQUIRE_ALL=1.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 use std::time::{Duration, Instant};
 
 mod common;
 
-use common::{leftovers, leftovers_after_settling, spawn_sendtest, SENDTEST};
+use common::{leftovers, leftovers_after_settling, run_sendtest, spawn_sendtest};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
@@ -36,22 +36,12 @@ fn vm_available(test: &str) -> bool {
 }
 
 fn run_vm(results: &Path, extra: &[&str]) -> (Output, u32) {
-    let child = Command::new(SENDTEST)
-        .args([
-            "run",
-            "--backend",
-            "vm",
-            "--results",
-            results.to_str().unwrap(),
-        ])
-        .args(extra)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    (child.wait_with_output().unwrap(), pid)
+    let results = results.to_str().unwrap();
+    let args: Vec<&str> = ["run", "--backend", "vm", "--results", results]
+        .into_iter()
+        .chain(extra.iter().copied())
+        .collect();
+    run_sendtest(&args)
 }
 
 fn text(out: &Output) -> String {

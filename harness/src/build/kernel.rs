@@ -30,11 +30,20 @@ pub struct Revert<'a> {
     pub patch: &'a str,
 }
 
-/// Builds a bzImage from `tree`, or from a copy of it with `revert` applied. `say` receives
-/// progress lines.
+/// Builds a bzImage from `tree`, or from a copy of it with `revert` applied, in the cache.
+/// `say` receives progress lines.
 pub fn build(tree: &Path, revert: Option<Revert<'_>>, say: &dyn Fn(&str)) -> Result<KernelBuild> {
+    build_in(&crate::cache::dir()?, tree, revert, say)
+}
+
+/// [`build`], with its build directory (and copies of the tree) under `cache`.
+pub fn build_in(
+    cache: &Path,
+    tree: &Path,
+    revert: Option<Revert<'_>>,
+    say: &dyn Fn(&str),
+) -> Result<KernelBuild> {
     let tree = check_tree(tree)?;
-    let cache = crate::cache::dir()?;
     let base = tree
         .file_name()
         .map_or("linux".into(), |n| n.to_string_lossy().into_owned());

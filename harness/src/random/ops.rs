@@ -24,6 +24,8 @@ const FILES: &[&str] = &[
 ];
 const XATTR_NAMES: &[&str] = &["user.a", "user.b", "user.big"];
 const BLOCK: u64 = 4096;
+/// The byte the shrinker writes with, when any will do.
+const SIMPLE_BYTE: u8 = 0x61;
 
 /// One operation. Offsets and lengths of clones and direct writes are multiples of 4 KiB.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,17 +48,11 @@ pub enum Op {
         file: String,
         size: u64,
     },
-    /// Reflink `len` bytes of `src` at `src_offset` into `dst` at `dst_offset`.
-    Clone {
-        src: String,
-        src_offset: u64,
-        dst: String,
-        dst_offset: u64,
-        len: u64,
-    },
-    /// Dedupe `len` bytes of `src` at `src_offset` into `dst` at `dst_offset`: shares the
-    /// extents when the bytes are the same, changes nothing when they differ.
-    Dedupe {
+    /// `len` bytes of `src` at `src_offset` shared with `dst` at `dst_offset`: by a reflink,
+    /// or by a dedupe, which shares the extents where the bytes are the same and changes
+    /// nothing where they differ.
+    Share {
+        how: Sharing,
         src: String,
         src_offset: u64,
         dst: String,
@@ -131,6 +127,12 @@ pub enum Op {
     },
     /// Take a read-only snapshot here; it is sent incrementally against the one before.
     Snapshot,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sharing {
+    Reflink,
+    Dedupe,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -261,20 +263,8 @@ fn one(rng: &mut Rng) -> Op {
             file: file(rng),
             size: if rng.chance(30) { 0 } else { size(rng) },
         },
-        34..=39 => Op::Clone {
-            src: file(rng),
-            src_offset: aligned(rng, 32),
-            dst: file(rng),
-            dst_offset: aligned(rng, 64),
-            len: BLOCK * (1 + rng.below(16)),
-        },
-        40..=41 => Op::Dedupe {
-            src: file(rng),
-            src_offset: aligned(rng, 8),
-            dst: file(rng),
-            dst_offset: aligned(rng, 8),
-            len: BLOCK * (1 + rng.below(8)),
-        },
+        34..=39 => share(rng, Sharing::Reflink, (32, 64), 16),
+        40..=41 => share(rng, Sharing::Dedupe, (8, 8), 8),
         42..=43 => Op::Chattr {
             path: file(rng),
             flag: ['C', 'A', 'd'][rng.below(3) as usize],
@@ -340,6 +330,22 @@ fn one(rng: &mut Rng) -> Op {
     }
 }
 
+/// A [`Op::Share`] with offsets below the given numbers of blocks and at most `most` blocks.
+fn share(rng: &mut Rng, how: Sharing, (src_blocks, dst_blocks): (u64, u64), most: u64) -> Op {
+    let src = rng.pick(FILES).to_string();
+    let src_offset = aligned(rng, src_blocks);
+    let dst = rng.pick(FILES).to_string();
+    let dst_offset = aligned(rng, dst_blocks);
+    Op::Share {
+        how,
+        src,
+        src_offset,
+        dst,
+        dst_offset,
+        len: BLOCK * (1 + rng.below(most)),
+    }
+}
+
 impl Op {
     /// Applies the operation under `root`. An error means it changed nothing (its
     /// precondition did not hold), which is not a failure of the run.
@@ -371,20 +377,20 @@ impl Op {
                 Ok(())
             }
             Op::Truncate { file, size } => open(&at(file), true)?.set_len(*size),
-            Op::Clone {
+            Op::Share {
+                how,
                 src,
                 src_offset,
                 dst,
                 dst_offset,
                 len,
-            } => clone_range(&at(src), *src_offset, &at(dst), *dst_offset, *len),
-            Op::Dedupe {
-                src,
-                src_offset,
-                dst,
-                dst_offset,
-                len,
-            } => dedupe_range(&at(src), *src_offset, &at(dst), *dst_offset, *len),
+            } => {
+                let share = match how {
+                    Sharing::Reflink => clone_range,
+                    Sharing::Dedupe => dedupe_range,
+                };
+                share(&at(src), *src_offset, &at(dst), *dst_offset, *len)
+            }
             Op::Rename { from, to } => std::fs::rename(at(from), at(to)),
             Op::Exchange { a, b } => {
                 nix::fcntl::renameat2(
@@ -455,7 +461,7 @@ impl Op {
             Op::Write { file, .. } | Op::Fallocate { file, .. } | Op::Truncate { file, .. } => {
                 vec![file]
             }
-            Op::Clone { src, dst, .. } | Op::Dedupe { src, dst, .. } => vec![src, dst],
+            Op::Share { src, dst, .. } => vec![src, dst],
             Op::Rename { from, to } | Op::Link { from, to } => vec![from, to],
             Op::Exchange { a, b } => vec![a, b],
             Op::Symlink { target, path } => vec![target, path],
@@ -474,95 +480,51 @@ impl Op {
         }
     }
 
-    /// Smaller versions of this operation, for the shrinker to try in its place.
+    /// Smaller versions of this operation, for the shrinker to try in its place: each changes
+    /// one argument.
     pub fn simpler(&self) -> Vec<Op> {
-        let mut out = Vec::new();
-        match self {
-            Op::Write {
-                file,
-                offset,
-                len,
-                byte,
-                direct,
-            } => {
-                let with = |offset: u64, len: u64, direct: bool| Op::Write {
-                    file: file.clone(),
+        let changes: [fn(&mut Op); 4] = [
+            |op| {
+                if let Op::Write { direct, .. } = op {
+                    *direct = false;
+                }
+            },
+            |op| {
+                if let Op::Write {
                     offset,
-                    len,
-                    byte: *byte,
-                    direct,
-                };
-                if *direct {
-                    out.push(with(*offset, *len, false));
-                }
-                if *byte != 0x61 {
-                    // One byte value for all, so that two failures that differ only in the
-                    // bytes written shrink to the same list.
-                    out.push(Op::Write {
-                        file: file.clone(),
-                        offset: *offset,
-                        len: *len,
-                        byte: 0x61,
-                        direct: *direct,
-                    });
-                }
-                if *offset > 0 && !*direct {
-                    out.push(with(0, *len, false));
-                }
-                let step = if *direct { BLOCK } else { 1 };
-                if *len / 2 >= step && (*len / 2) % step == 0 {
-                    out.push(with(*offset, *len / 2, *direct));
-                }
-            }
-            Op::Fallocate { len, .. } if *len > 1 => out.push(match self {
-                Op::Fallocate {
-                    file, offset, mode, ..
-                } => Op::Fallocate {
-                    file: file.clone(),
-                    offset: *offset,
-                    len: *len / 2,
-                    mode: *mode,
-                },
-                _ => unreachable!(),
-            }),
-            Op::Truncate { file, size } if *size > 0 => out.push(Op::Truncate {
-                file: file.clone(),
-                size: *size / 2,
-            }),
-            Op::Clone { len, .. } if *len > BLOCK => {
-                if let Op::Clone {
-                    src,
-                    src_offset,
-                    dst,
-                    dst_offset,
+                    direct: false,
                     ..
-                } = self
+                } = op
                 {
-                    out.push(Op::Clone {
-                        src: src.clone(),
-                        src_offset: *src_offset,
-                        dst: dst.clone(),
-                        dst_offset: *dst_offset,
-                        len: BLOCK * (*len / BLOCK / 2).max(1),
-                    });
+                    *offset = 0;
                 }
-            }
-            Op::SetXattr { len, .. } if *len > 1 => {
-                if let Op::SetXattr {
-                    path, name, byte, ..
-                } = self
-                {
-                    out.push(Op::SetXattr {
-                        path: path.clone(),
-                        name: name.clone(),
-                        len: *len / 2,
-                        byte: *byte,
-                    });
+            },
+            // One byte value for all, so that two failures that differ only in the bytes
+            // written shrink to the same list.
+            |op| {
+                if let Op::Write { byte, .. } = op {
+                    *byte = SIMPLE_BYTE;
                 }
-            }
-            _ => {}
-        }
-        out
+            },
+            |op| match op {
+                Op::Write {
+                    len, direct: true, ..
+                }
+                | Op::Share { len, .. } => *len = (*len / 2 / BLOCK * BLOCK).max(BLOCK),
+                Op::Write { len, .. } | Op::Fallocate { len, .. } => *len = (*len / 2).max(1),
+                Op::SetXattr { len, .. } => *len = (*len / 2).max(1),
+                Op::Truncate { size, .. } => *size /= 2,
+                _ => {}
+            },
+        ];
+        changes
+            .iter()
+            .filter_map(|change| {
+                let mut op = self.clone();
+                change(&mut op);
+                (op != *self).then_some(op)
+            })
+            .collect()
     }
 }
 
@@ -597,26 +559,23 @@ impl fmt::Display for Op {
             Op::Truncate { file, size } => {
                 write!(f, "[ -p {file} ] || truncate --no-create -s {size} {file}")
             }
-            Op::Clone {
+            Op::Share {
+                how,
                 src,
                 src_offset,
                 dst,
                 dst_offset,
                 len,
-            } => write!(
-                f,
-                "[ -p {src} ] || [ -p {dst} ] || xfs_io -c 'reflink {src} {src_offset} {dst_offset} {len}' {dst}"
-            ),
-            Op::Dedupe {
-                src,
-                src_offset,
-                dst,
-                dst_offset,
-                len,
-            } => write!(
-                f,
-                "[ -p {src} ] || [ -p {dst} ] || xfs_io -c 'dedupe {src} {src_offset} {dst_offset} {len}' {dst}"
-            ),
+            } => {
+                let command = match how {
+                    Sharing::Reflink => "reflink",
+                    Sharing::Dedupe => "dedupe",
+                };
+                write!(
+                    f,
+                    "[ -p {src} ] || [ -p {dst} ] || xfs_io -c '{command} {src} {src_offset} {dst_offset} {len}' {dst}"
+                )
+            }
             Op::Rename { from, to } => write!(f, "mv -T {from} {to}"),
             // coreutils before 9.5 cannot exchange; three renames leave the same tree.
             Op::Exchange { a, b }

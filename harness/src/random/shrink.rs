@@ -22,14 +22,11 @@ pub fn shrink<T: Clone>(
     loop {
         let before = current.len();
         current = remove_chunks(current, &mut check);
-        current = simplify(current, &mut check, simpler);
-        if current.len() == before || calls.get() >= budget {
-            // One more removal pass after simplifying found nothing to take away.
-            let again = remove_chunks(current.clone(), &mut check);
-            if again.len() == current.len() {
-                return current;
-            }
-            current = again;
+        let simplified;
+        (current, simplified) = simplify(current, &mut check, simpler);
+        // A simpler item may let another go, so go round until a round changes nothing.
+        if (current.len() == before && !simplified) || calls.get() >= budget {
+            return current;
         }
     }
 }
@@ -67,11 +64,13 @@ fn remove_chunks<T: Clone>(mut current: Vec<T>, check: &mut dyn FnMut(&[T]) -> b
 }
 
 /// Replaces each item by the first of its simpler versions that still fails, repeatedly.
+/// Returns the list and whether anything was replaced.
 fn simplify<T: Clone>(
     mut current: Vec<T>,
     check: &mut dyn FnMut(&[T]) -> bool,
     simpler: &dyn Fn(&T) -> Vec<T>,
-) -> Vec<T> {
+) -> (Vec<T>, bool) {
+    let mut simplified = false;
     for i in 0..current.len() {
         let mut progress = true;
         while progress {
@@ -82,12 +81,13 @@ fn simplify<T: Clone>(
                 if check(&candidate) {
                     current = candidate;
                     progress = true;
+                    simplified = true;
                     break;
                 }
             }
         }
     }
-    current
+    (current, simplified)
 }
 
 #[cfg(test)]

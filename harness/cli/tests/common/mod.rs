@@ -1,7 +1,7 @@
 //! What the command-line tests share: starting the binary, and finding what a harness process
 //! left behind.
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 pub const SENDTEST: &str = env!("CARGO_BIN_EXE_sendtest");
@@ -15,6 +15,19 @@ pub fn spawn_sendtest(args: &[&str]) -> Child {
         .stderr(Stdio::piped())
         .spawn()
         .expect("starting the sendtest binary")
+}
+
+/// Runs `sendtest ARGS…` to its end; what it printed, and its pid (to look for leftovers).
+pub fn run_sendtest(args: &[&str]) -> (Output, u32) {
+    let child = Command::new(SENDTEST)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting the sendtest binary");
+    let pid = child.id();
+    (child.wait_with_output().expect("waiting for sendtest"), pid)
 }
 
 /// Everything a harness with pid `pid` may leave: loop devices over its images, mounts under its
