@@ -61,9 +61,17 @@ fn a_broken_received_tree_is_caught_and_shrunk_to_a_script_that_reproduces_it() 
         panic!("a broken received tree passed: {:?}", result.outcome)
     };
     assert!(reason.contains("seed 42"), "{reason}");
-    assert!(reason.contains("random --seed 42"), "{reason}");
+    assert!(
+        reason.contains("`sendtest run random --seed 42 --ops 300 --snapshots 4`"),
+        "{reason}"
+    );
     let listing = std::fs::read_to_string(result.dir.join("random-42.ops")).unwrap();
-    assert!(listing.starts_with("seed 42\nindices "), "{listing}");
+    assert!(
+        listing.starts_with(
+            "seed 42\nreplay sendtest run random --seed 42 --ops 300 --snapshots 4\nindices "
+        ),
+        "{listing}"
+    );
     let script = std::fs::read_to_string(result.dir.join("random-42.sh")).unwrap();
     let operations = script
         .lines()

@@ -464,9 +464,22 @@ pub fn shrink_and_keep(
         Err(f) => f,
         Ok(_) => failure.clone(),
     };
+    let results = chains.ctx.results().to_path_buf();
+    let case = results
+        .file_name()
+        .map_or("random".into(), |n| n.to_string_lossy().into_owned());
+    // The list depends on the seed and its size, so the replay names all three.
+    let knobs = chains.ctx.random_knobs();
+    let mut replay = format!("sendtest run {case} --seed {seed}");
+    if let Some(n) = knobs.ops {
+        replay.push_str(&format!(" --ops {n}"));
+    }
+    if let Some(n) = knobs.snapshots {
+        replay.push_str(&format!(" --snapshots {n}"));
+    }
     let indices: Vec<String> = minimal.iter().map(|(i, _)| i.to_string()).collect();
     let mut listing = format!(
-        "seed {seed}\nindices {}\n# {} of {} operations; the failure: {}\n",
+        "seed {seed}\nreplay {replay}\nindices {}\n# {} of {} operations; the failure: {}\n",
         indices.join(","),
         minimal.len(),
         ops.len(),
@@ -475,7 +488,6 @@ pub fn shrink_and_keep(
     for (i, op) in &minimal {
         let _ = writeln!(listing, "{i}\t{op:?}");
     }
-    let results = chains.ctx.results().to_path_buf();
     std::fs::write(results.join(format!("random-{seed}.ops")), &listing)?;
     let script = script(
         seed,
@@ -492,12 +504,9 @@ pub fn shrink_and_keep(
         minimal.len(),
         script_path.display()
     );
-    let case = results
-        .file_name()
-        .map_or("random".into(), |n| n.to_string_lossy().into_owned());
     Ok(Found {
         message: format!(
-            "seed {seed}: {}; shrunk to {} operations, replay with `sendtest run {case} --seed {seed}`, script in random-{seed}.sh",
+            "seed {seed}: {}; shrunk to {} operations, replay with `{replay}`, script in random-{seed}.sh",
             last_failure.0,
             minimal.len()
         ),
