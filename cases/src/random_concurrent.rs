@@ -31,7 +31,8 @@ fn run(t: &mut Ctx) -> Result<()> {
         t,
         &Setup {
             ignore: CASE.ignore,
-            known: crate::random::KNOWN,
+            pass_over: crate::random::PASS_OVER,
+            known_bugs: crate::random::KNOWN_BUGS,
             concurrent: true,
         },
     )

@@ -4,6 +4,7 @@
 //! shrunk to a minimal list of operations, kept as the seed with the list of indices and as a
 //! shell script that reproduces it by hand.
 
+pub mod known;
 pub mod ops;
 pub mod shrink;
 
@@ -19,6 +20,7 @@ use crate::case::detected;
 use crate::context::Ctx;
 use crate::manifest::{self, Ignore, Manifest};
 use crate::scratch::ScratchSpec;
+pub use known::{KnownBug, Sends};
 pub use ops::Op;
 
 /// Oracle calls the shrinker may make; each is one chain (about a tenth of a second on loop
@@ -37,7 +39,21 @@ pub struct Checked {
 
 /// The failure of a chain: what differed or what failed.
 #[derive(Debug, Clone)]
-pub struct ChainFailure(pub String);
+pub struct ChainFailure {
+    /// One line.
+    pub message: String,
+    /// The (path, field) pairs that differed; none when a send or receive failed.
+    pub differences: Vec<(String, String)>,
+}
+
+impl ChainFailure {
+    fn failed(message: String) -> ChainFailure {
+        ChainFailure {
+            message,
+            differences: Vec::new(),
+        }
+    }
+}
 
 /// Runs chains on two scratch filesystems of one case: `source` for the operations and
 /// snapshots, `dest` for what is received. Each chain gets fresh subvolumes and deletes them
@@ -47,8 +63,8 @@ pub struct Chains<'a> {
     source: PathBuf,
     dest: PathBuf,
     ignore: Ignore,
-    /// (path, field) differences that are known and not findings.
-    known: &'a [(&'a str, &'a str)],
+    /// (path, field) differences that are not findings.
+    pass_over: &'a [(&'a str, &'a str)],
     attempt: usize,
     /// Truncate a received file by one byte before comparing (tests of the chain only).
     pub break_received: bool,
@@ -63,8 +79,11 @@ pub struct Chains<'a> {
 pub struct Setup<'a> {
     /// Manifest fields not compared.
     pub ignore: &'a [&'a str],
-    /// (path, field) differences that are known and not findings.
-    pub known: &'a [(&'a str, &'a str)],
+    /// (path, field) differences passed over as they are found, before any shrinking: a known
+    /// bug that nearly every seed would show, hiding everything else.
+    pub pass_over: &'a [(&'a str, &'a str)],
+    /// Known bugs: a soak reports them apart and does not fail on them.
+    pub known_bugs: &'a [KnownBug],
     /// Run operations and balance in another subvolume while each chain sends.
     pub concurrent: bool,
 }
@@ -81,11 +100,16 @@ const COMPRESSED: ScratchSpec = ScratchSpec {
     mount_options: "compress=zstd",
 };
 
-/// The randomized case's steps: for `--seed` (or a seed from the clock, and for `--duration`
-/// the seeds after it until the time is up), the chain with protocol 1 on a plain filesystem,
-/// then with protocol 2 and compressed data on a compress=zstd one where both kernel and
-/// btrfs-progs support it. The first failure is shrunk and kept; the counts are printed.
+/// The randomized case's steps: for `--seed` (or a seed from the clock), and with
+/// `--duration` for the seeds after it until the time is up, the chain with protocol 1 on a
+/// plain filesystem, then with protocol 2 and compressed data on a compress=zstd one where both
+/// kernel and btrfs-progs support it. A failure is shrunk and kept. One seed stops at its
+/// failure, known bug or not; a soak goes on, reports each distinct failure once, and fails only
+/// on those that are not known bugs. The counts are printed.
 pub fn run_seeds(t: &mut Ctx, setup: &Setup<'_>) -> Result<()> {
+    for bug in setup.known_bugs {
+        bug.check()?;
+    }
     let knobs = t.random_knobs();
     let count = knobs.ops.unwrap_or(DEFAULT_OPS);
     let snapshots = knobs.snapshots.unwrap_or(DEFAULT_SNAPSHOTS);
@@ -98,8 +122,8 @@ pub fn run_seeds(t: &mut Ctx, setup: &Setup<'_>) -> Result<()> {
     if !proto2 {
         t.note("send protocol 2 with compressed data is not supported here: protocol 1 only");
     }
-    let mut plain = Chains::new(t, &source, &dest, setup.ignore, setup.known)?;
-    let mut encoded = Chains::new(t, &compressed, &dest, setup.ignore, setup.known)?;
+    let mut plain = Chains::new(t, &source, &dest, setup.ignore, setup.pass_over)?;
+    let mut encoded = Chains::new(t, &compressed, &dest, setup.ignore, setup.pass_over)?;
     encoded.proto2 = true;
     for chains in [&mut plain, &mut encoded] {
         chains.break_received = t.tampering();
@@ -108,10 +132,7 @@ pub fn run_seeds(t: &mut Ctx, setup: &Setup<'_>) -> Result<()> {
     let started = Instant::now();
     let mut total = Checked::default();
     let mut seeds = 0u64;
-    // A soak goes on after a failure, to find more than one problem in its time; one seed
-    // stops at its failure.
-    let soaking = knobs.seed.is_none() && soak.is_some();
-    let mut found: Vec<(Found, usize)> = Vec::new();
+    let mut findings = Findings::default();
     loop {
         let seed = first.wrapping_add(seeds);
         let list = ops::generate(seed, count, snapshots);
@@ -127,28 +148,30 @@ pub fn run_seeds(t: &mut Ctx, setup: &Setup<'_>) -> Result<()> {
                     total.noise_ops += checked.noise_ops;
                 }
                 Err(failure) => {
-                    total.ops += list.iter().filter(|o| **o != Op::Snapshot).count();
-                    total.snapshots +=
-                        list.len() - list.iter().filter(|o| **o != Op::Snapshot).count() + 1;
+                    let applied = list.iter().filter(|o| **o != Op::Snapshot).count();
+                    total.ops += applied;
+                    total.snapshots += list.len() - applied + 1;
                     let shrunk = shrink_and_keep(chains, seed, &list, &failure)?;
-                    if !soaking {
-                        return Err(detected(shrunk.message));
+                    let known = known::classify(
+                        setup.known_bugs,
+                        &shrunk.failure,
+                        &shrunk.minimal,
+                        chains.proto2,
+                    );
+                    if soak.is_none() {
+                        println!("{}", shrunk.shown);
+                        return Err(detected(match known {
+                            Some(bug) => format!("known bug `{}`: {}", bug.name, shrunk.message),
+                            None => shrunk.message,
+                        }));
                     }
-                    let same = ops::canonical(&shrunk.minimal);
-                    match found
-                        .iter_mut()
-                        .find(|(f, _)| ops::canonical(&f.minimal) == same)
-                    {
-                        Some((_, again)) => *again += 1,
-                        None => found.push((shrunk, 1)),
-                    }
+                    findings.add(shrunk, known);
                     // The other protocol would most likely find the same list.
                     break;
                 }
             }
         }
-        let more = knobs.seed.is_none() && soak.is_some_and(|d| started.elapsed() < d);
-        if !more {
+        if !soak.is_some_and(|d| started.elapsed() < d) {
             break;
         }
     }
@@ -162,22 +185,38 @@ pub fn run_seeds(t: &mut Ctx, setup: &Setup<'_>) -> Result<()> {
     } else {
         String::new()
     };
-    let verdict = match found.len() {
-        0 => "all received trees matched".to_string(),
-        n => format!("{n} distinct failure(s)"),
-    };
     let line = format!(
-        "random: {seeds} seed(s) from {first}: {} operations, {} snapshots, {} sends ({protocols}){noise}; {verdict}",
-        total.ops, total.snapshots, total.sends
+        "random: {seeds} seed(s) from {first}: {} operations, {} snapshots, {} sends ({protocols}){noise}; {}",
+        total.ops,
+        total.snapshots,
+        total.sends,
+        findings.verdict()
     );
     t.note(&line);
     println!("{line}");
-    if found.is_empty() {
+    for (bug, seen) in &findings.known {
+        let mut seeds: Vec<String> = seen.iter().take(5).map(|f| f.seed.to_string()).collect();
+        if seen.len() > 5 {
+            seeds.push("…".into());
+        }
+        let line = format!(
+            "random: known bug `{}` ({}) met by seed(s) {}; the first: {}",
+            bug.name,
+            bug.summary,
+            seeds.join(", "),
+            seen[0].message
+        );
+        t.note(&line);
+        println!("{line}");
+    }
+    if findings.new.is_empty() {
         return Ok(());
     }
-    let each: Vec<String> = found
+    let each: Vec<String> = findings
+        .new
         .iter()
         .map(|(f, times)| {
+            println!("{}", f.shown);
             if *times > 1 {
                 format!("{} (shrunk to the same list {times} times)", f.message)
             } else {
@@ -186,10 +225,53 @@ pub fn run_seeds(t: &mut Ctx, setup: &Setup<'_>) -> Result<()> {
         })
         .collect();
     Err(detected(format!(
-        "{} distinct failure(s) in {seeds} seeds: {}",
-        found.len(),
+        "{} new failure(s) in {seeds} seeds: {}",
+        findings.new.len(),
         each.join(" | ")
     )))
+}
+
+/// What a soak found: failures that are not known bugs, each distinct shrunk list once with how
+/// many seeds shrank to it, and the seeds that met each known bug.
+#[derive(Default)]
+struct Findings<'b> {
+    new: Vec<(Found, usize)>,
+    known: Vec<(&'b KnownBug, Vec<Found>)>,
+}
+
+impl<'b> Findings<'b> {
+    fn add(&mut self, found: Found, known: Option<&'b KnownBug>) {
+        if let Some(bug) = known {
+            match self.known.iter_mut().find(|(b, _)| b.name == bug.name) {
+                Some((_, seen)) => seen.push(found),
+                None => self.known.push((bug, vec![found])),
+            }
+            return;
+        }
+        let same = ops::canonical(&found.minimal);
+        match self
+            .new
+            .iter_mut()
+            .find(|(f, _)| ops::canonical(&f.minimal) == same)
+        {
+            Some((_, again)) => *again += 1,
+            None => self.new.push((found, 1)),
+        }
+    }
+
+    fn verdict(&self) -> String {
+        let known: Vec<String> = self
+            .known
+            .iter()
+            .map(|(bug, seen)| format!("`{}` in {} seed(s)", bug.name, seen.len()))
+            .collect();
+        match (self.new.len(), known.is_empty()) {
+            (0, true) => "all received trees matched".to_string(),
+            (0, false) => format!("no new failures; known bugs met: {}", known.join(", ")),
+            (n, true) => format!("{n} new failure(s)"),
+            (n, false) => format!("{n} new failure(s); known bugs met: {}", known.join(", ")),
+        }
+    }
 }
 
 fn seed_from_clock() -> u64 {
@@ -212,20 +294,20 @@ pub fn proto2_supported(ctx: &Ctx) -> bool {
 
 impl<'a> Chains<'a> {
     /// Chains on `source` and `dest` that compare all fields but `ignore`, and pass over the
-    /// `known` differences of one field at one path.
+    /// differences of one field at one path in `pass_over`.
     pub fn new(
         ctx: &'a Ctx,
         source: &Path,
         dest: &Path,
         ignore: &[&str],
-        known: &'a [(&'a str, &'a str)],
+        pass_over: &'a [(&'a str, &'a str)],
     ) -> Result<Chains<'a>> {
         Ok(Chains {
             ctx,
             source: source.to_path_buf(),
             dest: dest.to_path_buf(),
             ignore: Ignore::new(ignore)?,
-            known,
+            pass_over,
             attempt: 0,
             break_received: false,
             proto2: false,
@@ -312,24 +394,27 @@ impl<'a> Chains<'a> {
                 sh,
                 "btrfs send -q {protocol...} {parent...} -f {stream} {snapshot}"
             ));
-            sent.map_err(|e| ChainFailure(format!("send of snapshot {i} failed: {e:#}")))?;
+            sent.map_err(|e| ChainFailure::failed(format!("send of snapshot {i} failed: {e:#}")))?;
             checked.sends += 1;
             self.ctx
                 .run(cmd!(sh, "btrfs receive -q -f {stream} {received}"))
-                .map_err(|e| ChainFailure(format!("receive of snapshot {i} failed: {e:#}")))?;
+                .map_err(|e| {
+                    ChainFailure::failed(format!("receive of snapshot {i} failed: {e:#}"))
+                })?;
             let got = received.join(file_name(snapshot));
             if self.break_received {
-                break_tree(self.ctx, &got)
-                    .map_err(|e| ChainFailure(format!("breaking the received tree: {e:#}")))?;
+                break_tree(self.ctx, &got).map_err(|e| {
+                    ChainFailure::failed(format!("breaking the received tree: {e:#}"))
+                })?;
             }
             let differences = Manifest::of_tree(snapshot)
                 .and_then(|source| Ok((source, Manifest::of_tree(&got)?)))
                 .map(|(source, got)| manifest::compare(&source, &got, &self.ignore))
-                .map_err(|e| ChainFailure(format!("manifest of snapshot {i}: {e:#}")))?
+                .map_err(|e| ChainFailure::failed(format!("manifest of snapshot {i}: {e:#}")))?
                 .into_iter()
                 .filter(|d| {
                     !self
-                        .known
+                        .pass_over
                         .iter()
                         .any(|(path, field)| d.path() == *path && d.field() == Some(*field))
                 })
@@ -337,10 +422,21 @@ impl<'a> Chains<'a> {
             if !differences.is_empty() {
                 let shown: Vec<String> =
                     differences.iter().take(3).map(|d| d.to_string()).collect();
-                return Err(ChainFailure(format!(
-                    "received snapshot {i} differs from its source: {}",
-                    shown.join("; ")
-                )));
+                return Err(ChainFailure {
+                    message: format!(
+                        "received snapshot {i} differs from its source: {}",
+                        shown.join("; ")
+                    ),
+                    differences: differences
+                        .iter()
+                        .map(|d| {
+                            // A path on one side only differs in no field; no known bug
+                            // names this one.
+                            let field = d.field().unwrap_or("presence");
+                            (d.path().to_string(), field.to_string())
+                        })
+                        .collect(),
+                });
             }
         }
         Ok(())
@@ -427,11 +523,16 @@ fn file_name(path: &Path) -> &str {
 /// A failure, shrunk and kept.
 #[derive(Debug, Clone)]
 pub struct Found {
+    pub seed: u64,
     /// The operations left, without their indices. Two seeds whose lists are the same up to
     /// names ([`ops::canonical`]) found the same problem.
     pub minimal: Vec<Op>,
+    /// How the minimal list failed.
+    pub failure: ChainFailure,
     /// One line: the seed, what failed, and where the script is.
     pub message: String,
+    /// What to print for it: the shrinking and the script.
+    pub shown: String,
 }
 
 /// Shrinks the failing `ops` and keeps the result in the case's results: `random-<seed>.ops`
@@ -483,7 +584,7 @@ pub fn shrink_and_keep(
         indices.join(","),
         minimal.len(),
         ops.len(),
-        last_failure.0
+        last_failure.message
     );
     for (i, op) in &minimal {
         let _ = writeln!(listing, "{i}\t{op:?}");
@@ -494,23 +595,25 @@ pub fn shrink_and_keep(
         &just,
         chains.break_received,
         chains.proto2,
-        &last_failure.0,
+        &last_failure.message,
     );
     let script_path = results.join(format!("random-{seed}.sh"));
     std::fs::write(&script_path, &script)?;
-    println!(
-        "random: seed {seed} fails; shrunk from {} to {} operations; the script ({}):\n{script}",
-        ops.len(),
-        minimal.len(),
-        script_path.display()
-    );
     Ok(Found {
+        seed,
+        shown: format!(
+            "random: seed {seed} fails; shrunk from {} to {} operations; the script ({}):\n{script}",
+            ops.len(),
+            minimal.len(),
+            script_path.display()
+        ),
         message: format!(
             "seed {seed}: {}; shrunk to {} operations, replay with `{replay}`, script in random-{seed}.sh",
-            last_failure.0,
+            last_failure.message,
             minimal.len()
         ),
         minimal: just,
+        failure: last_failure,
     })
 }
 

@@ -67,7 +67,8 @@ pub struct OutputArgs {
     /// `without-fix/run-<i>/` inside), one per case in it.
     #[arg(long, default_value = "results")]
     results: PathBuf,
-    /// Seconds that cases which repeat rounds (races) go on for; each has a default.
+    /// Seconds that cases which repeat rounds (races) go on for; each has a default. Random
+    /// cases soak: new seeds until the time is up, failing only on bugs that are not known.
     #[arg(long, value_name = "SECONDS", value_parser = seconds)]
     duration: Option<u64>,
     /// Seconds a case may take beyond --duration before it fails as hung, with its commands
@@ -77,7 +78,8 @@ pub struct OutputArgs {
     /// Scale the sizes in stress cases by F (how much metadata a race case churns per round).
     #[arg(long, default_value_t = 1.0, value_name = "F", value_parser = positive)]
     load_factor: f64,
-    /// Random cases: replay this seed (printed by every run of one).
+    /// Random cases: replay this seed (printed by every run of one); with --duration, the
+    /// first seed of the soak.
     #[arg(long)]
     seed: Option<u64>,
     /// Random cases: operations per list.

@@ -346,7 +346,65 @@ fn share(rng: &mut Rng, how: Sharing, (src_blocks, dst_blocks): (u64, u64), most
     }
 }
 
+/// Every name [`Op::kind`] gives.
+pub const KINDS: &[&str] = &[
+    "write",
+    "fallocate",
+    "truncate",
+    "reflink",
+    "dedupe",
+    "rename",
+    "exchange",
+    "chattr",
+    "link",
+    "unlink",
+    "symlink",
+    "mkdir",
+    "rmdir",
+    "mkfifo",
+    "mknod",
+    "setxattr",
+    "removexattr",
+    "chmod",
+    "chown",
+    "utimes",
+    "snapshot",
+];
+
 impl Op {
+    /// What kind of operation this is, one word of [`KINDS`]: reflink and dedupe differ.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Op::Write { .. } => "write",
+            Op::Fallocate { .. } => "fallocate",
+            Op::Truncate { .. } => "truncate",
+            Op::Share {
+                how: Sharing::Reflink,
+                ..
+            } => "reflink",
+            Op::Share {
+                how: Sharing::Dedupe,
+                ..
+            } => "dedupe",
+            Op::Rename { .. } => "rename",
+            Op::Exchange { .. } => "exchange",
+            Op::Chattr { .. } => "chattr",
+            Op::Link { .. } => "link",
+            Op::Unlink { .. } => "unlink",
+            Op::Symlink { .. } => "symlink",
+            Op::Mkdir { .. } => "mkdir",
+            Op::Rmdir { .. } => "rmdir",
+            Op::Mkfifo { .. } => "mkfifo",
+            Op::Mknod { .. } => "mknod",
+            Op::SetXattr { .. } => "setxattr",
+            Op::RemoveXattr { .. } => "removexattr",
+            Op::Chmod { .. } => "chmod",
+            Op::Chown { .. } => "chown",
+            Op::Utimes { .. } => "utimes",
+            Op::Snapshot => "snapshot",
+        }
+    }
+
     /// Applies the operation under `root`. An error means it changed nothing (its
     /// precondition did not hold), which is not a failure of the run.
     pub fn apply(&self, root: &Path) -> io::Result<()> {
@@ -794,6 +852,14 @@ mod tests {
             "200 operations use {} kinds",
             kinds.len()
         );
+    }
+
+    #[test]
+    fn the_generator_draws_every_kind_and_only_those() {
+        let drawn: std::collections::BTreeSet<&str> =
+            generate(3, 5000, 5).iter().map(Op::kind).collect();
+        let listed: std::collections::BTreeSet<&str> = KINDS.iter().copied().collect();
+        assert_eq!(drawn, listed);
     }
 
     #[test]
