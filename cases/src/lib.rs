@@ -16,6 +16,9 @@ pub const ALL: &[&Case] = &[
     &random_concurrent::CASE,
 ];
 
+/// The send bugs the random cases know of (see `random.rs`).
+pub use random::KNOWN_BUGS;
+
 /// The case called `name`.
 pub fn by_name(name: &str) -> Option<&'static Case> {
     ALL.iter().copied().find(|c| c.name == name)

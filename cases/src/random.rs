@@ -15,7 +15,7 @@
 //! trying new seeds until the time is up.
 
 use sendtest::prelude::*;
-use sendtest::random::{self, KnownBug, Sends, Setup};
+use sendtest::random::{self, KnownBug, Replay, Sends, Setup, DEFAULT_OPS, DEFAULT_SNAPSHOTS};
 
 pub const CASE: Case = Case {
     name: "random",
@@ -50,29 +50,44 @@ pub const KNOWN_BUGS: &[KnownBug] = &[
         name: "encoded-inline-then-fallocate",
         summary: "protocol 2 with compressed data loses the size of a file fallocated past its \
                   compressed inline extent (write 28 bytes, fallocate 1 byte at 3512: received \
-                  28 bytes; seed 2122780973, also Debian 6.1)",
+                  28 bytes; also in Debian's 6.1)",
         sends: Sends::CompressedData,
         fields: &["size", "sha256"],
         ops: &["fallocate"],
+        found_by: Replay {
+            seed: 2122780973,
+            ops: DEFAULT_OPS,
+            snapshots: DEFAULT_SNAPSHOTS,
+        },
     },
     KnownBug {
         name: "encoded-inline-truncated-then-reflinked",
         summary: "an incremental protocol-2 send with compressed data of a file whose compressed \
                   inline extent was truncated, then extended by a reflink, brings back the \
                   truncated bytes (write 32 bytes, snapshot, truncate to 25, reflink 4 KiB at \
-                  221184: bytes 25-31 received as written; seed 2122780968)",
+                  221184: bytes 25-31 received as written)",
         sends: Sends::CompressedData,
         fields: &["sha256"],
         ops: &["truncate", "reflink", "snapshot"],
+        found_by: Replay {
+            seed: 2122780968,
+            ops: DEFAULT_OPS,
+            snapshots: DEFAULT_SNAPSHOTS,
+        },
     },
     KnownBug {
         name: "setuid-after-chown",
         summary: "an incremental send of a setuid file whose owner changed but whose mode did not \
                   holds a lone chown, which clears the bit on receive (mode 4755, snapshot, chown, \
-                  chmod 4755, snapshot: received 0755; seed 13 with --ops 2000 --snapshots 10)",
+                  chmod 4755, snapshot: received 0755)",
         sends: Sends::Any,
         fields: &["mode"],
         ops: &["chown", "chmod", "snapshot"],
+        found_by: Replay {
+            seed: 13,
+            ops: 2000,
+            snapshots: 10,
+        },
     },
 ];
 

@@ -20,7 +20,7 @@ use crate::case::detected;
 use crate::context::Ctx;
 use crate::manifest::{self, Ignore, Manifest};
 use crate::scratch::ScratchSpec;
-pub use known::{KnownBug, Sends};
+pub use known::{KnownBug, Replay, Sends};
 pub use ops::Op;
 
 /// Oracle calls the shrinker may make; each is one chain (about a tenth of a second on loop
@@ -185,8 +185,9 @@ pub fn run_seeds(t: &mut Ctx, setup: &Setup<'_>) -> Result<()> {
     } else {
         String::new()
     };
+    let case = case_name(t);
     let line = format!(
-        "random: {seeds} seed(s) from {first}: {} operations, {} snapshots, {} sends ({protocols}){noise}; {}",
+        "{case}: {seeds} seed(s) from {first}: {} operations, {} snapshots, {} sends ({protocols}){noise}; {}",
         total.ops,
         total.snapshots,
         total.sends,
@@ -200,7 +201,7 @@ pub fn run_seeds(t: &mut Ctx, setup: &Setup<'_>) -> Result<()> {
             seeds.push("…".into());
         }
         let line = format!(
-            "random: known bug `{}` ({}) met by seed(s) {}; the first: {}",
+            "{case}: known bug `{}` ({}) met by seed(s) {}; the first: {}",
             bug.name,
             bug.summary,
             seeds.join(", "),
@@ -272,6 +273,13 @@ impl<'b> Findings<'b> {
             (n, false) => format!("{n} new failure(s); known bugs met: {}", known.join(", ")),
         }
     }
+}
+
+/// The case's name: its results directory's.
+fn case_name(ctx: &Ctx) -> String {
+    ctx.results()
+        .file_name()
+        .map_or("random".into(), |n| n.to_string_lossy().into_owned())
 }
 
 fn seed_from_clock() -> u64 {
@@ -566,9 +574,7 @@ pub fn shrink_and_keep(
         Ok(_) => failure.clone(),
     };
     let results = chains.ctx.results().to_path_buf();
-    let case = results
-        .file_name()
-        .map_or("random".into(), |n| n.to_string_lossy().into_owned());
+    let case = case_name(chains.ctx);
     // The list depends on the seed and its size, so the replay names all three.
     let knobs = chains.ctx.random_knobs();
     let mut replay = format!("sendtest run {case} --seed {seed}");
@@ -602,7 +608,7 @@ pub fn shrink_and_keep(
     Ok(Found {
         seed,
         shown: format!(
-            "random: seed {seed} fails; shrunk from {} to {} operations; the script ({}):\n{script}",
+            "{case}: seed {seed} fails; shrunk from {} to {} operations; the script ({}):\n{script}",
             ops.len(),
             minimal.len(),
             script_path.display()

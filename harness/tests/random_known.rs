@@ -18,6 +18,11 @@ const BROKEN: KnownBug = KnownBug {
     sends: Sends::Any,
     fields: &["size", "sha256", "mtime"],
     ops: &["write"],
+    found_by: random::Replay {
+        seed: 7,
+        ops: 60,
+        snapshots: 1,
+    },
 };
 
 /// Declared for protocol 2 only, so protocol 1's failures are new.

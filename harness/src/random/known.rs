@@ -24,13 +24,23 @@ pub enum Sends {
 pub struct KnownBug {
     /// A short name for reports.
     pub name: &'static str,
-    /// What goes wrong, with a seed that shows it.
+    /// What goes wrong.
     pub summary: &'static str,
     pub sends: Sends,
     /// Manifest fields it makes differ.
     pub fields: &'static [&'static str],
     /// Kinds of operation ([`Op::kind`]) that every list shrunk to it holds.
     pub ops: &'static [&'static str],
+    /// A seed that shows it.
+    pub found_by: Replay,
+}
+
+/// A seed and its list size: `sendtest run <case> --seed S --ops N --snapshots M`.
+#[derive(Debug, Clone, Copy)]
+pub struct Replay {
+    pub seed: u64,
+    pub ops: usize,
+    pub snapshots: usize,
 }
 
 impl KnownBug {
@@ -108,6 +118,11 @@ mod tests {
         sends: Sends::CompressedData,
         fields: &["size", "sha256"],
         ops: &["fallocate"],
+        found_by: Replay {
+            seed: 1,
+            ops: 200,
+            snapshots: 3,
+        },
     };
 
     fn differs(fields: &[&str]) -> ChainFailure {
@@ -161,6 +176,7 @@ mod tests {
             sends: Sends::Any,
             fields: &["sha256"],
             ops: &["reflink"],
+            ..SIZE
         };
         let bugs = [SIZE, reflink];
         let mut ops = list();
