@@ -65,7 +65,7 @@ pub const KNOWN_BUGS: &[KnownBug] = &[
         summary: "an incremental protocol-2 send with compressed data of a file whose compressed \
                   inline extent was truncated, then extended by a reflink, brings back the \
                   truncated bytes (write 32 bytes, snapshot, truncate to 25, reflink 4 KiB at \
-                  221184: bytes 25-31 received as written)",
+                  221184: bytes 25-31 received as written; also in Debian's 6.1)",
         sends: Sends::CompressedData,
         fields: &["sha256"],
         ops: &["truncate", "reflink", "snapshot"],
