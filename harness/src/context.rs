@@ -1,6 +1,7 @@
 //! What a case's steps are given: scratch filesystems, btrfs operations whose failures count as
 //! findings, and the manifest comparison. Cases say what to do; this says how.
 
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,6 +22,9 @@ use crate::workload::{self, FileSpec, Writes};
 pub type Tamper = fn(&Path) -> Result<()>;
 
 /// The state of one running case.
+/// The file in a case's results that [`Ctx::headline`] appends to.
+pub const HEADLINES: &str = "headlines";
+
 pub struct Ctx {
     // Field order is drop order: scratch filesystems go before the directory holding their images.
     scratches: Vec<Scratch>,
@@ -269,6 +273,21 @@ impl Ctx {
     /// A line in the command log, for what a case wants to remember (rounds, counts).
     pub fn note(&self, line: &str) {
         self.log.note(line);
+    }
+
+    /// Something the person running the case should read without opening its results: noted,
+    /// and kept in `headlines` in its results, which the command line prints under the case's
+    /// result on either backend. It may span lines.
+    pub fn headline(&self, text: &str) -> Result<()> {
+        for line in text.lines() {
+            self.log.note(line);
+        }
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.results.join(HEADLINES))?;
+        writeln!(file, "{}", text.trim_end())?;
+        Ok(())
     }
 
     /// A read-only snapshot of `source` at `dest`.

@@ -159,7 +159,7 @@ pub fn run_seeds(t: &mut Ctx, setup: &Setup<'_>) -> Result<()> {
                         chains.proto2,
                     );
                     if soak.is_none() {
-                        println!("{}", shrunk.shown);
+                        t.headline(&shrunk.shown)?;
                         return Err(detected(match known {
                             Some(bug) => format!("known bug `{}`: {}", bug.name, shrunk.message),
                             None => shrunk.message,
@@ -193,8 +193,7 @@ pub fn run_seeds(t: &mut Ctx, setup: &Setup<'_>) -> Result<()> {
         total.sends,
         findings.verdict()
     );
-    t.note(&line);
-    println!("{line}");
+    t.headline(&line)?;
     for (bug, seen) in &findings.known {
         let mut seeds: Vec<String> = seen.iter().take(5).map(|f| f.seed.to_string()).collect();
         if seen.len() > 5 {
@@ -207,24 +206,20 @@ pub fn run_seeds(t: &mut Ctx, setup: &Setup<'_>) -> Result<()> {
             seeds.join(", "),
             seen[0].message
         );
-        t.note(&line);
-        println!("{line}");
+        t.headline(&line)?;
     }
     if findings.new.is_empty() {
         return Ok(());
     }
-    let each: Vec<String> = findings
-        .new
-        .iter()
-        .map(|(f, times)| {
-            println!("{}", f.shown);
-            if *times > 1 {
-                format!("{} (shrunk to the same list {times} times)", f.message)
-            } else {
-                f.message.clone()
-            }
-        })
-        .collect();
+    let mut each = Vec::new();
+    for (found, times) in &findings.new {
+        t.headline(&found.shown)?;
+        each.push(if *times > 1 {
+            format!("{} (shrunk to the same list {times} times)", found.message)
+        } else {
+            found.message.clone()
+        });
+    }
     Err(detected(format!(
         "{} new failure(s) in {seeds} seeds: {}",
         findings.new.len(),

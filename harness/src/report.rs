@@ -42,6 +42,14 @@ pub fn case_line(result: &CaseResult) -> String {
     line
 }
 
+/// What the case asked to show under its result ([`crate::context::Ctx::headline`]), each line
+/// indented; none when it asked nothing.
+pub fn headlines(result: &CaseResult) -> Vec<String> {
+    std::fs::read_to_string(result.dir.join(crate::context::HEADLINES))
+        .map(|text| text.lines().map(|l| format!("  {l}")).collect())
+        .unwrap_or_default()
+}
+
 /// The closing screen, as fstests' `check` ends: each case once with its result over all
 /// iterations, its time and its time in earlier runs; then what was not run and why, what
 /// failed, the counts, and where the results are.

@@ -115,6 +115,14 @@ fn known_bugs_fail_a_replay_and_are_reported_by_a_soak() {
         .find(|l| l.contains("random: ") && l.contains(" seed(s) from 7: "))
         .unwrap_or_else(|| panic!("no summary line:\n{log}"));
     assert!(summary.contains(" sends "), "{summary}");
+    // Shown under the case's result, on either backend.
+    let shown = sendtest::report::headlines(&result);
+    assert!(
+        shown
+            .iter()
+            .any(|l| l.starts_with("  random: known bug `broken-on-purpose` (")),
+        "{shown:?}"
+    );
 
     let elsewhere = case(known_on_protocol_2);
     let (result, log, _keep) = run_broken(&elsewhere, Some(Duration::from_secs(3)));

@@ -128,11 +128,14 @@ pub fn run(args: &RunArgs) -> Result<u8> {
     let activity = Activity::start_quietly(&format!("running {total} case(s)"));
     let done = std::sync::atomic::AtomicUsize::new(0);
     let print = |result: &CaseResult| {
-        let line = report::case_line(result);
-        if args.json {
-            activity.eprintln(&line);
-        } else {
-            activity.println(&line);
+        let mut lines = vec![report::case_line(result)];
+        lines.extend(report::headlines(result));
+        for line in &lines {
+            if args.json {
+                activity.eprintln(line);
+            } else {
+                activity.println(line);
+            }
         }
         let finished = done.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
         activity.update(&format!("{finished}/{total} done"));
