@@ -559,7 +559,21 @@ pub fn shrink_and_keep(
         }
     };
     let simpler = |(i, op): &(usize, Op)| op.simpler().into_iter().map(|o| (*i, o)).collect();
-    let minimal = shrink::shrink(&indexed, &mut fails, &simpler, SHRINK_BUDGET);
+    let without = |list: &[(usize, Op)], at: usize| {
+        let just: Vec<Op> = list.iter().map(|(_, o)| o.clone()).collect();
+        let rewritten = ops::without_rename(&just, at)?;
+        let indices = list
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| *j != at)
+            .map(|(_, (i, _))| *i);
+        Some(indices.zip(rewritten).collect())
+    };
+    let moves = shrink::Moves {
+        simpler: &simpler,
+        without: &without,
+    };
+    let minimal = shrink::shrink(&indexed, &mut fails, &moves, SHRINK_BUDGET);
     if let Some(e) = env_error {
         return Err(e.context("while shrinking"));
     }

@@ -166,6 +166,28 @@ pub fn canonical(ops: &[Op]) -> Vec<Op> {
     out
 }
 
+/// `ops` without the rename at `i`, the operations after it naming what it renamed (and what
+/// lies under it) by the old name. The shrinker cannot take out a rename that later operations
+/// depend on by removal alone; whether the list still fails this way is for the chain to say.
+pub fn without_rename(ops: &[Op], i: usize) -> Option<Vec<Op>> {
+    let Op::Rename { from, to } = &ops[i] else {
+        return None;
+    };
+    let mut out = ops[..i].to_vec();
+    for op in &ops[i + 1..] {
+        let mut op = op.clone();
+        for path in op.paths_mut() {
+            if let Some(rest) = path.strip_prefix(to.as_str()) {
+                if rest.is_empty() || rest.starts_with('/') {
+                    *path = format!("{from}{rest}");
+                }
+            }
+        }
+        out.push(op);
+    }
+    Some(out)
+}
+
 /// A small deterministic generator (splitmix64): the same seed gives the same operations on
 /// every machine and build.
 #[derive(Debug, Clone)]
@@ -860,6 +882,37 @@ mod tests {
             generate(3, 5000, 5).iter().map(Op::kind).collect();
         let listed: std::collections::BTreeSet<&str> = KINDS.iter().copied().collect();
         assert_eq!(drawn, listed);
+    }
+
+    #[test]
+    fn without_a_rename_later_operations_use_the_old_name() {
+        let rename = |from: &str, to: &str| Op::Rename {
+            from: from.into(),
+            to: to.into(),
+        };
+        let chmod = |path: &str| Op::Chmod {
+            path: path.into(),
+            mode: 0o600,
+        };
+        let ops = vec![
+            Op::Mkdir { path: "d0".into() },
+            rename("d0", "d1"),
+            chmod("d1"),
+            chmod("d1/f0"),
+            chmod("d10"),
+            Op::Snapshot,
+        ];
+        assert_eq!(
+            without_rename(&ops, 1).unwrap(),
+            vec![
+                Op::Mkdir { path: "d0".into() },
+                chmod("d0"),
+                chmod("d0/f0"),
+                chmod("d10"),
+                Op::Snapshot,
+            ]
+        );
+        assert_eq!(without_rename(&ops, 2), None);
     }
 
     #[test]
