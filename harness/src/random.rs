@@ -617,10 +617,9 @@ pub fn shrink_and_keep(
     Ok(Found {
         seed,
         shown: format!(
-            "{case}: seed {seed} fails; shrunk from {} to {} operations; the script ({}):\n{script}",
+            "{case}: seed {seed} fails; shrunk from {} to {} operations; the script (random-{seed}.sh in the case's results):\n{script}",
             ops.len(),
             minimal.len(),
-            script_path.display()
         ),
         message: format!(
             "seed {seed}: {}; shrunk to {} operations, replay with `{replay}`, script in random-{seed}.sh",
@@ -649,14 +648,15 @@ pub fn script(seed: u64, ops: &[Op], break_received: bool, proto2: bool, failure
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "#!/bin/bash\n# sendtest random, seed {seed}: {} operations that fail:\n#   {failure}\n\
+        "#!/bin/bash\n# sendtest random, seed {seed}: {} operations and {} snapshots that fail:\n#   {failure}\n\
          # Run as root. Needs btrfs-progs, xfsprogs (xfs_io), attr (setfattr) and coreutils.\n\
          set -u\nsendtest=${{SENDTEST:-{sendtest}}}\nwork=$(mktemp -d)\ntruncate -s 4G \"$work/src.img\" \"$work/dst.img\"\n\
          src=$(losetup -f --show \"$work/src.img\"); dst=$(losetup -f --show \"$work/dst.img\")\n\
          mkfs.btrfs -q -f \"$src\"; mkfs.btrfs -q -f \"$dst\"\n\
          mkdir \"$work/src\" \"$work/dst\"; mount {mount_options}\"$src\" \"$work/src\"; mount \"$dst\" \"$work/dst\"\n\
          btrfs -q subvolume create \"$work/src/vol\"\ncd \"$work/src/vol\"",
-        ops.iter().filter(|o| **o != Op::Snapshot).count()
+        ops.iter().filter(|o| **o != Op::Snapshot).count(),
+        ops.iter().filter(|o| **o == Op::Snapshot).count() + 1
     );
     let mut snaps = 0;
     let snapshot = |s: &mut String, n: usize| {
