@@ -140,17 +140,9 @@ pub fn run_seeds(t: &mut Ctx, setup: &Setup<'_>) -> Result<()> {
         for chains in [&mut plain, &mut encoded].into_iter().take(variants) {
             // The noise differs from the chain's operations but follows from the same seed.
             chains.noise = setup.concurrent.then_some(seed ^ 0x005e_ed0f_5eed);
-            match chains.check(&list)? {
-                Ok(checked) => {
-                    total.ops += checked.ops;
-                    total.snapshots += checked.snapshots;
-                    total.sends += checked.sends;
-                    total.noise_ops += checked.noise_ops;
-                }
+            match chains.check(&list, &mut total)? {
+                Ok(()) => {}
                 Err(failure) => {
-                    let applied = list.iter().filter(|o| **o != Op::Snapshot).count();
-                    total.ops += applied;
-                    total.snapshots += list.len() - applied + 1;
                     let shrunk = shrink_and_keep(chains, seed, &list, &failure)?;
                     let known = known::classify(
                         setup.known_bugs,
@@ -318,16 +310,19 @@ impl<'a> Chains<'a> {
         })
     }
 
-    /// Applies `ops`, snapshots, sends, receives and compares. `Ok(Err(_))` is a finding;
-    /// `Err(_)` is the environment failing.
-    pub fn check(&mut self, ops: &[Op]) -> Result<std::result::Result<Checked, ChainFailure>> {
+    /// Applies `ops`, snapshots, sends, receives and compares, adding what it did to
+    /// `checked`. `Ok(Err(_))` is a finding; `Err(_)` is the environment failing.
+    pub fn check(
+        &mut self,
+        ops: &[Op],
+        checked: &mut Checked,
+    ) -> Result<std::result::Result<(), ChainFailure>> {
         self.attempt += 1;
         let name = format!("chain-{}", self.attempt);
         let vol = self.ctx.create_subvolume(&self.source.join(&name))?;
         let received = self.dest.join(&name);
         std::fs::create_dir(&received)?;
         let mut snapshots = Vec::new();
-        let mut checked = Checked::default();
         for op in ops {
             if *op == Op::Snapshot {
                 snapshots.push(self.snapshot(&vol, &name, snapshots.len())?);
@@ -338,9 +333,9 @@ impl<'a> Chains<'a> {
             }
         }
         snapshots.push(self.snapshot(&vol, &name, snapshots.len())?);
-        checked.snapshots = snapshots.len();
+        checked.snapshots += snapshots.len();
         let outcome = match self.noise {
-            None => self.send_all(&snapshots, &received, &mut checked),
+            None => self.send_all(&snapshots, &received, checked),
             Some(seed) => {
                 let noise = self
                     .ctx
@@ -349,7 +344,7 @@ impl<'a> Chains<'a> {
                 let outcome = std::thread::scope(|scope| {
                     let log = self.ctx.log();
                     let worker = scope.spawn(|| make_noise(log, &noise, seed, &stop));
-                    let outcome = self.send_all(&snapshots, &received, &mut checked);
+                    let outcome = self.send_all(&snapshots, &received, checked);
                     stop.store(true, Ordering::Relaxed);
                     let noise_ops = worker.join().unwrap_or(0);
                     checked.noise_ops += noise_ops;
@@ -367,7 +362,7 @@ impl<'a> Chains<'a> {
         }
         self.ctx.delete_subvolume_quickly(&vol)?;
         let _ = std::fs::remove_dir(&received);
-        Ok(outcome.map(|()| checked))
+        Ok(outcome)
     }
 
     fn snapshot(&self, vol: &Path, name: &str, index: usize) -> Result<PathBuf> {
@@ -550,7 +545,7 @@ pub fn shrink_and_keep(
     let mut env_error = None;
     let mut fails = |list: &[(usize, Op)]| {
         let just: Vec<Op> = list.iter().map(|(_, o)| o.clone()).collect();
-        match chains.check(&just) {
+        match chains.check(&just, &mut Checked::default()) {
             Ok(result) => result.is_err(),
             Err(e) => {
                 env_error.get_or_insert(e);
@@ -578,7 +573,7 @@ pub fn shrink_and_keep(
         return Err(e.context("while shrinking"));
     }
     let just: Vec<Op> = minimal.iter().map(|(_, o)| o.clone()).collect();
-    let last_failure = match chains.check(&just)? {
+    let last_failure = match chains.check(&just, &mut Checked::default())? {
         Err(f) => f,
         Ok(_) => failure.clone(),
     };
