@@ -11,8 +11,11 @@
 //! be removed; the results keep it as the seed with the indices of the operations, and as a
 //! shell script that reproduces the failure by hand.
 //!
-//! `--seed S` replays one seed; `--ops N` and `--snapshots N` size the list; `--duration` keeps
-//! trying new seeds until the time is up.
+//! It has found send bugs that no kernel fixes yet; `KNOWN_BUGS` below describes them. A soak
+//! reports those apart and fails only on the others, so that it keeps looking for new ones.
+//!
+//! `--seed S` replays one seed, and fails on any bug; `--ops N` and `--snapshots N` size the
+//! list; `--duration` keeps trying new seeds until the time is up.
 
 use sendtest::prelude::*;
 use sendtest::random::{self, KnownBug, Replay, Sends, Setup, DEFAULT_OPS, DEFAULT_SNAPSHOTS};

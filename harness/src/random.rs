@@ -140,27 +140,24 @@ pub fn run_seeds(t: &mut Ctx, setup: &Setup<'_>) -> Result<()> {
         for chains in [&mut plain, &mut encoded].into_iter().take(variants) {
             // The noise differs from the chain's operations but follows from the same seed.
             chains.noise = setup.concurrent.then_some(seed ^ 0x005e_ed0f_5eed);
-            match chains.check(&list, &mut total)? {
-                Ok(()) => {}
-                Err(failure) => {
-                    let shrunk = shrink_and_keep(chains, seed, &list, &failure)?;
-                    let known = known::classify(
-                        setup.known_bugs,
-                        &shrunk.failure,
-                        &shrunk.minimal,
-                        chains.proto2,
-                    );
-                    if soak.is_none() {
-                        t.headline(&shrunk.shown)?;
-                        return Err(detected(match known {
-                            Some(bug) => format!("known bug `{}`: {}", bug.name, shrunk.message),
-                            None => shrunk.message,
-                        }));
-                    }
-                    findings.add(shrunk, known);
-                    // The other protocol would most likely find the same list.
-                    break;
+            if let Err(failure) = chains.check(&list, &mut total)? {
+                let shrunk = shrink_and_keep(chains, seed, &list, &failure)?;
+                let known = known::classify(
+                    setup.known_bugs,
+                    &shrunk.failure,
+                    &shrunk.minimal,
+                    chains.proto2,
+                );
+                if soak.is_none() {
+                    t.headline(&shrunk.shown)?;
+                    return Err(detected(match known {
+                        Some(bug) => format!("known bug `{}`: {}", bug.name, shrunk.message),
+                        None => shrunk.message,
+                    }));
                 }
+                findings.add(shrunk, known);
+                // The other protocol would most likely find the same list.
+                break;
             }
         }
         if !soak.is_some_and(|d| started.elapsed() < d) {
