@@ -63,8 +63,8 @@ pub struct Chains<'a> {
     source: PathBuf,
     dest: PathBuf,
     ignore: Ignore,
-    /// (path, field) differences that are not findings.
-    pass_over: &'a [(&'a str, &'a str)],
+    /// What `ignore` was made of, as `sendtest manifest --ignore` takes it, for the scripts.
+    ignore_args: Vec<String>,
     attempt: usize,
     /// Truncate a received file by one byte before comparing (tests of the chain only).
     pub break_received: bool,
@@ -292,14 +292,23 @@ impl<'a> Chains<'a> {
         source: &Path,
         dest: &Path,
         ignore: &[&str],
-        pass_over: &'a [(&'a str, &'a str)],
+        pass_over: &[(&str, &str)],
     ) -> Result<Chains<'a>> {
+        let ignore_args: Vec<String> = ignore
+            .iter()
+            .map(|field| field.to_string())
+            .chain(
+                pass_over
+                    .iter()
+                    .map(|(path, field)| format!("{path}:{field}")),
+            )
+            .collect();
         Ok(Chains {
             ctx,
             source: source.to_path_buf(),
             dest: dest.to_path_buf(),
-            ignore: Ignore::new(ignore)?,
-            pass_over,
+            ignore: Ignore::new(&ignore_args)?,
+            ignore_args,
             attempt: 0,
             break_received: false,
             proto2: false,
@@ -405,15 +414,7 @@ impl<'a> Chains<'a> {
             let differences = Manifest::of_tree(snapshot)
                 .and_then(|source| Ok((source, Manifest::of_tree(&got)?)))
                 .map(|(source, got)| manifest::compare(&source, &got, &self.ignore))
-                .map_err(|e| ChainFailure::failed(format!("manifest of snapshot {i}: {e:#}")))?
-                .into_iter()
-                .filter(|d| {
-                    !self
-                        .pass_over
-                        .iter()
-                        .any(|(path, field)| d.path() == *path && d.field() == Some(*field))
-                })
-                .collect::<Vec<_>>();
+                .map_err(|e| ChainFailure::failed(format!("manifest of snapshot {i}: {e:#}")))?;
             if !differences.is_empty() {
                 let shown: Vec<String> =
                     differences.iter().take(3).map(|d| d.to_string()).collect();
@@ -597,13 +598,7 @@ pub fn shrink_and_keep(
         let _ = writeln!(listing, "{i}\t{op:?}");
     }
     std::fs::write(results.join(format!("random-{seed}.ops")), &listing)?;
-    let script = script(
-        seed,
-        &just,
-        chains.break_received,
-        chains.proto2,
-        &last_failure.message,
-    );
+    let script = script(seed, &just, chains, &last_failure.message);
     let script_path = results.join(format!("random-{seed}.sh"));
     std::fs::write(&script_path, &script)?;
     Ok(Found {
@@ -624,9 +619,16 @@ pub fn shrink_and_keep(
 }
 
 /// A standalone script: two loop-backed btrfs filesystems, the operations in a subvolume, the
-/// snapshots, the send/receive chain, and a comparison of each pair.
-pub fn script(seed: u64, ops: &[Op], break_received: bool, proto2: bool, failure: &str) -> String {
-    let (mount_options, send_options) = if proto2 {
+/// snapshots, the send/receive chain as `chains` runs it, and a comparison of each pair that
+/// leaves out what `chains` does.
+pub fn script(seed: u64, ops: &[Op], chains: &Chains<'_>, failure: &str) -> String {
+    let break_received = chains.break_received;
+    let ignore: String = chains
+        .ignore_args
+        .iter()
+        .map(|field| format!("--ignore {field} "))
+        .collect();
+    let (mount_options, send_options) = if chains.proto2 {
         ("-o compress=zstd ", "--proto 2 --compressed-data ")
     } else {
         ("", "")
@@ -690,7 +692,7 @@ pub fn script(seed: u64, ops: &[Op], break_received: bool, proto2: bool, failure
         }
         let _ = writeln!(
             s,
-            "\"$sendtest\" manifest --ignore ctime --ignore layout --compare \"$work/src/snap{i}\" \"$work/dst/snap{i}\" || status=1"
+            "\"$sendtest\" manifest {ignore}--compare \"$work/src/snap{i}\" \"$work/dst/snap{i}\" || status=1"
         );
     }
     let _ = writeln!(

@@ -54,7 +54,8 @@ enum Command {
         /// Compare SOURCE with RECEIVED (directories or saved manifests); exit 1 if they differ.
         #[arg(long, num_args = 2, value_names = ["SOURCE", "RECEIVED"], conflicts_with = "path")]
         compare: Option<Vec<PathBuf>>,
-        /// Fields to leave out of the comparison (repeatable): ctime, atime, xattr, xattr.user.foo…
+        /// Fields to leave out of the comparison (repeatable): ctime, atime, xattr, xattr.user.foo…;
+        /// PATH:FIELD leaves one out at one path only (.:mtime, the root's mtime).
         #[arg(long, value_name = "FIELD")]
         ignore: Vec<String>,
     },

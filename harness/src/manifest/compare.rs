@@ -7,18 +7,25 @@ use anyhow::{bail, Result};
 use super::{Manifest, FIELDS};
 
 /// Fields left out of a comparison: whole fields (`ctime`), the whole `xattr` family, or one
-/// attribute (`xattr.user.foo`).
+/// attribute (`xattr.user.foo`), everywhere or at one path (`.:mtime`, the root's mtime).
 #[derive(Debug, Clone, Default)]
 pub struct Ignore {
     fields: Vec<String>,
+    /// (path, field): a field left out at one path only.
+    at: Vec<(String, String)>,
 }
 
 impl Ignore {
-    /// Checks each name against the known fields.
+    /// Checks each name against the known fields. `PATH:FIELD` leaves the field out at that
+    /// path only (the field is what follows the last colon).
     pub fn new<S: AsRef<str>>(fields: &[S]) -> Result<Ignore> {
-        let mut out = Vec::new();
-        for field in fields {
-            let field = field.as_ref();
+        let mut ignore = Ignore::default();
+        for entry in fields {
+            let entry = entry.as_ref();
+            let (path, field) = match entry.rsplit_once(':') {
+                Some((path, field)) if !path.is_empty() => (Some(path), field),
+                _ => (None, entry),
+            };
             let family = field.split('.').next().unwrap_or_default();
             if !FIELDS
                 .iter()
@@ -30,15 +37,17 @@ impl Ignore {
                     known.join(", ")
                 );
             }
-            out.push(field.to_string());
+            match path {
+                Some(path) => ignore.at.push((path.to_string(), field.to_string())),
+                None => ignore.fields.push(field.to_string()),
+            }
         }
-        Ok(Ignore { fields: out })
+        Ok(ignore)
     }
 
-    fn ignores(&self, key: &str) -> bool {
-        self.fields
-            .iter()
-            .any(|f| f == key || (f == "xattr" && key.starts_with("xattr.")))
+    fn ignores(&self, path: &str, key: &str) -> bool {
+        let covers = |f: &str| f == key || (f == "xattr" && key.starts_with("xattr."));
+        self.fields.iter().any(|f| covers(f)) || self.at.iter().any(|(p, f)| p == path && covers(f))
     }
 }
 
@@ -123,7 +132,7 @@ pub fn compare(source: &Manifest, received: &Manifest, ignore: &Ignore) -> Vec<D
                 .keys()
                 .filter(|k| !expected.fields.contains_key(*k)),
         );
-        let mut fields: Vec<&String> = keys.filter(|k| !ignore.ignores(k)).collect();
+        let mut fields: Vec<&String> = keys.filter(|k| !ignore.ignores(path, k)).collect();
         fields.sort();
         for field in fields {
             let (e, g) = (expected.fields.get(field), got.fields.get(field));
@@ -163,6 +172,19 @@ mod tests {
             m.entries.insert(path.to_string(), Entry { fields });
         }
         m
+    }
+
+    #[test]
+    fn a_field_can_be_left_out_at_one_path() {
+        let a = manifest(&[(".", &[("mtime", "1.0")]), ("d", &[("mtime", "1.0")])]);
+        let b = manifest(&[(".", &[("mtime", "2.0")]), ("d", &[("mtime", "2.0")])]);
+        let text: Vec<String> = compare(&a, &b, &Ignore::new(&[".:mtime"]).unwrap())
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(text, ["d: field mtime: expected 1.0 got 2.0"]);
+        let err = Ignore::new(&[".:mtim"]).unwrap_err().to_string();
+        assert!(err.contains("unknown manifest field `mtim`"), "{err}");
     }
 
     #[test]
