@@ -12,6 +12,33 @@ fn no_tamper(_: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A trial's results directory: removed after it passes, kept and named when it panics, so that
+/// a failure in CI leaves its logs, manifests and scripts.
+struct Results(Option<tempfile::TempDir>);
+
+impl Results {
+    fn new() -> Results {
+        Results(Some(tempfile::tempdir().unwrap()))
+    }
+
+    fn path(&self) -> &Path {
+        self.0.as_ref().expect("present until dropped").path()
+    }
+}
+
+impl Drop for Results {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            if let Some(dir) = self.0.take() {
+                eprintln!(
+                    "the failed trial's results are kept in {}",
+                    dir.keep().display()
+                );
+            }
+        }
+    }
+}
+
 /// Runs `name` with a fixed seed and list size on loop devices; the result and its results
 /// directory.
 fn run_seed(
@@ -19,8 +46,8 @@ fn run_seed(
     seed: u64,
     ops: usize,
     snapshots: usize,
-) -> (sendtest::runner::CaseResult, tempfile::TempDir) {
-    let results = tempfile::tempdir().unwrap();
+) -> (sendtest::runner::CaseResult, Results) {
+    let results = Results::new();
     let config = RunConfig {
         random: RandomKnobs {
             seed: Some(seed),
@@ -44,7 +71,7 @@ fn a_broken_received_tree_is_caught_and_shrunk_to_a_script_that_reproduces_it() 
     if !preflight::loopback_or_skip("random: broken received tree") {
         return;
     }
-    let results = tempfile::tempdir().unwrap();
+    let results = Results::new();
     let config = RunConfig {
         // With a tamper hook, the random case truncates the largest received file by a byte.
         tamper: Some(no_tamper),
@@ -151,7 +178,7 @@ fn a_soak_goes_on_after_a_failure_and_reports_each_distinct_one() {
     if !preflight::loopback_or_skip("random: soak after a failure") {
         return;
     }
-    let results = tempfile::tempdir().unwrap();
+    let results = Results::new();
     let config = RunConfig {
         tamper: Some(no_tamper),
         duration: Some(std::time::Duration::from_secs(4)),
