@@ -129,20 +129,22 @@ fn a_broken_received_tree_is_caught_and_shrunk_to_a_script_that_reproduces_it() 
     }
     let out = Command::new("bash")
         .arg(result.dir.join("random-42.sh"))
-        .env("SENDTEST", sendtest)
+        .env("SENDTEST", &sendtest)
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+    // The script runs the sendtest binary that `cargo test --workspace` builds; a narrower
+    // `cargo test -p cases` leaves an older one, which may not take the script's arguments.
+    let shown = format!(
+        "{stdout}\n{}\n(with {}; if it is stale, `cargo build --bin sendtest`)",
+        String::from_utf8_lossy(&out.stderr),
+        sendtest.display()
     );
-    assert!(stdout.contains("FAILED: reproduced"), "{stdout}");
+    assert_eq!(out.status.code(), Some(1), "{shown}");
+    assert!(stdout.contains("FAILED: reproduced"), "{shown}");
     assert!(
         stdout.contains("field size") || stdout.contains("field sha256"),
-        "{stdout}"
+        "{shown}"
     );
 }
 
