@@ -127,25 +127,33 @@ fn a_broken_received_tree_is_caught_and_shrunk_to_a_script_that_reproduces_it() 
         eprintln!("skipped running the script: {missing:?} missing");
         return;
     }
-    let out = Command::new("bash")
-        .arg(result.dir.join("random-42.sh"))
-        .env("SENDTEST", &sendtest)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    // The script runs the sendtest binary that `cargo test --workspace` builds; a narrower
-    // `cargo test -p cases` leaves an older one, which may not take the script's arguments.
-    let shown = format!(
-        "{stdout}\n{}\n(with {}; if it is stale, `cargo build --bin sendtest`)",
-        String::from_utf8_lossy(&out.stderr),
-        sendtest.display()
-    );
-    assert_eq!(out.status.code(), Some(1), "{shown}");
-    assert!(stdout.contains("FAILED: reproduced"), "{shown}");
-    assert!(
-        stdout.contains("field size") || stdout.contains("field sha256"),
-        "{shown}"
-    );
+    // With sendtest's manifests, then with stat, cmp and getfattr alone.
+    for with_sendtest in [true, false] {
+        let mut bash = Command::new("bash");
+        bash.arg(result.dir.join("random-42.sh"));
+        if with_sendtest {
+            bash.env("SENDTEST", &sendtest);
+        } else {
+            bash.env_remove("SENDTEST");
+        }
+        let out = bash.output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        // The script runs the sendtest binary that `cargo test --workspace` builds; a narrower
+        // `cargo test -p cases` leaves an older one, which may not take the script's arguments.
+        let shown = format!(
+            "{stdout}\n{}\n(sendtest: {with_sendtest}, {}; if it is stale, `cargo build --bin sendtest`)",
+            String::from_utf8_lossy(&out.stderr),
+            sendtest.display()
+        );
+        assert_eq!(out.status.code(), Some(1), "{shown}");
+        assert!(stdout.contains("FAILED: reproduced"), "{shown}");
+        let named = if with_sendtest {
+            stdout.contains("field size") || stdout.contains("field sha256")
+        } else {
+            stdout.contains(" size=") && stdout.contains(": data differs")
+        };
+        assert!(named, "{shown}");
+    }
 }
 
 #[test]

@@ -316,6 +316,15 @@ impl<'a> Chains<'a> {
         })
     }
 
+    /// How [`script`] should run a chain to do what this one does.
+    pub fn script_options(&self) -> ScriptOptions {
+        ScriptOptions {
+            break_received: self.break_received,
+            proto2: self.proto2,
+            ignore: self.ignore_args.clone(),
+        }
+    }
+
     /// Applies `ops`, snapshots, sends, receives and compares, adding what it did to
     /// `checked`. `Ok(Err(_))` is a finding; `Err(_)` is the environment failing.
     pub fn check(
@@ -598,7 +607,7 @@ pub fn shrink_and_keep(
         let _ = writeln!(listing, "{i}\t{op:?}");
     }
     std::fs::write(results.join(format!("random-{seed}.ops")), &listing)?;
-    let script = script(seed, &just, chains, &last_failure.message);
+    let script = script(seed, &just, &chains.script_options(), &last_failure.message);
     let script_path = results.join(format!("random-{seed}.sh"));
     std::fs::write(&script_path, &script)?;
     Ok(Found {
@@ -618,39 +627,109 @@ pub fn shrink_and_keep(
     })
 }
 
+/// Fields of the manifest that the script's comparison takes with `stat`, and how.
+const STAT_FIELDS: &[(&str, &str)] = &[
+    ("type", "%F"),
+    ("mode", "mode=%a"),
+    ("uid", "uid=%u"),
+    ("gid", "gid=%g"),
+    ("size", "size=%s"),
+    ("rdev", "rdev=%t:%T"),
+    ("hardlink", "links=%h"),
+    ("mtime", "mtime=%.9Y"),
+    ("atime", "atime=%.9X"),
+];
+
+/// The script's `compare SOURCE RECEIVED`: with `sendtest manifest --compare` when $SENDTEST
+/// names sendtest; else with stat (%N carries symlink targets), cmp for the data and getfattr
+/// for the xattrs, so that the script needs nothing the kernel list would not have. Both leave
+/// out what `ignore` (as `--ignore` takes it) names; for stat, whole fields and the root's.
+fn compare_function(ignore: &[String]) -> String {
+    let everywhere = |field: &str| ignore.iter().any(|i| i == field);
+    let at_root =
+        |field: &str| everywhere(field) || ignore.iter().any(|i| *i == format!(".:{field}"));
+    let format = |left_out: &dyn Fn(&str) -> bool| {
+        std::iter::once("%N")
+            .chain(
+                STAT_FIELDS
+                    .iter()
+                    .filter(|(field, _)| !left_out(field))
+                    .map(|(_, directive)| *directive),
+            )
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let (root, entries) = (format(&at_root), format(&everywhere));
+    let sendtest_ignore: String = ignore.iter().map(|i| format!("--ignore {i} ")).collect();
+    let data = if everywhere("sha256") {
+        String::new()
+    } else {
+        "  while IFS= read -r -d '' f; do\n\
+         \x20   cmp -s \"$1/$f\" \"$2/$f\" || { echo \"$f: data differs\"; differs=1; }\n\
+         \x20 done < <(cd \"$1\" && find . -type f -print0)\n"
+            .to_string()
+    };
+    let xattrs = if ignore.iter().any(|i| i.starts_with("xattr")) {
+        String::new()
+    } else {
+        "  diff <(xattrs \"$1\") <(xattrs \"$2\") || differs=1\n".to_string()
+    };
+    format!(
+        "attributes() {{\n\
+         \x20 (cd \"$1\" && stat -c '{root}' . &&\n\
+         \x20   find . -mindepth 1 -print0 | sort -z | xargs -0 -r stat -c '{entries}')\n\
+         }}\n\
+         xattrs() {{\n\
+         \x20 (cd \"$1\" && find . -print0 | sort -z | xargs -0 getfattr -h -d -m - 2>/dev/null)\n\
+         }}\n\
+         compare() {{\n\
+         \x20 if [ -n \"${{SENDTEST:-}}\" ]; then\n\
+         \x20   \"$SENDTEST\" manifest {sendtest_ignore}--compare \"$1\" \"$2\"\n\
+         \x20   return\n\
+         \x20 fi\n\
+         \x20 local differs=0 f\n\
+         \x20 diff <(attributes \"$1\") <(attributes \"$2\") || differs=1\n\
+         {data}{xattrs}\
+         \x20 [ $differs = 0 ] && echo \"no differences: $2\"\n\
+         \x20 return $differs\n\
+         }}\n"
+    )
+}
+
+/// How a script runs its chain, as [`Chains`] does.
+#[derive(Debug, Clone, Default)]
+pub struct ScriptOptions {
+    /// Truncate the largest received file, as [`Chains::break_received`].
+    pub break_received: bool,
+    /// Send with `--proto 2 --compressed-data` from a compress=zstd filesystem.
+    pub proto2: bool,
+    /// What the comparison leaves out, as `sendtest manifest --ignore` takes it.
+    pub ignore: Vec<String>,
+}
+
 /// A standalone script: two loop-backed btrfs filesystems, the operations in a subvolume, the
-/// snapshots, the send/receive chain as `chains` runs it, and a comparison of each pair that
-/// leaves out what `chains` does.
-pub fn script(seed: u64, ops: &[Op], chains: &Chains<'_>, failure: &str) -> String {
-    let break_received = chains.break_received;
-    let ignore: String = chains
-        .ignore_args
-        .iter()
-        .map(|field| format!("--ignore {field} "))
-        .collect();
-    let (mount_options, send_options) = if chains.proto2 {
+/// snapshots, the send/receive chain, and a comparison of each pair.
+pub fn script(seed: u64, ops: &[Op], options: &ScriptOptions, failure: &str) -> String {
+    let break_received = options.break_received;
+    let (mount_options, send_options) = if options.proto2 {
         ("-o compress=zstd ", "--proto 2 --compressed-data ")
     } else {
         ("", "")
     };
-    // The comparison uses `sendtest manifest`: this binary when it is sendtest, else the one
-    // in PATH; $SENDTEST overrides both.
-    let sendtest = std::env::current_exe()
-        .ok()
-        .filter(|p| p.file_name().is_some_and(|n| n == "sendtest"))
-        .map_or_else(|| "sendtest".to_string(), |p| p.display().to_string());
     let mut s = String::new();
     let _ = writeln!(
         s,
         "#!/bin/bash\n# sendtest random, seed {seed}: {} operations and {} snapshots that fail:\n#   {failure}\n\
-         # Run as root. Needs btrfs-progs, xfsprogs (xfs_io), attr (setfattr) and coreutils.\n\
-         set -u\nsendtest=${{SENDTEST:-{sendtest}}}\nwork=$(mktemp -d)\ntruncate -s 4G \"$work/src.img\" \"$work/dst.img\"\n\
+         # Run as root. Needs btrfs-progs, xfsprogs (xfs_io), attr (setfattr, getfattr), coreutils,\n\
+         # findutils and diffutils. SENDTEST=/path/to/sendtest compares with its manifests instead.\n\
+         set -u\n{}work=$(mktemp -d)\ntruncate -s 4G \"$work/src.img\" \"$work/dst.img\"\n\
          src=$(losetup -f --show \"$work/src.img\"); dst=$(losetup -f --show \"$work/dst.img\")\n\
-         mkfs.btrfs -q -f \"$src\"; mkfs.btrfs -q -f \"$dst\"\n\
+         mkfs.btrfs -q -f \"$src\" >/dev/null; mkfs.btrfs -q -f \"$dst\" >/dev/null\n\
          mkdir \"$work/src\" \"$work/dst\"; mount {mount_options}\"$src\" \"$work/src\"; mount \"$dst\" \"$work/dst\"\n\
          btrfs -q subvolume create \"$work/src/vol\"\ncd \"$work/src/vol\"",
         ops.iter().filter(|o| **o != Op::Snapshot).count(),
-        ops.iter().filter(|o| **o == Op::Snapshot).count() + 1
+        ops.iter().filter(|o| **o == Op::Snapshot).count() + 1,
+        compare_function(&options.ignore)
     );
     let mut snaps = 0;
     let snapshot = |s: &mut String, n: usize| {
@@ -692,7 +771,7 @@ pub fn script(seed: u64, ops: &[Op], chains: &Chains<'_>, failure: &str) -> Stri
         }
         let _ = writeln!(
             s,
-            "\"$sendtest\" manifest {ignore}--compare \"$work/src/snap{i}\" \"$work/dst/snap{i}\" || status=1"
+            "compare \"$work/src/snap{i}\" \"$work/dst/snap{i}\" || status=1"
         );
     }
     let _ = writeln!(
