@@ -45,9 +45,15 @@ pub fn case_line(result: &CaseResult) -> String {
 /// What the case asked to show under its result ([`crate::context::Ctx::headline`]), each line
 /// indented; none when it asked nothing.
 pub fn headlines(result: &CaseResult) -> Vec<String> {
-    std::fs::read_to_string(result.dir.join(crate::context::HEADLINES))
-        .map(|text| text.lines().map(|l| format!("  {l}")).collect())
-        .unwrap_or_default()
+    headline_text(result)
+        .lines()
+        .map(|l| format!("  {l}"))
+        .collect()
+}
+
+/// The case's headlines as written; empty when it has none.
+fn headline_text(result: &CaseResult) -> String {
+    std::fs::read_to_string(result.dir.join(crate::context::HEADLINES)).unwrap_or_default()
 }
 
 /// The closing screen, as fstests' `check` ends: each case once with its result over all
@@ -178,11 +184,17 @@ pub fn junit(results: &[CaseResult], run_dir: &Path) -> Result<String> {
         };
         let mut case = TestCase::new(case_label(result), status);
         case.set_classname("sendtest").set_time(result.elapsed);
+        let shown = headline_text(result);
         if result.outcome != Outcome::Passed {
             let log_tail = file_tail(&result.dir, &["commands.log", "host-commands.log"]);
             let kernel_tail = file_tail(&result.dir, &["dmesg", "console.log"]);
-            case.set_system_out(format!("results: {}\n{log_tail}", result.dir.display()));
+            case.set_system_out(format!(
+                "results: {}\n{shown}{log_tail}",
+                result.dir.display()
+            ));
             case.set_system_err(kernel_tail);
+        } else if !shown.is_empty() {
+            case.set_system_out(shown);
         }
         suite.add_test_case(case);
     }
@@ -218,7 +230,7 @@ pub fn json(results: &[CaseResult], previous: &Times, run_dir: &Path) -> String 
                 .get(&r.name)
                 .map_or("null".to_string(), |t| format!("{:.3}", t.as_secs_f64()));
             format!(
-                "{{\"name\":{},\"iteration\":{},\"outcome\":{},\"reason\":{},\"seconds\":{:.3},\"previous_seconds\":{previous},\"results\":{}}}",
+                "{{\"name\":{},\"iteration\":{},\"outcome\":{},\"reason\":{},\"seconds\":{:.3},\"previous_seconds\":{previous},\"results\":{},\"headlines\":[{}]}}",
                 json_string(&r.name),
                 r.iteration,
                 json_string(match r.outcome {
@@ -230,6 +242,11 @@ pub fn json(results: &[CaseResult], previous: &Times, run_dir: &Path) -> String 
                 r.outcome.reason().map_or("null".to_string(), json_string),
                 r.elapsed.as_secs_f64(),
                 json_string(&r.dir.to_string_lossy()),
+                headline_text(r)
+                    .lines()
+                    .map(json_string)
+                    .collect::<Vec<_>>()
+                    .join(","),
             )
         })
         .collect();

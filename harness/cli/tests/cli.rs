@@ -368,6 +368,50 @@ fn junit_and_json_parse_back() {
 }
 
 #[test]
+fn headlines_go_under_the_result_and_into_json_and_junit() {
+    if !sendtest::preflight::loopback_or_skip("headlines") {
+        return;
+    }
+    let results = tempfile::tempdir().unwrap();
+    let junit = results.path().join("out.xml");
+    let out = sendtest(&[
+        "run",
+        "random",
+        "--seed",
+        "1",
+        "--ops",
+        "60",
+        "--snapshots",
+        "1",
+        "--results",
+        results.path().to_str().unwrap(),
+        "--junit",
+        junit.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let counts = "random: 1 seed(s) from 1: ";
+    assert!(
+        stderr(&out).contains(&format!("\n  {counts}")),
+        "not under the result: {}",
+        stderr(&out)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let first = json["cases"][0]["headlines"][0]
+        .as_str()
+        .unwrap_or_default();
+    assert!(first.starts_with(counts), "{json}");
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    let doc = roxmltree::Document::parse(&xml).unwrap();
+    let system_out = doc
+        .descendants()
+        .find(|n| n.has_tag_name("system-out"))
+        .and_then(|n| n.text())
+        .unwrap_or_default();
+    assert!(system_out.starts_with(counts), "{xml}");
+}
+
+#[test]
 fn exclude_files_leave_cases_out_and_bad_ones_are_one_line_errors() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("exclude");
