@@ -1,9 +1,9 @@
-//! The random case against a received tree that is deliberately wrong: the chain must catch
-//! it, shrink the operations to a short list, and leave a script that reproduces the failure
-//! when run by hand.
+//! The random cases on this kernel: fixed seeds pass; a received tree that is deliberately
+//! wrong is caught and shrunk to a short list and script (which `harness/cli/tests/scripts.rs`
+//! runs by hand); a soak goes on after a failure; each known bug's seed finds that bug.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
+use std::time::Duration;
 
 use sendtest::preflight;
 use sendtest::runner::{run_case, Outcome, RandomKnobs, RunConfig};
@@ -39,16 +39,19 @@ impl Drop for Results {
     }
 }
 
-/// Runs `name` with a fixed seed and list size on loop devices; the result and its results
-/// directory.
-fn run_seed(
+/// Runs `name` on loop devices from `seed` with a list size, for `soak` if given, with every
+/// received tree broken on purpose if `broken`; the result and its results directory.
+fn run_random(
     name: &str,
-    seed: u64,
-    ops: usize,
-    snapshots: usize,
+    (seed, ops, snapshots): (u64, usize, usize),
+    broken: bool,
+    soak: Option<Duration>,
 ) -> (sendtest::runner::CaseResult, Results) {
     let results = Results::new();
     let config = RunConfig {
+        // With a tamper hook, the random case truncates the largest received file by a byte.
+        tamper: broken.then_some(no_tamper as sendtest::context::Tamper),
+        duration: soak,
         random: RandomKnobs {
             seed: Some(seed),
             ops: Some(ops),
@@ -59,31 +62,22 @@ fn run_seed(
     (run_case(cases::by_name(name).unwrap(), &config), results)
 }
 
-/// The sendtest binary that `cargo test --workspace` built next to this test.
-fn sendtest_binary() -> Option<PathBuf> {
-    let exe = std::env::current_exe().ok()?;
-    let candidate = exe.parent()?.parent()?.join("sendtest");
-    candidate.is_file().then_some(candidate)
+/// One seed of `name`, as it is.
+fn run_seed(
+    name: &str,
+    seed: u64,
+    ops: usize,
+    snapshots: usize,
+) -> (sendtest::runner::CaseResult, Results) {
+    run_random(name, (seed, ops, snapshots), false, None)
 }
 
 #[test]
-fn a_broken_received_tree_is_caught_and_shrunk_to_a_script_that_reproduces_it() {
+fn a_broken_received_tree_is_caught_and_shrunk_to_a_short_script() {
     if !preflight::loopback_or_skip("random: broken received tree") {
         return;
     }
-    let results = Results::new();
-    let config = RunConfig {
-        // With a tamper hook, the random case truncates the largest received file by a byte.
-        tamper: Some(no_tamper),
-        random: RandomKnobs {
-            seed: Some(42),
-            ops: Some(300),
-            snapshots: Some(4),
-        },
-        ..RunConfig::loopback(results.path().to_path_buf(), 1)
-    };
-    let case = cases::by_name("random").unwrap();
-    let result = run_case(case, &config);
+    let (result, _results) = run_random("random", (42, 300, 4), true, None);
     let Outcome::Failed(reason) = &result.outcome else {
         panic!("a broken received tree passed: {:?}", result.outcome)
     };
@@ -108,52 +102,7 @@ fn a_broken_received_tree_is_caught_and_shrunk_to_a_script_that_reproduces_it() 
         (1..=10).contains(&operations),
         "{operations} operations left:\n{script}"
     );
-
-    // By hand: the script must fail the same way on its own filesystems.
-    let Some(sendtest) = sendtest_binary() else {
-        assert!(
-            !preflight::require_all(),
-            "no sendtest binary next to the tests to compare with"
-        );
-        eprintln!("skipped running the script: no sendtest binary next to the tests");
-        return;
-    };
-    let missing: Vec<&str> = ["xfs_io", "setfattr"]
-        .into_iter()
-        .filter(|p| preflight::find_in_path(p).is_none())
-        .collect();
-    if !missing.is_empty() {
-        assert!(!preflight::require_all(), "the script needs {missing:?}");
-        eprintln!("skipped running the script: {missing:?} missing");
-        return;
-    }
-    // With sendtest's manifests, then with stat, cmp and getfattr alone.
-    for with_sendtest in [true, false] {
-        let mut bash = Command::new("bash");
-        bash.arg(result.dir.join("random-42.sh"));
-        if with_sendtest {
-            bash.env("SENDTEST", &sendtest);
-        } else {
-            bash.env_remove("SENDTEST");
-        }
-        let out = bash.output().unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        // The script runs the sendtest binary that `cargo test --workspace` builds; a narrower
-        // `cargo test -p cases` leaves an older one, which may not take the script's arguments.
-        let shown = format!(
-            "{stdout}\n{}\n(sendtest: {with_sendtest}, {}; if it is stale, `cargo build --bin sendtest`)",
-            String::from_utf8_lossy(&out.stderr),
-            sendtest.display()
-        );
-        assert_eq!(out.status.code(), Some(1), "{shown}");
-        assert!(stdout.contains("FAILED: reproduced"), "{shown}");
-        let named = if with_sendtest {
-            stdout.contains("field size") || stdout.contains("field sha256")
-        } else {
-            stdout.contains(" size=") && stdout.contains(": data differs")
-        };
-        assert!(named, "{shown}");
-    }
+    // `harness/cli/tests/scripts.rs` runs the script by hand.
 }
 
 #[test]
@@ -188,19 +137,9 @@ fn a_soak_goes_on_after_a_failure_and_reports_each_distinct_one() {
     if !preflight::loopback_or_skip("random: soak after a failure") {
         return;
     }
-    let results = Results::new();
-    let config = RunConfig {
-        tamper: Some(no_tamper),
-        duration: Some(std::time::Duration::from_secs(4)),
-        // A soak from a fixed seed: the same seeds each time.
-        random: RandomKnobs {
-            seed: Some(100),
-            ops: Some(100),
-            snapshots: Some(2),
-        },
-        ..RunConfig::loopback(results.path().to_path_buf(), 1)
-    };
-    let result = run_case(cases::by_name("random").unwrap(), &config);
+    // A soak from a fixed seed: the same seeds each time.
+    let (result, _results) =
+        run_random("random", (100, 100, 2), true, Some(Duration::from_secs(4)));
     let Outcome::Failed(reason) = &result.outcome else {
         panic!("a broken received tree passed: {:?}", result.outcome)
     };

@@ -331,51 +331,17 @@ fn a_kernel_tree_that_does_not_build_exits_125() {
 }
 
 #[test]
-fn junit_and_json_parse_back() {
+fn junit_and_json_parse_back_with_the_headlines() {
     if !sendtest::preflight::loopback_or_skip("junit_and_json_parse_back") {
         return;
     }
     let results = tempfile::tempdir().unwrap();
     let junit = results.path().join("out.xml");
+    // The quick group, and the random case, which has headlines to show.
     let out = sendtest(&[
         "run",
         "-g",
         "quick",
-        "--results",
-        results.path().to_str().unwrap(),
-        "--junit",
-        junit.to_str().unwrap(),
-        "--json",
-    ]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let xml = std::fs::read_to_string(&junit).unwrap();
-    let doc = roxmltree::Document::parse(&xml).unwrap();
-    let names: Vec<&str> = doc
-        .descendants()
-        .filter(|n| n.has_tag_name("testcase"))
-        .filter_map(|n| n.attribute("name"))
-        .collect();
-    assert_eq!(names, ["ro-flip-with-delalloc"], "{xml}");
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(json["exit_code"], 0);
-    assert_eq!(json["cases"][0]["name"], "ro-flip-with-delalloc");
-    assert_eq!(json["cases"][0]["outcome"], "passed");
-    assert!(
-        stderr(&out).contains("1 passed, 0 failed, 0 skipped"),
-        "with --json the summary goes to stderr: {}",
-        stderr(&out)
-    );
-}
-
-#[test]
-fn headlines_go_under_the_result_and_into_json_and_junit() {
-    if !sendtest::preflight::loopback_or_skip("headlines") {
-        return;
-    }
-    let results = tempfile::tempdir().unwrap();
-    let junit = results.path().join("out.xml");
-    let out = sendtest(&[
-        "run",
         "random",
         "--seed",
         "1",
@@ -393,22 +359,46 @@ fn headlines_go_under_the_result_and_into_json_and_junit() {
     let counts = "random: 1 seed(s) from 1: ";
     assert!(
         stderr(&out).contains(&format!("\n  {counts}")),
-        "not under the result: {}",
+        "no headline under the result: {}",
         stderr(&out)
     );
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let first = json["cases"][0]["headlines"][0]
-        .as_str()
-        .unwrap_or_default();
-    assert!(first.starts_with(counts), "{json}");
+    assert!(
+        stderr(&out).contains("2 passed, 0 failed, 0 skipped"),
+        "with --json the summary goes to stderr: {}",
+        stderr(&out)
+    );
+
     let xml = std::fs::read_to_string(&junit).unwrap();
     let doc = roxmltree::Document::parse(&xml).unwrap();
-    let system_out = doc
-        .descendants()
+    let case = |name: &str| {
+        doc.descendants()
+            .find(|n| n.has_tag_name("testcase") && n.attribute("name") == Some(name))
+            .unwrap_or_else(|| panic!("no test case {name}: {xml}"))
+    };
+    case("ro-flip-with-delalloc");
+    let system_out = case("random")
+        .children()
         .find(|n| n.has_tag_name("system-out"))
         .and_then(|n| n.text())
         .unwrap_or_default();
     assert!(system_out.starts_with(counts), "{xml}");
+
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["exit_code"], 0);
+    let cases = json["cases"].as_array().unwrap();
+    let case = |name: &str| {
+        cases
+            .iter()
+            .find(|c| c["name"] == name)
+            .unwrap_or_else(|| panic!("no case {name}: {json}"))
+    };
+    assert_eq!(case("ro-flip-with-delalloc")["outcome"], "passed");
+    assert_eq!(
+        case("ro-flip-with-delalloc")["headlines"],
+        serde_json::json!([])
+    );
+    let first = case("random")["headlines"][0].as_str().unwrap_or_default();
+    assert!(first.starts_with(counts), "{json}");
 }
 
 #[test]

@@ -1,12 +1,49 @@
-//! The random cases' reproducer scripts, run by hand as a kernel developer would. For lists
-//! that pass in the chain, a script must pass too, whichever way it compares: with sendtest's
-//! manifests, or with stat, cmp and getfattr alone. A script that reports differences where
-//! there are none would send a developer after a bug that is not there.
+//! The random cases' reproducer scripts, run by hand as a kernel developer would, whichever
+//! way they compare: with sendtest's manifests (this package's binary, which cargo builds for
+//! these tests), or with stat, cmp and getfattr alone. The script of a failure must fail the
+//! same way; a script of a list that passes must pass, or it would send a developer after a bug
+//! that is not there.
 
+use std::path::Path;
 use std::process::Command;
 
 use sendtest::preflight;
 use sendtest::random::{ops, script, ScriptOptions};
+use sendtest::runner::{run_case, Outcome, RandomKnobs, RunConfig};
+
+/// Whether the scripts' tools are here; when they are not, a test is skipped (or fails under
+/// SENDTEST_REQUIRE_ALL).
+fn script_tools_here() -> bool {
+    let missing: Vec<&str> = ["xfs_io", "setfattr", "getfattr"]
+        .into_iter()
+        .filter(|p| preflight::find_in_path(p).is_none())
+        .collect();
+    if !missing.is_empty() {
+        assert!(!preflight::require_all(), "the scripts need {missing:?}");
+        eprintln!("skipped: {missing:?} missing");
+    }
+    missing.is_empty()
+}
+
+/// Runs the script at `path`, comparing with sendtest or without: its exit code, its stdout,
+/// and all it printed, for the message of a failed assertion.
+fn run_script(path: &Path, with_sendtest: bool) -> (Option<i32>, String, String) {
+    let mut bash = Command::new("bash");
+    bash.arg(path);
+    if with_sendtest {
+        bash.env("SENDTEST", env!("CARGO_BIN_EXE_sendtest"));
+    } else {
+        bash.env_remove("SENDTEST");
+    }
+    let out = bash.output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let shown = format!(
+        "{} (sendtest: {with_sendtest})\n{stdout}\n{}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code(), stdout, shown)
+}
 
 /// Whether the running kernel and btrfs-progs can send protocol 2 with compressed data.
 fn protocol_2_here() -> bool {
@@ -20,18 +57,48 @@ fn protocol_2_here() -> bool {
         })
 }
 
+fn no_tamper(_: &Path) -> anyhow::Result<()> {
+    Ok(())
+}
+
 #[test]
-fn scripts_of_lists_that_pass_pass_with_either_comparison() {
-    if !preflight::loopback_or_skip("random scripts") {
+fn the_script_of_a_broken_tree_fails_with_either_comparison() {
+    if !preflight::loopback_or_skip("random scripts: a broken tree") || !script_tools_here() {
         return;
     }
-    let missing: Vec<&str> = ["xfs_io", "setfattr", "getfattr"]
-        .into_iter()
-        .filter(|p| preflight::find_in_path(p).is_none())
-        .collect();
-    if !missing.is_empty() {
-        assert!(!preflight::require_all(), "the scripts need {missing:?}");
-        eprintln!("skipped: {missing:?} missing");
+    let results = tempfile::tempdir().unwrap();
+    let config = RunConfig {
+        // The random case truncates the largest received file by a byte.
+        tamper: Some(no_tamper),
+        random: RandomKnobs {
+            seed: Some(42),
+            ops: Some(300),
+            snapshots: Some(4),
+        },
+        ..RunConfig::loopback(results.path().to_path_buf(), 1)
+    };
+    let result = run_case(cases::by_name("random").unwrap(), &config);
+    assert!(
+        matches!(result.outcome, Outcome::Failed(_)),
+        "{:?}",
+        result.outcome
+    );
+    for with_sendtest in [true, false] {
+        let (code, stdout, shown) = run_script(&result.dir.join("random-42.sh"), with_sendtest);
+        assert_eq!(code, Some(1), "{shown}");
+        assert!(stdout.contains("FAILED: reproduced"), "{shown}");
+        let named = if with_sendtest {
+            stdout.contains("field size") || stdout.contains("field sha256")
+        } else {
+            stdout.contains(" size=") && stdout.contains(": data differs")
+        };
+        assert!(named, "{shown}");
+    }
+}
+
+#[test]
+fn scripts_of_lists_that_pass_pass_with_either_comparison() {
+    if !preflight::loopback_or_skip("random scripts: lists that pass") || !script_tools_here() {
         return;
     }
     // Seeds that the random case passes at this size (its tests run 1-20); the third also
@@ -48,20 +115,9 @@ fn scripts_of_lists_that_pass_pass_with_either_comparison() {
         let path = dir.path().join(format!("random-{seed}.sh"));
         std::fs::write(&path, script(seed, &list, &options, "none: a test")).unwrap();
         for with_sendtest in [true, false] {
-            let mut bash = Command::new("bash");
-            bash.arg(&path);
-            if with_sendtest {
-                bash.env("SENDTEST", env!("CARGO_BIN_EXE_sendtest"));
-            } else {
-                bash.env_remove("SENDTEST");
-            }
-            let out = bash.output().unwrap();
-            let stdout = String::from_utf8_lossy(&out.stdout);
-            let shown = format!(
-                "seed {seed}, protocol 2: {proto2}, sendtest: {with_sendtest}\n{stdout}\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            assert_eq!(out.status.code(), Some(0), "{shown}");
+            let (code, stdout, shown) = run_script(&path, with_sendtest);
+            let shown = format!("seed {seed}, protocol 2: {proto2}: {shown}");
+            assert_eq!(code, Some(0), "{shown}");
             assert!(
                 stdout.contains("passed: the failure did not reproduce"),
                 "{shown}"
