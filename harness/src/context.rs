@@ -21,10 +21,10 @@ use crate::workload::{self, FileSpec, Writes};
 /// A change made to a received tree before it is compared, to prove a case can fail.
 pub type Tamper = fn(&Path) -> Result<()>;
 
-/// The state of one running case.
 /// The file in a case's results that [`Ctx::headline`] appends to.
 pub const HEADLINES: &str = "headlines";
 
+/// The state of one running case.
 pub struct Ctx {
     // Field order is drop order: scratch filesystems go before the directory holding their images.
     scratches: Vec<Scratch>,
