@@ -25,6 +25,7 @@ pub const CASE: Case = Case {
     groups: &["random", "send"],
     summary:
         "seeded random operations and an incremental send chain; a failure shrinks to a script",
+    requires: &[Require::SendProtocol(2)],
     fix: Fix {
         commit: "none",
         subject: "no single fix: it looks for send/receive bugs that are not known yet",

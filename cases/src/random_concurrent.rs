@@ -16,6 +16,7 @@ pub const CASE: Case = Case {
     name: "random-concurrent",
     groups: &["random", "send", "race"],
     summary: "the random chain, with operations and balance in another subvolume during the sends",
+    requires: &[Require::SendProtocol(2)],
     fix: Fix {
         commit: "none",
         subject: "no single fix: it looks for send races that are not known yet",

@@ -14,6 +14,7 @@ pub const CASE: Case = Case {
     name: "ro-flip-with-delalloc",
     groups: &["auto", "quick", "send", "delalloc"],
     summary: "send of a subvolume set read-only while its writes are still delalloc",
+    requires: &[],
     fix: Fix {
         commit: "9f89d5de8631",
         subject: "Btrfs: send, flush delalloc in order to avoid data loss",

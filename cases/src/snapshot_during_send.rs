@@ -28,6 +28,7 @@ pub const CASE: Case = Case {
     name: "snapshot-during-send",
     groups: &["auto", "send", "race", "stress"],
     summary: "snapshots of a snapshot, committed while that snapshot is being sent",
+    requires: &[],
     fix: Fix {
         commit: "d96b34248c2f",
         subject: "btrfs: make send work with concurrent block group relocation",

@@ -1,7 +1,8 @@
 //! Every case as a test: `cargo test -p cases`, `cargo nextest run`, with the usual filters.
 //!
-//! A case whose requirements are missing (not root, no btrfs) is reported as ignored with the
-//! reason, unless `SENDTEST_REQUIRE_ALL=1`, which makes it fail instead (CI sets it).
+//! A case whose requirements are missing (not root, no btrfs, or what the case itself requires)
+//! is reported as ignored with the reason, unless `SENDTEST_REQUIRE_ALL=1`, which makes it fail
+//! instead (CI sets it).
 //!
 //! Randomized cases run one fixed seed here, so that a test run is repeatable:
 //! `SENDTEST_SEED` (default 1). New seeds are for `sendtest run random`.
@@ -9,7 +10,9 @@
 use std::path::PathBuf;
 
 use libtest_mimic::{Arguments, Completion, Failed, Trial};
-use sendtest::runner::{self, Outcome, RandomKnobs, RunConfig};
+use sendtest::backend;
+use sendtest::context::{CaseOptions, RandomKnobs};
+use sendtest::runner::{self, Outcome};
 use sendtest::{interrupt, preflight, results};
 
 fn main() {
@@ -41,17 +44,19 @@ fn main() {
                 }
                 let run_dir =
                     results::new_run_dir(&root).map_err(|e| Failed::from(format!("{e:#}")))?;
-                let config = RunConfig {
+                let options = CaseOptions {
                     random: RandomKnobs {
                         seed: Some(seed),
                         ..RandomKnobs::default()
                     },
-                    ..RunConfig::loopback(run_dir, 1)
+                    ..CaseOptions::default()
                 };
-                let result = runner::run_case(case, &config);
+                let result = runner::run_one(case, &run_dir, options, &backend::Loop);
                 match result.outcome {
                     Outcome::Passed => Ok(Completion::Completed),
-                    Outcome::NotRun(why) => Ok(Completion::ignored_with(why)),
+                    Outcome::NotRun(why) if !preflight::require_all() => {
+                        Ok(Completion::ignored_with(format!("not run: {why}")))
+                    }
                     other => Err(Failed::from(format!(
                         "{}: {}\nresults: {}",
                         other.label(),

@@ -2,42 +2,14 @@
 //! wrong is caught and shrunk to a short list and script (which `harness/cli/tests/scripts.rs`
 //! runs by hand); a soak goes on after a failure; each known bug's seed finds that bug.
 
-use std::path::Path;
 use std::time::Duration;
 
+use sendtest::context::{CaseOptions, RandomKnobs};
 use sendtest::preflight;
-use sendtest::runner::{run_case, Outcome, RandomKnobs, RunConfig};
+use sendtest::runner::{CaseResult, Outcome};
+use support::{no_tamper, run_loop, Results};
 
-fn no_tamper(_: &Path) -> anyhow::Result<()> {
-    Ok(())
-}
-
-/// A trial's results directory: removed after it passes, kept and named when it panics, so that
-/// a failure in CI leaves its logs, manifests and scripts.
-struct Results(Option<tempfile::TempDir>);
-
-impl Results {
-    fn new() -> Results {
-        Results(Some(tempfile::tempdir().unwrap()))
-    }
-
-    fn path(&self) -> &Path {
-        self.0.as_ref().expect("present until dropped").path()
-    }
-}
-
-impl Drop for Results {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            if let Some(dir) = self.0.take() {
-                eprintln!(
-                    "the failed trial's results are kept in {}",
-                    dir.keep().display()
-                );
-            }
-        }
-    }
-}
+mod support;
 
 /// Runs `name` on loop devices from `seed` with a list size, for `soak` if given, with every
 /// received tree broken on purpose if `broken`; the result and its results directory.
@@ -46,9 +18,8 @@ fn run_random(
     (seed, ops, snapshots): (u64, usize, usize),
     broken: bool,
     soak: Option<Duration>,
-) -> (sendtest::runner::CaseResult, Results) {
-    let results = Results::new();
-    let config = RunConfig {
+) -> (CaseResult, Results) {
+    let options = CaseOptions {
         // With a tamper hook, the random case truncates the largest received file by a byte.
         tamper: broken.then_some(no_tamper as sendtest::context::Tamper),
         duration: soak,
@@ -57,18 +28,13 @@ fn run_random(
             ops: Some(ops),
             snapshots: Some(snapshots),
         },
-        ..RunConfig::loopback(results.path().to_path_buf(), 1)
+        ..CaseOptions::default()
     };
-    (run_case(cases::by_name(name).unwrap(), &config), results)
+    run_loop(name, options)
 }
 
 /// One seed of `name`, as it is.
-fn run_seed(
-    name: &str,
-    seed: u64,
-    ops: usize,
-    snapshots: usize,
-) -> (sendtest::runner::CaseResult, Results) {
+fn run_seed(name: &str, seed: u64, ops: usize, snapshots: usize) -> (CaseResult, Results) {
     run_random(name, (seed, ops, snapshots), false, None)
 }
 

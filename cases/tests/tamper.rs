@@ -8,18 +8,19 @@ use std::path::Path;
 
 use nix::sys::stat::{utimensat, UtimensatFlags};
 use nix::sys::time::TimeSpec;
-use sendtest::context::Tamper;
-use sendtest::runner::{run_case, Outcome, RunConfig};
+use sendtest::context::{CaseOptions, Tamper};
+use sendtest::runner::Outcome;
 use sendtest::{preflight, xattr};
+use support::{run_loop, Results};
 
-fn run_tampered(tamper: Tamper) -> (Outcome, std::path::PathBuf, tempfile::TempDir) {
-    let results = tempfile::tempdir().unwrap();
-    let config = RunConfig {
+mod support;
+
+fn run_tampered(tamper: Tamper) -> (Outcome, std::path::PathBuf, Results) {
+    let options = CaseOptions {
         tamper: Some(tamper),
-        ..RunConfig::loopback(results.path().to_path_buf(), 1)
+        ..CaseOptions::default()
     };
-    let case = cases::by_name("ro-flip-with-delalloc").unwrap();
-    let result = run_case(case, &config);
+    let (result, results) = run_loop("ro-flip-with-delalloc", options);
     (result.outcome, result.dir, results)
 }
 
@@ -95,9 +96,7 @@ fn the_untampered_case_passes_and_keeps_its_manifests_but_not_its_stream() {
     if !preflight::loopback_or_skip("the_untampered_case_passes") {
         return;
     }
-    let results = tempfile::tempdir().unwrap();
-    let config = RunConfig::loopback(results.path().to_path_buf(), 1);
-    let result = run_case(cases::by_name("ro-flip-with-delalloc").unwrap(), &config);
+    let (result, _results) = run_loop("ro-flip-with-delalloc", CaseOptions::default());
     assert_eq!(result.outcome, Outcome::Passed);
     assert!(result.dir.join("data.source.manifest").is_file());
     assert!(result.dir.join("data.received.manifest").is_file());

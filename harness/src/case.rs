@@ -1,8 +1,8 @@
-//! What a case is: a name, its groups, the fix it guards, and the steps it runs.
-
-use std::fmt;
+//! What a case is: a name, its groups, what it requires, the fix it guards, and the steps it
+//! runs.
 
 use crate::context::Ctx;
+pub use crate::require::Require;
 
 /// A reproducer. Each file under `cases/` defines one as a `const`.
 #[derive(Clone, Copy)]
@@ -13,12 +13,15 @@ pub struct Case {
     pub groups: &'static [&'static str],
     /// One line on what the case checks.
     pub summary: &'static str,
+    /// What the case needs beyond its backend (root on loop devices, or a guest). Checked where
+    /// the case runs, before it starts; an unmet one makes the case "not run" with the reason.
+    pub requires: &'static [Require],
     /// The kernel change whose absence this case detects.
     pub fix: Fix,
     /// Manifest fields this case does not compare (`ctime` can never match after receive).
     pub ignore: &'static [&'static str],
-    /// The steps. Return a [`Detected`] error for a finding about the kernel or btrfs-progs, any
-    /// other error when the environment let the case down.
+    /// The steps. Return a [`crate::finding::Detected`] error for a finding about the kernel or
+    /// btrfs-progs, any other error when the environment let the case down.
     pub run: fn(&mut Ctx) -> anyhow::Result<()>,
 }
 
@@ -39,22 +42,9 @@ impl Case {
     pub fn in_group(&self, group: &str) -> bool {
         self.groups.contains(&group)
     }
-}
 
-/// A finding: what the case exists to detect (wrong data, a failed send or receive, a kernel
-/// warning, a check error). Everything else a case returns is an environment error.
-#[derive(Debug)]
-pub struct Detected(pub String);
-
-impl fmt::Display for Detected {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+    /// The first requirement not met where this runs, as a reason a person can act on.
+    pub fn unmet_requirement(&self) -> Option<String> {
+        self.requires.iter().find_map(Require::unmet)
     }
-}
-
-impl std::error::Error for Detected {}
-
-/// An `anyhow::Error` carrying a [`Detected`] finding.
-pub fn detected(message: impl Into<String>) -> anyhow::Error {
-    Detected(message.into()).into()
 }

@@ -1,5 +1,6 @@
-//! What a case's steps are given: scratch filesystems, btrfs operations whose failures count as
-//! findings, and the manifest comparison. Cases say what to do; this says how.
+//! The case's world: what a case's steps are given (scratch filesystems, btrfs operations whose
+//! failures count as findings, the manifest comparison) and the options a run passes to each case.
+//! Cases say what to do; this says how. Nothing here knows how cases are scheduled.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -10,16 +11,60 @@ use anyhow::{Context, Result};
 use tempfile::TempDir;
 use xshell::{cmd, Shell};
 
-use crate::case::detected;
 use crate::exec::{self, CommandLog};
+use crate::finding::detected;
 use crate::manifest::{self, Ignore, Manifest};
-use crate::runner::RunConfig;
 use crate::scratch::{Devices, Scratch, ScratchSpec};
 use crate::throttle::{Throttle, ThrottledSend};
 use crate::workload::{self, FileSpec, Writes};
 
 /// A change made to a received tree before it is compared, to prove a case can fail.
 pub type Tamper = fn(&Path) -> Result<()>;
+
+/// What randomized cases are told; each has defaults for what is not.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RandomKnobs {
+    pub seed: Option<u64>,
+    pub ops: Option<usize>,
+    pub snapshots: Option<usize>,
+}
+
+/// The time a case may take beyond its `--duration` unless `--timeout` says otherwise.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// What a run tells each case, the same on every backend.
+#[derive(Debug, Clone, Copy)]
+pub struct CaseOptions {
+    /// How long cases that repeat rounds go on (`--duration`); each case has a default.
+    pub duration: Option<Duration>,
+    /// How long a case may take, beyond `duration`, before it fails as hung.
+    pub timeout: Duration,
+    /// How much stress cases scale their sizes (`--load-factor`).
+    pub load_factor: f64,
+    /// `--seed`, `--ops`, `--snapshots` for randomized cases.
+    pub random: RandomKnobs,
+    /// Applied to every received tree before comparison (tests of the checker only).
+    pub tamper: Option<Tamper>,
+}
+
+impl Default for CaseOptions {
+    fn default() -> CaseOptions {
+        CaseOptions {
+            duration: None,
+            timeout: DEFAULT_TIMEOUT,
+            load_factor: 1.0,
+            random: RandomKnobs::default(),
+            tamper: None,
+        }
+    }
+}
+
+impl CaseOptions {
+    /// How long a case may take: `timeout`, plus `duration` when one is given.
+    pub fn time_limit(&self) -> Duration {
+        self.timeout + self.duration.unwrap_or_default()
+    }
+}
 
 /// The file in a case's results that [`Ctx::headline`] appends to.
 pub const HEADLINES: &str = "headlines";
@@ -33,17 +78,20 @@ pub struct Ctx {
     log: CommandLog,
     results: PathBuf,
     ignore: Ignore,
-    tamper: Option<Tamper>,
+    options: CaseOptions,
     devices: Arc<Devices>,
-    duration: Option<Duration>,
-    load_factor: f64,
-    random: crate::runner::RandomKnobs,
 }
 
 impl Ctx {
-    /// A context whose images live in a fresh private directory and whose artifacts go to
-    /// `results`, set up as `config` says.
-    pub fn new(results: &Path, log: CommandLog, ignore: Ignore, config: &RunConfig) -> Result<Ctx> {
+    /// A context whose images live in a fresh private directory, on devices from `devices`, and
+    /// whose artifacts go to `results`.
+    pub fn new(
+        results: &Path,
+        log: CommandLog,
+        ignore: Ignore,
+        options: CaseOptions,
+        devices: Arc<Devices>,
+    ) -> Result<Ctx> {
         let work = crate::workdir::create()?;
         let sh = Shell::new().context("creating a command shell")?;
         Ok(Ctx {
@@ -53,11 +101,8 @@ impl Ctx {
             log,
             results: results.to_path_buf(),
             ignore,
-            tamper: config.tamper,
-            devices: Arc::clone(&config.devices),
-            duration: config.duration,
-            load_factor: config.load_factor,
-            random: config.random,
+            options,
+            devices,
         })
     }
 
@@ -145,7 +190,7 @@ impl Ctx {
     /// Compares the manifests of `source` and `received`, keeps both and the differences in the
     /// results directory, and returns a finding naming each differing path and field.
     pub fn compare(&self, source: &Path, received: &Path) -> Result<()> {
-        if let Some(tamper) = self.tamper {
+        if let Some(tamper) = self.options.tamper {
             self.tamper_with(received, tamper)?;
         }
         let name = file_name(received)?;
@@ -241,13 +286,13 @@ impl Ctx {
     }
 
     /// `--seed`, `--ops` and `--snapshots`, for randomized cases.
-    pub fn random_knobs(&self) -> crate::runner::RandomKnobs {
-        self.random
+    pub fn random_knobs(&self) -> RandomKnobs {
+        self.options.random
     }
 
     /// Whether received trees are to be tampered with (tests of the checks only).
     pub fn tampering(&self) -> bool {
-        self.tamper.is_some()
+        self.options.tamper.is_some()
     }
 
     /// The case's private directory, for files that are not results (streams of a chain).
@@ -255,19 +300,14 @@ impl Ctx {
         self.work.path()
     }
 
-    /// `--load-factor`: how much stress cases scale their sizes (1 by default).
-    pub fn load_factor(&self) -> f64 {
-        self.load_factor
-    }
-
     /// `--duration`, if it was given.
     pub fn requested_duration(&self) -> Option<Duration> {
-        self.duration
+        self.options.duration
     }
 
     /// How long a case that repeats rounds should go on: `--duration`, or the case's default.
     pub fn duration(&self, default: Duration) -> Duration {
-        self.duration.unwrap_or(default)
+        self.options.duration.unwrap_or(default)
     }
 
     /// A line in the command log, for what a case wants to remember (rounds, counts).
@@ -318,16 +358,10 @@ impl Ctx {
         crate::btrfs_ioctl::commit(path)
     }
 
-    /// Commits the transaction of the filesystem holding `path`.
-    pub fn sync(&self, path: &Path) -> Result<()> {
-        self.run(cmd!(self.sh, "btrfs filesystem sync {path}"))?;
-        Ok(())
-    }
-
     /// Creates, writes and deletes a few small files in `dir`, so that metadata blocks are
     /// allocated and freed.
     pub fn churn(&self, dir: &Path, round: u64) -> Result<()> {
-        workload::churn(dir, round, self.load_factor)
+        workload::churn(dir, round, self.options.load_factor)
     }
 
     /// The top of `subvol`'s tree as last committed.

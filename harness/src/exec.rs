@@ -52,6 +52,24 @@ pub struct CommandError {
 }
 
 impl CommandError {
+    pub fn new(command: impl Into<String>, failure: Failure, stderr: impl Into<String>) -> Self {
+        CommandError {
+            command: command.into(),
+            failure,
+            stderr: stderr.into(),
+        }
+    }
+
+    /// It could not be started: `why` takes the place of stderr.
+    pub fn not_started(command: impl Into<String>, why: impl Into<String>) -> Self {
+        CommandError::new(command, Failure::NotStarted, why)
+    }
+
+    /// A stop signal came before or while it ran.
+    pub fn interrupted_signal(command: impl Into<String>) -> Self {
+        CommandError::new(command, Failure::Interrupted, "")
+    }
+
     /// The last few lines of stderr, joined into one line.
     pub fn stderr_tail(&self) -> String {
         tail_lines(&self.stderr, STDERR_TAIL_LINES).join(" | ")
@@ -200,11 +218,11 @@ pub fn run(cmd: Cmd<'_>, log: &CommandLog) -> Result<Output, CommandError> {
     if out.status.success() {
         Ok(out)
     } else {
-        Err(CommandError {
+        Err(CommandError::new(
             command,
-            failure: Failure::Exited(out.status),
-            stderr: out.stderr,
-        })
+            Failure::Exited(out.status),
+            out.stderr,
+        ))
     }
 }
 
@@ -233,11 +251,7 @@ fn spawn_and_wait(
     limit: Option<Duration>,
     deadline: Option<(Instant, Duration)>,
 ) -> Result<Output, CommandError> {
-    let error = |failure: Failure, stderr: String| CommandError {
-        command: display.to_string(),
-        failure,
-        stderr,
-    };
+    let error = |failure: Failure, stderr: String| CommandError::new(display, failure, stderr);
     // Output goes to unnamed temp files rather than pipes: nothing can block on a full pipe while
     // we poll, and no reader threads are needed.
     let (mut stdout, mut stderr) = match (tempfile::tempfile(), tempfile::tempfile()) {
@@ -300,11 +314,11 @@ pub fn run_to_file(
         Some((failure, message)) => {
             let text = std::fs::read_to_string(output).unwrap_or_default();
             let tail = tail_lines(&text, 20).join("\n");
-            Err(CommandError {
-                command: display.clone(),
+            Err(CommandError::new(
+                display.clone(),
                 failure,
-                stderr: format!("{message}{tail}"),
-            })
+                format!("{message}{tail}"),
+            ))
         }
     };
     log.record(
@@ -333,17 +347,31 @@ fn wait_polling(
     let mut child = command
         .spawn()
         .map_err(|e| (Failure::NotStarted, e.to_string()))?;
-    let started = Instant::now();
-    let mut last_tick = started;
+    let status = poll(&mut child, Instant::now(), limit, deadline, tick)?;
+    if interrupt::requested() && !status.success() {
+        return Err((Failure::Interrupted, String::new()));
+    }
+    Ok(status)
+}
+
+/// Waits for `child`, started at `started`, polling with a growing pause: a stop signal, the
+/// `limit` or the case's `deadline` kills it. `tick` is called about once a second.
+fn poll(
+    child: &mut std::process::Child,
+    started: Instant,
+    limit: Option<Duration>,
+    deadline: Option<(Instant, Duration)>,
+    tick: &mut dyn FnMut(Duration),
+) -> Result<ExitStatus, (Failure, String)> {
+    let mut last_tick = Instant::now();
     let mut pause = Duration::from_millis(1);
-    let status = loop {
+    loop {
         match child.try_wait() {
-            Ok(Some(status)) => break status,
+            Ok(Some(status)) => return Ok(status),
             Ok(None) => {}
             Err(e) => return Err((Failure::NotStarted, format!("waiting: {e}"))),
         }
-        let stop = stop_reason(started, limit, deadline);
-        if let Some(failure) = stop {
+        if let Some(failure) = stop_reason(started, limit, deadline) {
             // The child is ours and not yet reaped, so its pid cannot belong to anybody else.
             let _ = child.kill();
             let _ = child.wait();
@@ -355,11 +383,7 @@ fn wait_polling(
         }
         std::thread::sleep(pause);
         pause = (pause * 2).min(Duration::from_millis(20));
-    };
-    if interrupt::requested() && !status.success() {
-        return Err((Failure::Interrupted, String::new()));
     }
-    Ok(status)
 }
 
 /// Why a command started at `started` must stop now, if it must.
@@ -412,17 +436,9 @@ pub fn spawn_reading(
     cmd: Cmd<'_>,
 ) -> Result<(Background, std::process::ChildStdout), CommandError> {
     let command = cmd.to_string();
-    let error = |message: String| CommandError {
-        command: command.clone(),
-        failure: Failure::NotStarted,
-        stderr: message,
-    };
+    let error = |message: String| CommandError::not_started(&command, message);
     if interrupt::requested() {
-        return Err(CommandError {
-            command,
-            failure: Failure::Interrupted,
-            stderr: String::new(),
-        });
+        return Err(CommandError::interrupted_signal(command));
     }
     let stderr = tempfile::tempfile().map_err(|e| error(format!("temp file for stderr: {e}")))?;
     let handle = stderr.try_clone().map_err(|e| error(e.to_string()))?;
@@ -462,21 +478,7 @@ impl Background {
             .child
             .take()
             .expect("a Background has its child until it is waited for");
-        let mut pause = Duration::from_millis(1);
-        let outcome = loop {
-            match child.try_wait() {
-                Ok(Some(status)) => break Ok(status),
-                Ok(None) => {}
-                Err(e) => break Err((Failure::NotStarted, format!("waiting: {e}"))),
-            }
-            if let Some(failure) = stop_reason(self.started, None, log.deadline()) {
-                let _ = child.kill();
-                let _ = child.wait();
-                break Err((failure, String::new()));
-            }
-            std::thread::sleep(pause);
-            pause = (pause * 2).min(Duration::from_millis(20));
-        };
+        let outcome = poll(&mut child, self.started, None, log.deadline(), &mut |_| {});
         let stderr = read_all(&mut self.stderr);
         let result = match outcome {
             Ok(status) if status.success() => Ok(Output {
@@ -484,16 +486,16 @@ impl Background {
                 stdout: String::new(),
                 stderr,
             }),
-            Ok(status) => Err(CommandError {
-                command: self.command.clone(),
-                failure: Failure::Exited(status),
+            Ok(status) => Err(CommandError::new(
+                &self.command,
+                Failure::Exited(status),
                 stderr,
-            }),
-            Err((failure, message)) => Err(CommandError {
-                command: self.command.clone(),
+            )),
+            Err((failure, message)) => Err(CommandError::new(
+                &self.command,
                 failure,
-                stderr: format!("{message}{stderr}"),
-            }),
+                format!("{message}{stderr}"),
+            )),
         };
         log.record(
             &format!("{} (in the background)", self.command),

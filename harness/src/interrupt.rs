@@ -65,8 +65,3 @@ pub fn check() -> Result<(), Interrupted> {
         Ok(())
     }
 }
-
-/// Marks the run as interrupted, as a signal would. For tests of the cleanup paths.
-pub fn request() {
-    REQUESTED.store(true, Ordering::SeqCst);
-}

@@ -3,6 +3,7 @@
 //! The library holds the mechanisms (provisioning scratch filesystems, running commands and
 //! cases, manifests, reporting); the `cases` crate holds the reproducers, one file each.
 
+pub mod backend;
 pub mod bench;
 pub mod btrfs_ioctl;
 pub mod build;
@@ -11,15 +12,20 @@ pub mod case;
 pub mod context;
 pub mod cpio;
 pub mod dmesg;
+pub mod envelope;
 pub mod exec;
+pub mod file_ioctl;
+pub mod finding;
 pub mod interrupt;
 pub mod loopdev;
 pub mod manifest;
 pub mod mount;
+pub mod outcome;
 pub mod preflight;
 pub mod progress;
 pub mod random;
 pub mod report;
+pub mod require;
 pub mod results;
 pub mod runner;
 pub mod scratch;
@@ -32,8 +38,9 @@ pub mod xattr;
 
 /// What a case file needs.
 pub mod prelude {
-    pub use crate::case::{detected, Case, Fix};
+    pub use crate::case::{Case, Fix, Require};
     pub use crate::context::Ctx;
+    pub use crate::finding::detected;
     pub use crate::scratch::ScratchSpec;
     pub use crate::workload::{FileSpec, Writes};
     pub use anyhow::Result;

@@ -9,8 +9,9 @@ use anyhow::{Context, Result};
 use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
 
 use crate::exec::tail_lines;
+use crate::outcome::{CaseResult, Outcome};
 use crate::results::Times;
-use crate::runner::{CaseResult, Outcome};
+use crate::runner::Rerun;
 
 /// All cases passed.
 pub const EXIT_PASSED: u8 = 0;
@@ -40,6 +41,18 @@ pub fn case_line(result: &CaseResult) -> String {
         line.push_str(reason);
     }
     line
+}
+
+/// The line printed when a failed case's reruns (`-L`) end: how often it passed.
+pub fn rerun_line(rerun: &Rerun) -> String {
+    format!(
+        "{}: passed {} of {} reruns ({:.0}%), results in {}",
+        rerun.name,
+        rerun.passed,
+        rerun.ran,
+        f64::from(rerun.passed) * 100.0 / f64::from(rerun.ran.max(1)),
+        rerun.dir.display()
+    )
 }
 
 /// What the case asked to show under its result ([`crate::context::Ctx::headline`]), each line

@@ -6,7 +6,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::case::Case;
-use crate::runner::{CaseResult, Outcome, RunConfig};
+use crate::context::CaseOptions;
+use crate::runner::{self, CaseResult, Outcome};
 use crate::vm::Vm;
 
 /// The runs on each kernel.
@@ -112,7 +113,7 @@ pub fn validate(
     with_fix: &Vm,
     without_fix: &Vm,
     runs: usize,
-    base: &RunConfig,
+    options: &CaseOptions,
     results: &Path,
     on_done: &dyn Fn(&str, usize, &CaseResult),
 ) -> Validation {
@@ -122,12 +123,8 @@ pub fn validate(
             if crate::interrupt::requested() {
                 return validation;
             }
-            let config = RunConfig {
-                results: results.join(label).join(format!("run-{run}")),
-                jobs: 1,
-                ..base.clone()
-            };
-            let result = vm.run_case(case, &config);
+            let dir = results.join(label).join(format!("run-{run}"));
+            let result = runner::run_one(case, &dir, *options, vm);
             on_done(label, run, &result);
             if label == "with-fix" {
                 validation.with_fix.push(result);

@@ -6,6 +6,7 @@ pub mod guest;
 mod initramfs;
 mod kernel;
 mod qemu;
+pub mod request;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -15,13 +16,16 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use xshell::Shell;
 
+use crate::backend::Backend;
 use crate::case::Case;
+use crate::context::CaseOptions;
 use crate::dmesg;
 use crate::exec::{self, CommandLog, Failure};
+use crate::outcome::Outcome;
 use crate::preflight::find_in_path;
-use crate::runner::{self, CaseResult, Outcome, RunConfig};
 pub use kernel::Kernel;
 pub use qemu::Accel;
+use request::Request;
 
 /// The note in `host-commands.log` that times a guest's boot, followed by seconds.
 pub const FIRST_STEP_NOTE: &str = "qemu start to the case's first step: ";
@@ -119,18 +123,7 @@ impl Vm {
         })
     }
 
-    /// Boots a guest that runs `case`, and brings its results back into `<results>/<case>/`.
-    pub fn run_case(&self, case: &Case, config: &RunConfig) -> CaseResult {
-        let dir = config.results.join(case.name);
-        let started = Instant::now();
-        let outcome = std::fs::create_dir_all(&dir)
-            .with_context(|| format!("cannot create results directory {}", dir.display()))
-            .and_then(|()| self.boot_case(case, &dir, config))
-            .unwrap_or_else(|e| Outcome::Error(format!("{e:#}")));
-        runner::finish(case, dir, started, outcome)
-    }
-
-    fn boot_case(&self, case: &Case, dir: &Path, config: &RunConfig) -> Result<Outcome> {
+    fn boot_case(&self, case: &Case, dir: &Path, options: &CaseOptions) -> Result<Outcome> {
         let log = CommandLog::create(&dir.join("host-commands.log"))?;
         let work = crate::workdir::create()?;
         let mut disks = Vec::new();
@@ -144,37 +137,18 @@ impl Vm {
         // for UUIDs) waited 6 s per call under TCG on a tinyconfig kernel. oops=panic: an oops
         // (a failed btrfs assertion, say) ends the guest at once instead of leaving the case
         // hanging until its timeout.
-        let mut append = format!(
-            "console=ttyS0 panic=-1 oops=panic quiet random.trust_cpu=on sendtest.case={} sendtest.disks={SCRATCH_DISKS}",
-            case.name
-        );
-        if let Some(duration) = config.duration {
-            append.push_str(&format!(" sendtest.duration={}", duration.as_secs()));
-        }
-        let knobs = config.random;
-        for (name, value) in [
-            ("seed", knobs.seed),
-            ("ops", knobs.ops.map(|n| n as u64)),
-            ("snapshots", knobs.snapshots.map(|n| n as u64)),
-        ] {
-            if let Some(value) = value {
-                append.push_str(&format!(" sendtest.{name}={value}"));
-            }
-        }
-        if config.load_factor != 1.0 {
-            append.push_str(&format!(" sendtest.load_factor={}", config.load_factor));
-        }
         // The guest's own limit comes first, so that a hung step is named from inside; the
         // host's, which covers boot too, is the backstop.
-        let guest_timeout = config
+        let guest_timeout = options
             .timeout
             .saturating_sub(GUEST_TIMEOUT_MARGIN)
-            .max(config.timeout / 2);
-        append.push_str(&format!(
-            " sendtest.timeout={}",
-            guest_timeout.as_secs().max(1)
-        ));
-        let timeout = config.case_time_limit();
+            .max(options.timeout / 2);
+        let request = Request::case(case.name, SCRATCH_DISKS, options, guest_timeout);
+        let mut append = format!(
+            "console=ttyS0 panic=-1 oops=panic quiet random.trust_cpu=on {}",
+            request.to_cmdline()
+        );
+        let timeout = options.time_limit();
         for arg in &self.options.kernel_args {
             append.push(' ');
             append.push_str(arg);
@@ -234,6 +208,25 @@ impl Vm {
                 &std::fs::read_to_string(&console).unwrap_or_default(),
             )),
         }
+    }
+}
+
+impl Backend for Vm {
+    fn place(&self) -> String {
+        format!("vm-{}", self.kernel.release)
+    }
+
+    /// One guest per two cores: each has two virtual CPUs.
+    fn default_jobs(&self, cores: usize) -> usize {
+        (cores / 2).max(1)
+    }
+
+    /// Boots a guest that runs `case`, and brings its results back into `dir`.
+    fn run(&self, case: &Case, dir: &Path, options: &CaseOptions) -> Outcome {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create results directory {}", dir.display()))
+            .and_then(|()| self.boot_case(case, dir, options))
+            .unwrap_or_else(|e| Outcome::Error(format!("{e:#}")))
     }
 }
 

@@ -4,66 +4,16 @@
 
 use std::time::{Duration, Instant};
 
-use sendtest::case::{Case, Fix};
-use sendtest::context::Ctx;
+mod support;
+
+use sendtest::case::Case;
+use sendtest::context::CaseOptions;
 use sendtest::exec;
-use sendtest::runner::{run_case, CaseResult, Outcome, RunConfig};
+use sendtest::runner::{CaseResult, Outcome};
 use sendtest::scratch::ScratchSpec;
 use sendtest::workload::{FileSpec, Writes};
+use support::{our_leftovers, run_loop, test_case as case};
 use xshell::cmd;
-
-fn case(name: &'static str, run: fn(&mut Ctx) -> anyhow::Result<()>) -> Case {
-    Case {
-        name,
-        groups: &["test"],
-        summary: "",
-        fix: Fix {
-            commit: "0",
-            subject: "test",
-            fstests: None,
-            revert: None,
-        },
-        ignore: &["ctime"],
-        run,
-    }
-}
-
-/// The result, and the results directory it points into.
-fn run_with_timeout(case: &Case, timeout: Duration) -> (CaseResult, tempfile::TempDir) {
-    let results = tempfile::tempdir().unwrap();
-    let config = RunConfig {
-        timeout,
-        ..RunConfig::loopback(results.path().to_path_buf(), 1)
-    };
-    (run_case(case, &config), results)
-}
-
-/// What of this process's is still around: loop devices, mounts and processes that name its
-/// private directories.
-fn our_leftovers() -> Vec<String> {
-    let mark = format!("/sendtest-{}-", std::process::id());
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/sys/block").unwrap().flatten() {
-        let backing = std::fs::read_to_string(entry.path().join("loop/backing_file"));
-        if backing.is_ok_and(|f| f.contains(&mark)) {
-            found.push(format!("loop device {:?}", entry.file_name()));
-        }
-    }
-    let mounts = std::fs::read_to_string("/proc/mounts").unwrap();
-    found.extend(
-        mounts
-            .lines()
-            .filter(|l| l.contains(&mark))
-            .map(String::from),
-    );
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
-        if String::from_utf8_lossy(&cmdline).contains(&mark) {
-            found.push(format!("process {:?}", entry.file_name()));
-        }
-    }
-    found
-}
 
 const BIG: FileSpec = FileSpec {
     name: "big",
@@ -71,6 +21,17 @@ const BIG: FileSpec = FileSpec {
     size: 4 << 20,
     xattrs: &[],
 };
+
+/// The result, and the results directory it points into.
+fn run_with_timeout(case: &Case, timeout: Duration) -> (CaseResult, tempfile::TempDir) {
+    run_loop(
+        case,
+        CaseOptions {
+            timeout,
+            ..CaseOptions::default()
+        },
+    )
+}
 
 #[test]
 fn time_limits_and_full_disks() {

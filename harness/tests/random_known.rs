@@ -5,10 +5,13 @@
 use std::path::Path;
 use std::time::Duration;
 
-use sendtest::case::{Case, Fix};
-use sendtest::context::Ctx;
+mod support;
+
+use sendtest::case::Case;
+use sendtest::context::{CaseOptions, Ctx, RandomKnobs};
 use sendtest::random::{self, KnownBug, Sends, Setup};
-use sendtest::runner::{run_case, CaseResult, Outcome, RandomKnobs, RunConfig};
+use sendtest::runner::{CaseResult, Outcome};
+use support::{run_loop, test_case};
 
 /// What the test hook does to a received tree: its largest file loses a byte (which changes
 /// its mtime too).
@@ -53,17 +56,8 @@ fn run(t: &mut Ctx, known_bugs: &[KnownBug]) -> anyhow::Result<()> {
 
 fn case(run: fn(&mut Ctx) -> anyhow::Result<()>) -> Case {
     Case {
-        name: "random",
-        groups: &["test"],
-        summary: "",
-        fix: Fix {
-            commit: "none",
-            subject: "test",
-            fstests: None,
-            revert: None,
-        },
         ignore: &["ctime", "layout"],
-        run,
+        ..test_case("random", run)
     }
 }
 
@@ -72,8 +66,7 @@ fn no_tamper(_: &Path) -> anyhow::Result<()> {
 }
 
 fn run_broken(case: &Case, soak: Option<Duration>) -> (CaseResult, String, tempfile::TempDir) {
-    let results = tempfile::tempdir().unwrap();
-    let config = RunConfig {
+    let options = CaseOptions {
         tamper: Some(no_tamper),
         duration: soak,
         random: RandomKnobs {
@@ -81,9 +74,9 @@ fn run_broken(case: &Case, soak: Option<Duration>) -> (CaseResult, String, tempf
             ops: Some(60),
             snapshots: Some(1),
         },
-        ..RunConfig::loopback(results.path().to_path_buf(), 1)
+        ..CaseOptions::default()
     };
-    let result = run_case(case, &config);
+    let (result, results) = run_loop(case, options);
     let log = std::fs::read_to_string(result.dir.join("commands.log")).unwrap_or_default();
     (result, log, results)
 }

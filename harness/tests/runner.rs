@@ -1,45 +1,16 @@
 //! The runner's verdicts and cleanup for cases that misbehave: a panic and an environment error
 //! are harness errors (exit 2), not findings, and their scratch filesystems are released.
 
-use sendtest::case::{detected, Case, Fix};
-use sendtest::context::Ctx;
-use sendtest::runner::{run_case, Outcome, RunConfig};
+mod support;
 
-const FIX: Fix = Fix {
-    commit: "0",
-    subject: "test",
-    fstests: None,
-    revert: None,
-};
-
-fn case(name: &'static str, run: fn(&mut Ctx) -> anyhow::Result<()>) -> Case {
-    Case {
-        name,
-        groups: &["test"],
-        summary: "",
-        fix: FIX,
-        ignore: &["ctime"],
-        run,
-    }
-}
-
-/// Loop devices bound to images under this process's private directories.
-fn our_loop_devices() -> usize {
-    let mark = format!("/sendtest-{}-", std::process::id());
-    std::fs::read_dir("/sys/block")
-        .unwrap()
-        .flatten()
-        .filter(|e| {
-            std::fs::read_to_string(e.path().join("loop/backing_file"))
-                .is_ok_and(|f| f.contains(&mark))
-        })
-        .count()
-}
+use sendtest::case::{Case, Require};
+use sendtest::context::CaseOptions;
+use sendtest::finding::detected;
+use sendtest::runner::Outcome;
+use support::{our_leftovers, requiring, run_loop, test_case as case};
 
 fn run(case: &Case) -> Outcome {
-    let results = tempfile::tempdir().unwrap();
-    let config = RunConfig::loopback(results.path().to_path_buf(), 1);
-    run_case(case, &config).outcome
+    run_loop(case, CaseOptions::default()).0.outcome
 }
 
 #[test]
@@ -57,7 +28,11 @@ fn verdicts_and_cleanup() {
         matches!(&outcome, Outcome::Error(r) if r.contains("deliberate panic")),
         "{outcome:?}"
     );
-    assert_eq!(our_loop_devices(), 0, "a panicking case left loop devices");
+    assert_eq!(
+        our_leftovers(),
+        Vec::<String>::new(),
+        "a panicking case left these"
+    );
 
     let env_error = case("env-error", |t| {
         let fs = t.scratch("source")?;
@@ -69,7 +44,7 @@ fn verdicts_and_cleanup() {
         matches!(&outcome, Outcome::Error(r) if r.contains("btrfs subvolume create")),
         "{outcome:?}"
     );
-    assert_eq!(our_loop_devices(), 0);
+    assert_eq!(our_leftovers(), Vec::<String>::new());
 
     let finding = case("finding", |t| {
         t.scratch("source")?;
@@ -79,5 +54,30 @@ fn verdicts_and_cleanup() {
         run(&finding),
         Outcome::Failed("the kernel did something wrong".into())
     );
-    assert_eq!(our_loop_devices(), 0);
+    assert_eq!(our_leftovers(), Vec::<String>::new());
+}
+
+#[test]
+fn a_case_whose_requirement_is_unmet_is_not_run_and_says_why() {
+    if !sendtest::preflight::loopback_or_skip("requirements") {
+        return;
+    }
+    const MISSING: &[Require] = &[Require::Command {
+        program: "sendtest-no-such-program",
+        package: "sendtest-test-package",
+    }];
+    let needs = requiring(
+        case("needs-a-program", |_| {
+            panic!("a case whose requirement is unmet ran")
+        }),
+        MISSING,
+    );
+    let (result, _results) = run_loop(&needs, CaseOptions::default());
+    assert_eq!(
+        result.outcome,
+        Outcome::NotRun("needs `sendtest-no-such-program`: install sendtest-test-package".into())
+    );
+    let written = std::fs::read_to_string(result.dir.join("outcome")).unwrap();
+    assert!(written.starts_with("not run"), "{written}");
+    assert_eq!(our_leftovers(), Vec::<String>::new());
 }

@@ -5,15 +5,17 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use sendtest::backend;
 use sendtest::bench::{self, spread};
 use sendtest::build::kernel as kernel_build;
 use sendtest::case::Case;
+use sendtest::context::CaseOptions;
 use sendtest::report::EXIT_PASSED;
-use sendtest::runner::{self, Outcome, RunConfig};
+use sendtest::runner::{self, Outcome, Plan};
 use sendtest::vm::{self, Vm};
 use sendtest::{interrupt, preflight};
 
-use crate::{at_least_one, prepare_vm, say, VmArgs};
+use crate::args::{at_least_one, say, VmArgs};
 
 #[derive(clap::Args)]
 pub struct BenchArgs {
@@ -69,7 +71,7 @@ pub fn bench(args: &BenchArgs) -> Result<u8> {
     if args.no_vm {
         println!("VM: not measured (--no-vm)");
     } else {
-        let packaged = prepare_vm(&args.vm, None)?;
+        let packaged = args.vm.prepare(None)?;
         let packaged_time = boots(&packaged, reps, work.path(), "packaged")?;
         if let (Some(vm_time), Some(loop_time)) = (packaged_time, loop_boot_case) {
             println!(
@@ -81,7 +83,7 @@ pub fn bench(args: &BenchArgs) -> Result<u8> {
         }
         match &minimal {
             Some(image) => {
-                let vm = prepare_vm(&args.vm, Some(image))?;
+                let vm = args.vm.prepare(Some(image))?;
                 boots(&vm, reps, work.path(), "minimal")?;
             }
             None => println!(
@@ -106,9 +108,13 @@ fn quick_suite(reps: usize, work: &Path) -> Result<Option<Duration>> {
     let mut per_case: Vec<Vec<Duration>> = vec![Vec::new(); cases.len()];
     for rep in 0..reps {
         interrupt::check()?;
-        let config = RunConfig::loopback(work.join(format!("quick-{rep}")), cases.len());
+        let plan = Plan::new(
+            cases.clone(),
+            work.join(format!("quick-{rep}")),
+            cases.len(),
+        );
         let started = Instant::now();
-        let results = runner::run_cases(&cases, &config, &|_| {});
+        let results = runner::execute(&plan, &backend::Loop, &|_| {}).results;
         totals.push(started.elapsed());
         for (i, result) in results.iter().enumerate() {
             if result.outcome != Outcome::Passed {
@@ -146,8 +152,8 @@ fn boots(vm: &Vm, reps: usize, work: &Path, label: &str) -> Result<Option<Durati
     let mut walls = Vec::new();
     for rep in 0..reps {
         interrupt::check()?;
-        let config = RunConfig::loopback(work.join(format!("vm-{label}-{rep}")), 1);
-        let result = vm.run_case(case, &config);
+        let dir = work.join(format!("vm-{label}-{rep}"));
+        let result = runner::run_one(case, &dir, CaseOptions::default(), vm);
         if result.outcome != Outcome::Passed {
             anyhow::bail!(
                 "{BOOT_CASE} did not pass in the {label} guest ({}); results in {}",

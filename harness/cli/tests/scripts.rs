@@ -7,9 +7,12 @@
 use std::path::Path;
 use std::process::Command;
 
+use sendtest::backend;
+use sendtest::case::Require;
+use sendtest::context::{CaseOptions, RandomKnobs};
 use sendtest::preflight;
 use sendtest::random::{ops, script, ScriptOptions};
-use sendtest::runner::{run_case, Outcome, RandomKnobs, RunConfig};
+use sendtest::runner::{self, Outcome};
 
 /// Whether the scripts' tools are here; when they are not, a test is skipped (or fails under
 /// SENDTEST_REQUIRE_ALL).
@@ -45,18 +48,6 @@ fn run_script(path: &Path, with_sendtest: bool) -> (Option<i32>, String, String)
     (out.status.code(), stdout, shown)
 }
 
-/// Whether the running kernel and btrfs-progs can send protocol 2 with compressed data.
-fn protocol_2_here() -> bool {
-    let kernel = std::fs::read_to_string("/sys/fs/btrfs/features/send_stream_version")
-        .is_ok_and(|v| v.trim().parse::<u32>().is_ok_and(|v| v >= 2));
-    let help = Command::new("btrfs").args(["send", "--help"]).output();
-    kernel
-        && help.is_ok_and(|out| {
-            String::from_utf8_lossy(&out.stdout).contains("--compressed-data")
-                || String::from_utf8_lossy(&out.stderr).contains("--compressed-data")
-        })
-}
-
 fn no_tamper(_: &Path) -> anyhow::Result<()> {
     Ok(())
 }
@@ -67,7 +58,7 @@ fn the_script_of_a_broken_tree_fails_with_either_comparison() {
         return;
     }
     let results = tempfile::tempdir().unwrap();
-    let config = RunConfig {
+    let options = CaseOptions {
         // The random case truncates the largest received file by a byte.
         tamper: Some(no_tamper),
         random: RandomKnobs {
@@ -75,9 +66,10 @@ fn the_script_of_a_broken_tree_fails_with_either_comparison() {
             ops: Some(300),
             snapshots: Some(4),
         },
-        ..RunConfig::loopback(results.path().to_path_buf(), 1)
+        ..CaseOptions::default()
     };
-    let result = run_case(cases::by_name("random").unwrap(), &config);
+    let random = cases::by_name("random").unwrap();
+    let result = runner::run_one(random, results.path(), options, &backend::Loop);
     assert!(
         matches!(result.outcome, Outcome::Failed(_)),
         "{:?}",
@@ -103,7 +95,11 @@ fn scripts_of_lists_that_pass_pass_with_either_comparison() {
     }
     // Seeds that the random case passes at this size (its tests run 1-20); the third also
     // with protocol 2 where it can.
-    let runs = [(1, false), (2, false), (3, protocol_2_here())];
+    let runs = [
+        (1, false),
+        (2, false),
+        (3, Require::SendProtocol(2).unmet().is_none()),
+    ];
     let dir = tempfile::tempdir().unwrap();
     for (seed, proto2) in runs {
         let list = ops::generate(seed, 400, 5);

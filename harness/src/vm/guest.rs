@@ -14,9 +14,11 @@ use anyhow::{bail, Context, Result};
 use nix::mount::{mount, MsFlags};
 
 use super::initramfs::MODULE_LIST;
+use super::request::Request;
 use crate::case::Case;
 use crate::cpio;
-use crate::runner::{self, Outcome, RunConfig};
+use crate::envelope;
+use crate::outcome::Outcome;
 use crate::scratch::Devices;
 
 /// Printed on the console once init runs; the KVM probe looks for it.
@@ -63,44 +65,6 @@ pub fn main(cases: &[&Case]) -> ! {
     }
 }
 
-/// What the host asks for on the kernel command line.
-#[derive(Debug, Default, PartialEq)]
-struct Request {
-    case: Option<String>,
-    probe: bool,
-    scratch_disks: usize,
-    /// A key written to /proc/sysrq-trigger before the case, to test crash handling (`c`).
-    sysrq: Option<String>,
-    /// `--duration` of the host's run, in seconds.
-    duration: Option<u64>,
-    /// The case's time limit in the guest, in seconds.
-    timeout: Option<u64>,
-    /// `--load-factor` of the host's run.
-    load_factor: Option<f64>,
-    /// `--seed`, `--ops`, `--snapshots` of the host's run.
-    random: runner::RandomKnobs,
-}
-
-fn parse_cmdline(cmdline: &str) -> Request {
-    let mut request = Request::default();
-    for word in cmdline.split_whitespace() {
-        match word.split_once('=') {
-            Some(("sendtest.case", name)) => request.case = Some(name.to_string()),
-            Some(("sendtest.disks", n)) => request.scratch_disks = n.parse().unwrap_or(0),
-            Some(("sendtest.sysrq", key)) => request.sysrq = Some(key.to_string()),
-            Some(("sendtest.duration", seconds)) => request.duration = seconds.parse().ok(),
-            Some(("sendtest.timeout", seconds)) => request.timeout = seconds.parse().ok(),
-            Some(("sendtest.load_factor", f)) => request.load_factor = f.parse().ok(),
-            Some(("sendtest.seed", n)) => request.random.seed = n.parse().ok(),
-            Some(("sendtest.ops", n)) => request.random.ops = n.parse().ok(),
-            Some(("sendtest.snapshots", n)) => request.random.snapshots = n.parse().ok(),
-            None if word == "sendtest.probe" => request.probe = true,
-            _ => {}
-        }
-    }
-    request
-}
-
 fn boot_and_run(cases: &[&Case]) -> Result<()> {
     for (source, target, fstype) in KERNEL_MOUNTS {
         std::fs::create_dir_all(target)?;
@@ -114,7 +78,7 @@ fn boot_and_run(cases: &[&Case]) -> Result<()> {
         .with_context(|| format!("mounting {fstype} on {target}"))?;
     }
     println!("{PROBE_OK}");
-    let request = parse_cmdline(&std::fs::read_to_string("/proc/cmdline")?);
+    let request = Request::parse(&std::fs::read_to_string("/proc/cmdline")?);
     if request.probe {
         return Ok(());
     }
@@ -127,6 +91,7 @@ fn boot_and_run(cases: &[&Case]) -> Result<()> {
 
     let name = request
         .case
+        .clone()
         .context("no sendtest.case= on the kernel command line")?;
     let case_dir = Path::new(GUEST_RESULTS).join(&name);
     match cases.iter().find(|c| c.name == name) {
@@ -135,19 +100,10 @@ fn boot_and_run(cases: &[&Case]) -> Result<()> {
                 println!("sendtest: writing `{key}` to /proc/sysrq-trigger as asked");
                 std::fs::write("/proc/sysrq-trigger", key)?;
             }
-            let config = RunConfig {
-                devices: Arc::new(Devices::given(scratch)),
-                duration: request.duration.map(Duration::from_secs),
-                timeout: request
-                    .timeout
-                    .map_or(runner::DEFAULT_TIMEOUT, Duration::from_secs),
-                load_factor: request.load_factor.unwrap_or(1.0),
-                random: request.random,
-                ..RunConfig::loopback(GUEST_RESULTS.into(), 1)
-            };
             println!("{CASE_STARTS}");
-            let result = runner::run_case(case, &config);
-            println!("sendtest: {name}: {}", result.outcome.label());
+            let devices = Arc::new(Devices::given(scratch));
+            let outcome = envelope::run(case, &case_dir, request.options(), devices);
+            println!("sendtest: {name}: {}", outcome.label());
         }
         None => {
             std::fs::create_dir_all(&case_dir)?;
@@ -253,23 +209,6 @@ pub fn read_results(path: &Path) -> Result<Vec<cpio::File>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn reads_the_request_from_the_command_line() {
-        let request = parse_cmdline(
-            "console=ttyS0 panic=-1 quiet sendtest.case=ro-flip-with-delalloc sendtest.disks=3\n",
-        );
-        assert_eq!(request.case.as_deref(), Some("ro-flip-with-delalloc"));
-        assert_eq!(request.scratch_disks, 3);
-        assert!(!request.probe);
-        assert!(parse_cmdline("quiet sendtest.probe").probe);
-        let limits =
-            parse_cmdline("sendtest.duration=60 sendtest.timeout=270 sendtest.load_factor=2.5");
-        assert_eq!(
-            (limits.duration, limits.timeout, limits.load_factor),
-            (Some(60), Some(270), Some(2.5))
-        );
-    }
 
     #[test]
     fn results_written_to_a_disk_read_back() {

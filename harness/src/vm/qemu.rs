@@ -156,7 +156,7 @@ fn probe_kvm(kernel: &Path, initramfs: &Path, log: &CommandLog) -> Result<Probe>
     let guest = Guest {
         kernel,
         initramfs,
-        append: "console=ttyS0 panic=-1 quiet sendtest.probe".into(),
+        append: format!("console=ttyS0 panic=-1 quiet {}", super::request::PROBE),
         disks: Vec::new(),
         console: console.clone(),
         memory_mib: 512,

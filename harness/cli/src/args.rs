@@ -1,0 +1,195 @@
+//! The options several commands share, and how each turns into what the library takes: case
+//! options, a btrfs-progs build in PATH, a prepared VM.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::ValueEnum;
+use sendtest::build::progs;
+use sendtest::context::{CaseOptions, RandomKnobs};
+use sendtest::vm::{AccelChoice, Vm, VmOptions};
+use sendtest::workdir;
+
+/// Where results go.
+#[derive(clap::Args)]
+pub struct ResultsArgs {
+    /// Where results go: a directory per run (for validate: `with-fix/run-<i>/` and
+    /// `without-fix/run-<i>/` inside), one per case in it.
+    #[arg(long, default_value = "results")]
+    pub results: PathBuf,
+}
+
+/// What every case of a run is told.
+#[derive(clap::Args)]
+pub struct CaseArgs {
+    /// Seconds that cases which repeat rounds (races) go on for; each has a default. Random
+    /// cases soak: new seeds until the time is up, failing only on bugs that are not known.
+    #[arg(long, value_name = "SECONDS", value_parser = seconds)]
+    duration: Option<u64>,
+    /// Seconds a case may take beyond --duration before it fails as hung, with its commands
+    /// killed (on the VM backend: from qemu's start to the guest's power-off).
+    #[arg(long, default_value_t = 300, value_name = "SECONDS", value_parser = at_least_one)]
+    timeout: u64,
+    /// Scale the sizes in stress cases by F (how much metadata a race case churns per round).
+    #[arg(long, default_value_t = 1.0, value_name = "F", value_parser = positive)]
+    load_factor: f64,
+    /// Random cases: replay this seed (printed by every run of one); with --duration, the
+    /// first seed of the soak.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Random cases: operations per list.
+    #[arg(long, value_name = "N", value_parser = at_least_one)]
+    ops: Option<u64>,
+    /// Random cases: snapshots taken among the operations (each one more send in the chain).
+    #[arg(long, value_name = "N")]
+    snapshots: Option<u64>,
+}
+
+impl CaseArgs {
+    pub fn options(&self) -> CaseOptions {
+        CaseOptions {
+            duration: self.duration.map(Duration::from_secs),
+            timeout: Duration::from_secs(self.timeout),
+            load_factor: self.load_factor,
+            random: RandomKnobs {
+                seed: self.seed,
+                ops: self.ops.map(|n| n as usize),
+                snapshots: self.snapshots.map(|n| n as usize),
+            },
+            tamper: None,
+        }
+    }
+}
+
+#[derive(clap::Args)]
+pub struct ProgsArgs {
+    /// Build btrfs and mkfs.btrfs from this btrfs-progs tree and use them instead of the
+    /// installed ones, on either backend.
+    #[arg(long, value_name = "PATH")]
+    btrfs_progs_tree: Option<PathBuf>,
+}
+
+impl ProgsArgs {
+    /// Builds the tree, if one was given, and puts its programs first in PATH.
+    pub fn apply(&self) -> Result<()> {
+        let Some(tree) = &self.btrfs_progs_tree else {
+            return Ok(());
+        };
+        let built = progs::build(tree, &say)?;
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        let mut dirs = vec![built.bin];
+        dirs.extend(std::env::split_paths(&path));
+        // Only the signal thread runs besides this one, and it never reads the environment.
+        std::env::set_var("PATH", std::env::join_paths(dirs)?);
+        Ok(())
+    }
+}
+
+#[derive(clap::Args)]
+pub struct VmArgs {
+    /// The bzImage to boot (implies --backend vm; default: the newest kernel in /boot with
+    /// its modules).
+    #[arg(long, value_name = "BZIMAGE")]
+    pub kernel: Option<PathBuf>,
+    /// VM: memory per guest, in MiB.
+    #[arg(long, default_value_t = 1024, value_name = "MIB")]
+    memory: u32,
+    /// VM: accelerator; `auto` uses KVM only when a probe guest boots under it.
+    #[arg(long, value_enum, default_value_t = Accel::Auto)]
+    accel: Accel,
+    /// VM: appended to the guest kernel's command line (repeatable).
+    #[arg(long = "kernel-arg", value_name = "ARG")]
+    kernel_args: Vec<String>,
+}
+
+impl VmArgs {
+    /// The VM backend booting `built` (a kernel built from a tree), or else `--kernel`, or else
+    /// the packaged kernel.
+    pub fn prepare(&self, built: Option<&Path>) -> Result<Vm> {
+        let options = VmOptions {
+            kernel: built.map(Path::to_path_buf).or_else(|| self.kernel.clone()),
+            memory_mib: self.memory,
+            accel: match self.accel {
+                Accel::Auto => AccelChoice::Auto,
+                Accel::Kvm => AccelChoice::Kvm,
+                Accel::Tcg => AccelChoice::Tcg,
+            },
+            kernel_args: self.kernel_args.clone(),
+            ..VmOptions::default()
+        };
+        let init = std::env::current_exe()
+            .context("finding the sendtest binary to use as the guest's init")?;
+        let vm = Vm::prepare(options, &init)?;
+        say(&format!(
+            "VM backend: kernel {} ({}), {}, initramfs {}",
+            vm.kernel.release,
+            vm.kernel.image.display(),
+            vm.accel,
+            vm.initramfs.display()
+        ));
+        Ok(vm)
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BackendChoice {
+    Loop,
+    Vm,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Accel {
+    Auto,
+    Kvm,
+    Tcg,
+}
+
+/// Seconds, as `90`, `90s`, `2m` or `1h`.
+fn seconds(text: &str) -> Result<u64, String> {
+    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => text.split_at(i),
+        None => (text, "s"),
+    };
+    let scale = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        _ => return Err(format!("`{text}` is not a time: write 90, 90s, 2m or 1h")),
+    };
+    number
+        .parse::<u64>()
+        .map(|n| n * scale)
+        .map_err(|_| format!("`{text}` is not a time: write 90, 90s, 2m or 1h"))
+}
+
+/// A factor that must be above 0.
+fn positive(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(f) if f > 0.0 && f.is_finite() => Ok(f),
+        Ok(_) => Err("must be above 0".into()),
+        Err(_) => Err(format!("`{text}` is not a number")),
+    }
+}
+
+/// A count or number of seconds that must not be 0.
+pub fn at_least_one(text: &str) -> Result<u64, String> {
+    match text.parse::<u64>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("`{text}` is not a whole number")),
+    }
+}
+
+/// A line on stderr, prefixed as every line of the harness's own is.
+pub fn say(line: &str) {
+    eprintln!("sendtest: {line}");
+}
+
+/// Releases what earlier harness runs killed with SIGKILL left behind (never a live run's).
+pub fn sweep_dead_runs() {
+    let swept = workdir::sweep_dead();
+    if !swept.is_empty() {
+        say(&swept.summary());
+    }
+}

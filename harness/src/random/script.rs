@@ -1,0 +1,162 @@
+//! The standalone reproducer of a shrunk list: two loop-backed filesystems, the operations,
+//! the snapshots, the send/receive chain, and a comparison that needs no sendtest.
+
+use std::fmt::Write as _;
+
+use super::ops::Op;
+
+/// Fields of the manifest that the script's comparison takes with `stat`, and how.
+const STAT_FIELDS: &[(&str, &str)] = &[
+    ("type", "%F"),
+    ("mode", "mode=%a"),
+    ("uid", "uid=%u"),
+    ("gid", "gid=%g"),
+    ("size", "size=%s"),
+    ("rdev", "rdev=%t:%T"),
+    ("hardlink", "links=%h"),
+    ("mtime", "mtime=%.9Y"),
+    ("atime", "atime=%.9X"),
+];
+
+/// The script's `compare SOURCE RECEIVED`: with `sendtest manifest --compare` when $SENDTEST
+/// names sendtest; else with stat (%N carries symlink targets), cmp for the data and getfattr
+/// for the xattrs, so that the script needs nothing the kernel list would not have. Both leave
+/// out what `ignore` (as `--ignore` takes it) names; for stat, whole fields and the root's.
+fn compare_function(ignore: &[String]) -> String {
+    let everywhere = |field: &str| ignore.iter().any(|i| i == field);
+    let at_root =
+        |field: &str| everywhere(field) || ignore.iter().any(|i| *i == format!(".:{field}"));
+    let format = |left_out: &dyn Fn(&str) -> bool| {
+        std::iter::once("%N")
+            .chain(
+                STAT_FIELDS
+                    .iter()
+                    .filter(|(field, _)| !left_out(field))
+                    .map(|(_, directive)| *directive),
+            )
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let (root, entries) = (format(&at_root), format(&everywhere));
+    let sendtest_ignore: String = ignore.iter().map(|i| format!("--ignore {i} ")).collect();
+    let data = if everywhere("sha256") {
+        String::new()
+    } else {
+        "  while IFS= read -r -d '' f; do\n\
+         \x20   cmp -s \"$1/$f\" \"$2/$f\" || { echo \"$f: data differs\"; differs=1; }\n\
+         \x20 done < <(cd \"$1\" && find . -type f -print0)\n"
+            .to_string()
+    };
+    let xattrs = if ignore.iter().any(|i| i.starts_with("xattr")) {
+        String::new()
+    } else {
+        "  diff <(xattrs \"$1\") <(xattrs \"$2\") || differs=1\n".to_string()
+    };
+    format!(
+        "attributes() {{\n\
+         \x20 (cd \"$1\" && stat -c '{root}' . &&\n\
+         \x20   find . -mindepth 1 -print0 | sort -z | xargs -0 -r stat -c '{entries}')\n\
+         }}\n\
+         xattrs() {{\n\
+         \x20 (cd \"$1\" && find . -print0 | sort -z | xargs -0 getfattr -h -d -m - 2>/dev/null)\n\
+         }}\n\
+         compare() {{\n\
+         \x20 if [ -n \"${{SENDTEST:-}}\" ]; then\n\
+         \x20   \"$SENDTEST\" manifest {sendtest_ignore}--compare \"$1\" \"$2\"\n\
+         \x20   return\n\
+         \x20 fi\n\
+         \x20 local differs=0 f\n\
+         \x20 diff <(attributes \"$1\") <(attributes \"$2\") || differs=1\n\
+         {data}{xattrs}\
+         \x20 [ $differs = 0 ] && echo \"no differences: $2\"\n\
+         \x20 return $differs\n\
+         }}\n"
+    )
+}
+
+/// How a script runs its chain, as [`Chains`] does.
+#[derive(Debug, Clone, Default)]
+pub struct ScriptOptions {
+    /// Truncate the largest received file, as [`Chains::break_received`].
+    pub break_received: bool,
+    /// Send with `--proto 2 --compressed-data` from a compress=zstd filesystem.
+    pub proto2: bool,
+    /// What the comparison leaves out, as `sendtest manifest --ignore` takes it.
+    pub ignore: Vec<String>,
+}
+
+/// A standalone script: two loop-backed btrfs filesystems, the operations in a subvolume, the
+/// snapshots, the send/receive chain, and a comparison of each pair.
+pub fn script(seed: u64, ops: &[Op], options: &ScriptOptions, failure: &str) -> String {
+    let break_received = options.break_received;
+    let (mount_options, send_options) = if options.proto2 {
+        ("-o compress=zstd ", "--proto 2 --compressed-data ")
+    } else {
+        ("", "")
+    };
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "#!/bin/bash\n# sendtest random, seed {seed}: {} operations and {} snapshots that fail:\n#   {failure}\n\
+         # Run as root. Needs btrfs-progs, xfsprogs (xfs_io), attr (setfattr, getfattr), coreutils,\n\
+         # findutils and diffutils. SENDTEST=/path/to/sendtest compares with its manifests instead.\n\
+         set -u\n{}work=$(mktemp -d)\ntruncate -s 4G \"$work/src.img\" \"$work/dst.img\"\n\
+         src=$(losetup -f --show \"$work/src.img\"); dst=$(losetup -f --show \"$work/dst.img\")\n\
+         mkfs.btrfs -q -f \"$src\" >/dev/null; mkfs.btrfs -q -f \"$dst\" >/dev/null\n\
+         mkdir \"$work/src\" \"$work/dst\"; mount {mount_options}\"$src\" \"$work/src\"; mount \"$dst\" \"$work/dst\"\n\
+         btrfs -q subvolume create \"$work/src/vol\"\ncd \"$work/src/vol\"",
+        ops.iter().filter(|o| **o != Op::Snapshot).count(),
+        ops.iter().filter(|o| **o == Op::Snapshot).count() + 1,
+        compare_function(&options.ignore)
+    );
+    let mut snaps = 0;
+    let snapshot = |s: &mut String, n: usize| {
+        let _ = writeln!(
+            s,
+            "btrfs -q subvolume snapshot -r \"$work/src/vol\" \"$work/src/snap{n}\""
+        );
+    };
+    for op in ops {
+        if *op == Op::Snapshot {
+            snapshot(&mut s, snaps);
+            snaps += 1;
+        } else {
+            let _ = writeln!(s, "{op} 2>/dev/null");
+        }
+    }
+    snapshot(&mut s, snaps);
+    let _ = writeln!(s, "cd /\nstatus=0");
+    for i in 0..=snaps {
+        let parent = if i == 0 {
+            String::new()
+        } else {
+            format!("-p \"$work/src/snap{}\" ", i - 1)
+        };
+        let _ = writeln!(
+            s,
+            "btrfs -q send {send_options}{parent}-f \"$work/s{i}\" \"$work/src/snap{i}\" || status=1\n\
+             btrfs -q receive -f \"$work/s{i}\" \"$work/dst\" || status=1"
+        );
+        if break_received {
+            let _ = writeln!(
+                s,
+                "# The deliberate fault: the largest received file loses its last byte.\n\
+                 btrfs property set -f -ts \"$work/dst/snap{i}\" ro false\n\
+                 f=$(find \"$work/dst/snap{i}\" -type f -size +0 -printf '%s %p\\n' | sort -n | tail -1 | cut -d' ' -f2-)\n\
+                 [ -n \"$f\" ] && truncate -s -1 \"$f\"\n\
+                 btrfs property set -ts \"$work/dst/snap{i}\" ro true"
+            );
+        }
+        let _ = writeln!(
+            s,
+            "compare \"$work/src/snap{i}\" \"$work/dst/snap{i}\" || status=1"
+        );
+    }
+    let _ = writeln!(
+        s,
+        "umount \"$work/src\" \"$work/dst\"; losetup -d \"$src\" \"$dst\"; rm -rf \"$work\"\n\
+         [ $status = 0 ] && echo 'passed: the failure did not reproduce' || echo 'FAILED: reproduced'\n\
+         exit $status"
+    );
+    s
+}

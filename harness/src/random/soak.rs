@@ -1,0 +1,203 @@
+//! The random cases' steps: seeds one after another, each list's chain on each protocol, and
+//! what a soak found, told apart into known bugs and new failures.
+
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::Result;
+
+use super::chain::{Chains, Checked, Verdict};
+use super::keep::{shrink_and_keep, Found};
+use super::known::{self, KnownBug};
+use super::ops;
+use crate::context::Ctx;
+use crate::finding::detected;
+use crate::scratch::ScratchSpec;
+
+/// What a randomized case asks of [`run_seeds`].
+pub struct Setup<'a> {
+    /// Manifest fields not compared.
+    pub ignore: &'a [&'a str],
+    /// (path, field) differences passed over as they are found, before any shrinking: a known
+    /// bug that nearly every seed would show, hiding everything else.
+    pub pass_over: &'a [(&'a str, &'a str)],
+    /// Known bugs: a soak reports them apart and does not fail on them.
+    pub known_bugs: &'a [KnownBug],
+    /// Run operations and balance in another subvolume while each chain sends.
+    pub concurrent: bool,
+}
+
+/// Operations per list unless `--ops` says otherwise.
+pub const DEFAULT_OPS: usize = 200;
+/// Snapshots among the operations unless `--snapshots` says otherwise (one more at the end).
+pub const DEFAULT_SNAPSHOTS: usize = 3;
+
+/// The source for protocol 2: compressed extents for `--compressed-data` to send as they are.
+const COMPRESSED: ScratchSpec = ScratchSpec {
+    size: crate::scratch::DEFAULT_SIZE,
+    mkfs_args: &[],
+    mount_options: "compress=zstd",
+};
+
+/// The randomized case's steps: for `--seed` (or a seed from the clock), and with
+/// `--duration` for the seeds after it until the time is up, the chain with protocol 1 on a
+/// plain filesystem, then with protocol 2 and compressed data on a compress=zstd one (the case
+/// requires both kernel and btrfs-progs to support it). A failure is shrunk and kept. One seed stops at its
+/// failure, known bug or not; a soak goes on, reports each distinct failure once, and fails only
+/// on those that are not known bugs. The counts are printed.
+pub fn run_seeds(t: &mut Ctx, setup: &Setup<'_>) -> Result<()> {
+    for bug in setup.known_bugs {
+        bug.check()?;
+    }
+    let knobs = t.random_knobs();
+    let count = knobs.ops.unwrap_or(DEFAULT_OPS);
+    let snapshots = knobs.snapshots.unwrap_or(DEFAULT_SNAPSHOTS);
+    let source = t.scratch("source")?;
+    let compressed = t.scratch_with("compressed", COMPRESSED)?;
+    let dest = t.scratch("received")?;
+    let soak = t.requested_duration();
+    let first = knobs.seed.unwrap_or_else(seed_from_clock);
+    let mut plain = Chains::new(t, &source, &dest, setup.ignore, setup.pass_over)?;
+    let mut encoded = Chains::new(t, &compressed, &dest, setup.ignore, setup.pass_over)?;
+    encoded.proto2 = true;
+    for chains in [&mut plain, &mut encoded] {
+        chains.break_received = t.tampering();
+    }
+    let started = Instant::now();
+    let mut total = Checked::default();
+    let mut seeds = 0u64;
+    let mut findings = Findings::default();
+    loop {
+        let seed = first.wrapping_add(seeds);
+        let list = ops::generate(seed, count, snapshots);
+        seeds += 1;
+        for chains in [&mut plain, &mut encoded] {
+            // The noise differs from the chain's operations but follows from the same seed.
+            chains.noise = setup.concurrent.then_some(seed ^ 0x005e_ed0f_5eed);
+            if let Verdict::Failed(failure) = chains.check(&list, &mut total)? {
+                let shrunk = shrink_and_keep(chains, seed, &list, &failure)?;
+                let known = known::classify(
+                    setup.known_bugs,
+                    &shrunk.failure,
+                    &shrunk.minimal,
+                    chains.proto2,
+                );
+                if soak.is_none() {
+                    t.headline(&shrunk.shown)?;
+                    return Err(detected(match known {
+                        Some(bug) => format!("known bug `{}`: {}", bug.name, shrunk.message),
+                        None => shrunk.message,
+                    }));
+                }
+                findings.add(shrunk, known);
+                // The other protocol would most likely find the same list.
+                break;
+            }
+        }
+        if !soak.is_some_and(|d| started.elapsed() < d) {
+            break;
+        }
+    }
+    let protocols =
+        "protocol 1, and protocol 2 with compressed data from a compress=zstd filesystem";
+    let noise = if setup.concurrent {
+        format!(", {} operations alongside the sends", total.noise_ops)
+    } else {
+        String::new()
+    };
+    let case = case_name(t);
+    let line = format!(
+        "{case}: {seeds} seed(s) from {first}: {} operations, {} snapshots, {} sends ({protocols}){noise}; {}",
+        total.ops,
+        total.snapshots,
+        total.sends,
+        findings.verdict()
+    );
+    t.headline(&line)?;
+    for (bug, seen) in &findings.known {
+        let mut seeds: Vec<String> = seen.iter().take(5).map(|f| f.seed.to_string()).collect();
+        if seen.len() > 5 {
+            seeds.push("…".into());
+        }
+        let line = format!(
+            "{case}: known bug `{}` ({}) met by seed(s) {}; the first: {}",
+            bug.name,
+            bug.summary,
+            seeds.join(", "),
+            seen[0].message
+        );
+        t.headline(&line)?;
+    }
+    if findings.new.is_empty() {
+        return Ok(());
+    }
+    let mut each = Vec::new();
+    for (found, times) in &findings.new {
+        t.headline(&found.shown)?;
+        each.push(if *times > 1 {
+            format!("{} (shrunk to the same list {times} times)", found.message)
+        } else {
+            found.message.clone()
+        });
+    }
+    Err(detected(format!(
+        "{} new failure(s) in {seeds} seeds: {}",
+        findings.new.len(),
+        each.join(" | ")
+    )))
+}
+
+/// What a soak found: failures that are not known bugs, each distinct shrunk list once with how
+/// many seeds shrank to it, and the seeds that met each known bug.
+#[derive(Default)]
+struct Findings<'b> {
+    new: Vec<(Found, usize)>,
+    known: Vec<(&'b KnownBug, Vec<Found>)>,
+}
+
+impl<'b> Findings<'b> {
+    fn add(&mut self, found: Found, known: Option<&'b KnownBug>) {
+        if let Some(bug) = known {
+            match self.known.iter_mut().find(|(b, _)| b.name == bug.name) {
+                Some((_, seen)) => seen.push(found),
+                None => self.known.push((bug, vec![found])),
+            }
+            return;
+        }
+        let same = ops::canonical(&found.minimal);
+        match self
+            .new
+            .iter_mut()
+            .find(|(f, _)| ops::canonical(&f.minimal) == same)
+        {
+            Some((_, again)) => *again += 1,
+            None => self.new.push((found, 1)),
+        }
+    }
+
+    fn verdict(&self) -> String {
+        let known: Vec<String> = self
+            .known
+            .iter()
+            .map(|(bug, seen)| format!("`{}` in {} seed(s)", bug.name, seen.len()))
+            .collect();
+        match (self.new.len(), known.is_empty()) {
+            (0, true) => "all received trees matched".to_string(),
+            (0, false) => format!("no new failures; known bugs met: {}", known.join(", ")),
+            (n, true) => format!("{n} new failure(s)"),
+            (n, false) => format!("{n} new failure(s); known bugs met: {}", known.join(", ")),
+        }
+    }
+}
+
+/// The case's name: its results directory's.
+pub(super) fn case_name(ctx: &Ctx) -> String {
+    ctx.results()
+        .file_name()
+        .map_or("random".into(), |n| n.to_string_lossy().into_owned())
+}
+
+fn seed_from_clock() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(1, |d| d.as_secs() ^ u64::from(d.subsec_nanos()))
+}
