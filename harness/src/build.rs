@@ -1,6 +1,7 @@
 //! Building what is under test from source trees, out of tree, in the cache.
 
 pub mod kernel;
+pub mod mirror;
 pub mod progs;
 
 use std::fmt;
@@ -34,22 +35,56 @@ impl fmt::Display for TreeDoesNotBuild {
 
 impl std::error::Error for TreeDoesNotBuild {}
 
-/// Turns a failed build command into [`TreeDoesNotBuild`] (with the end of the build log),
-/// except when a stop signal ended it.
-pub fn not_building(what: &str, log: &Path) -> impl Fn(crate::exec::CommandError) -> anyhow::Error {
+/// Turns a failed build command into [`TreeDoesNotBuild`] (with the compiler's or Kconfig's
+/// own error lines from the build log, or its end when it has none), except when a stop signal
+/// ended it. Paths under `built` (the copy that was built) are shown under `shown` (the tree
+/// the user named).
+pub fn not_building(
+    what: &str,
+    log: &Path,
+    (built, shown): (&Path, &Path),
+) -> impl Fn(crate::exec::CommandError) -> anyhow::Error {
     let (what, log) = (what.to_string(), log.to_path_buf());
+    let (built, shown) = (built.display().to_string(), shown.display().to_string());
     move |e| {
         if e.interrupted() {
-            e.into()
-        } else {
-            TreeDoesNotBuild {
-                what: what.clone(),
-                log: log.clone(),
-                tail: e.stderr_tail(),
-            }
-            .into()
+            return e.into();
         }
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let errors = error_lines(&text);
+        let tail = if errors.is_empty() {
+            e.stderr_tail()
+        } else {
+            errors.join(" | ")
+        };
+        TreeDoesNotBuild {
+            what: what.clone(),
+            log: log.clone(),
+            tail: tail.replace(&built, &shown),
+        }
+        .into()
     }
+}
+
+/// Error lines that make's own trailer hides: the compiler's (`fs/btrfs/send.c:12:5: error:
+/// …`), the linker's, the assembler's and Kconfig's, at most the first few.
+pub fn error_lines(log: &str) -> Vec<String> {
+    const SHOWN: usize = 4;
+    log.lines()
+        .map(str::trim_end)
+        .filter(|line| {
+            !line.starts_with("make") // make's trailer: `make[2]: *** [...] Error 1`
+                && (line.contains(": error:")
+                    || line.contains(": fatal error:")
+                    || line.contains("undefined reference to")
+                    || line.contains(": Error:")
+                    || line.contains("syntax error")
+                    || line.starts_with("ld: ")
+                    || line.starts_with("*** ") && !line.starts_with("*** Default configuration"))
+        })
+        .take(SHOWN)
+        .map(String::from)
+        .collect()
 }
 
 /// The first 16 hex digits of the sha256 of `parts`, to name cache entries.
@@ -84,6 +119,22 @@ pub fn lock(path: &Path, say: &dyn Fn(&str)) -> Result<Flock<File>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failed_build_is_told_by_the_compilers_lines_not_makes() {
+        let log = "  CC      fs/btrfs/send.o\n\
+fs/btrfs/send.c: In function 'send_utimes':\n\
+fs/btrfs/send.c:2531:9: error: 'ret' undeclared (first use in this function)\n\
+make[3]: *** [scripts/Makefile.build:250: fs/btrfs/send.o] Error 1\n\
+make[2]: *** [scripts/Makefile.build:500: fs/btrfs] Error 2\n";
+        assert_eq!(
+            error_lines(log),
+            ["fs/btrfs/send.c:2531:9: error: 'ret' undeclared (first use in this function)"]
+        );
+        let kconfig = "fs/btrfs/Kconfig:3: syntax error\nfs/btrfs/Kconfig:2: invalid statement\nmake[2]: *** [scripts/kconfig/Makefile:77: olddefconfig] Error 1\n";
+        assert_eq!(error_lines(kconfig), ["fs/btrfs/Kconfig:3: syntax error"]);
+        assert!(error_lines("make: *** [Makefile:1] Error 2\n").is_empty());
+    }
 
     #[test]
     fn short_hashes_separate_their_parts() {

@@ -45,6 +45,8 @@ pub struct CaseOptions {
     pub random: RandomKnobs,
     /// Applied to every received tree before comparison (tests of the checker only).
     pub tamper: Option<Tamper>,
+    /// Keep a failed case's scratch images for a look (`--keep-failed`).
+    pub keep_failed: bool,
 }
 
 impl Default for CaseOptions {
@@ -55,6 +57,7 @@ impl Default for CaseOptions {
             load_factor: 1.0,
             random: RandomKnobs::default(),
             tamper: None,
+            keep_failed: false,
         }
     }
 }
@@ -68,6 +71,16 @@ impl CaseOptions {
 
 /// The file in a case's results that [`Ctx::headline`] appends to.
 pub const HEADLINES: &str = "headlines";
+
+/// Appends `text` to the headlines of the case whose results are in `dir`.
+pub fn append_headline(dir: &Path, text: &str) -> Result<()> {
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join(HEADLINES))?;
+    writeln!(file, "{}", text.trim_end())?;
+    Ok(())
+}
 
 /// The state of one running case.
 pub struct Ctx {
@@ -119,14 +132,17 @@ impl Ctx {
         &self.results
     }
 
-    /// Writes `environment` to the results: the kernel release and which btrfs-progs ran.
+    /// Writes `environment` to the results: the kernel release and its build (`/proc/version`:
+    /// compiler, build number and time), and which btrfs-progs ran.
     pub fn record_environment(&self) -> Result<()> {
         let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+        let build = std::fs::read_to_string("/proc/version").unwrap_or_default();
         let btrfs = crate::preflight::find_in_path("btrfs").context("no btrfs in PATH")?;
         let version = self.run(cmd!(self.sh, "{btrfs} --version"))?.stdout;
         let text = format!(
-            "kernel: {}\nbtrfs-progs: {} ({})\n",
+            "kernel: {}\nkernel build: {}\nbtrfs-progs: {} ({})\n",
             kernel.trim(),
+            build.trim(),
             version.trim(),
             btrfs.display()
         );
@@ -322,12 +338,18 @@ impl Ctx {
         for line in text.lines() {
             self.log.note(line);
         }
-        let mut file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.results.join(HEADLINES))?;
-        writeln!(file, "{}", text.trim_end())?;
-        Ok(())
+        append_headline(&self.results, text)
+    }
+
+    /// Releases the scratch filesystems' devices but keeps their images (`--keep-failed`);
+    /// returns the private directory that holds them, which the next run's sweep (or `sendtest
+    /// clean`) removes.
+    pub fn keep_images(self) -> PathBuf {
+        let Ctx {
+            scratches, work, ..
+        } = self;
+        drop(scratches);
+        work.keep()
     }
 
     /// A read-only snapshot of `source` at `dest`.

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 
 use crate::case::Case;
-use crate::context::{CaseOptions, Ctx};
+use crate::context::{append_headline, CaseOptions, Ctx};
 use crate::dmesg::{self, KmsgCursor};
 use crate::exec::CommandLog;
 use crate::finding::Detected;
@@ -140,7 +140,13 @@ fn run_in(
     // Checks run whatever the steps did: a kernel that corrupts metadata while send fails is
     // still worth knowing about.
     let checks = ctx.unmount_and_check();
-    drop(ctx);
+    let failed = !matches!(steps, Ok(Ok(()))) || checks.as_ref().is_ok_and(|p| !p.is_empty());
+    if options.keep_failed && failed {
+        let kept = ctx.keep_images();
+        append_headline(dir, &crate::workdir::kept_images_note(&kept))?;
+    } else {
+        drop(ctx);
+    }
     let kernel_log = kmsg.read_new()?;
     std::fs::write(dir.join("dmesg"), kernel_log.join("\n") + "\n")
         .context("writing the dmesg slice")?;

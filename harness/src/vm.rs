@@ -123,9 +123,14 @@ impl Vm {
         })
     }
 
-    fn boot_case(&self, case: &Case, dir: &Path, options: &CaseOptions) -> Result<Outcome> {
+    fn boot_case(
+        &self,
+        case: &Case,
+        dir: &Path,
+        options: &CaseOptions,
+        work: &tempfile::TempDir,
+    ) -> Result<Outcome> {
         let log = CommandLog::create(&dir.join("host-commands.log"))?;
-        let work = crate::workdir::create()?;
         let mut disks = Vec::new();
         for i in 0..SCRATCH_DISKS {
             let image = sparse_image(work.path(), &format!("scratch{i}.img"), SCRATCH_DISK_SIZE)?;
@@ -211,6 +216,43 @@ impl Vm {
     }
 }
 
+impl Vm {
+    /// `sendtest shell`: boots a guest with fresh scratch disks and btrfs-progs, and gives its
+    /// console to this terminal until the shell in it exits.
+    pub fn shell(&self) -> Result<()> {
+        let work = crate::workdir::create()?;
+        let mut disks = Vec::new();
+        for i in 0..SCRATCH_DISKS {
+            let image = sparse_image(work.path(), &format!("scratch{i}.img"), SCRATCH_DISK_SIZE)?;
+            disks.push((image, format!("{}{i}", guest::SCRATCH_SERIAL_PREFIX)));
+        }
+        let request = Request {
+            shell: true,
+            scratch_disks: SCRATCH_DISKS,
+            ..Request::default()
+        };
+        let mut append = format!(
+            "console=ttyS0 panic=-1 oops=panic quiet random.trust_cpu=on {}",
+            request.to_cmdline()
+        );
+        for arg in &self.options.kernel_args {
+            append.push(' ');
+            append.push_str(arg);
+        }
+        let guest = qemu::Guest {
+            kernel: &self.boot_image,
+            initramfs: &self.initramfs,
+            append,
+            disks,
+            console: work.path().join("console.log"),
+            memory_mib: self.options.memory_mib,
+            cpus: self.options.cpus,
+            accel: self.accel,
+        };
+        qemu::boot_on_terminal(&Shell::new()?, &guest)
+    }
+}
+
 impl Backend for Vm {
     fn place(&self) -> String {
         format!("vm-{}", self.kernel.release)
@@ -221,12 +263,25 @@ impl Backend for Vm {
         (cores / 2).max(1)
     }
 
-    /// Boots a guest that runs `case`, and brings its results back into `dir`.
+    /// Boots a guest that runs `case`, and brings its results back into `dir`. With
+    /// `keep_failed`, a failed case's scratch disks stay for a look.
     fn run(&self, case: &Case, dir: &Path, options: &CaseOptions) -> Outcome {
-        std::fs::create_dir_all(dir)
+        let booted = std::fs::create_dir_all(dir)
             .with_context(|| format!("cannot create results directory {}", dir.display()))
-            .and_then(|()| self.boot_case(case, dir, options))
-            .unwrap_or_else(|e| Outcome::Error(format!("{e:#}")))
+            .and_then(|()| crate::workdir::create())
+            .and_then(|work| Ok((self.boot_case(case, dir, options, &work)?, work)));
+        match booted {
+            Ok((outcome @ Outcome::Failed(_), work)) if options.keep_failed => {
+                let kept = work.keep();
+                let note = crate::workdir::kept_images_note(&kept);
+                match crate::context::append_headline(dir, &note) {
+                    Ok(()) => outcome,
+                    Err(e) => Outcome::Error(format!("keeping the scratch images: {e:#}")),
+                }
+            }
+            Ok((outcome, _work)) => outcome,
+            Err(e) => Outcome::Error(format!("{e:#}")),
+        }
     }
 }
 

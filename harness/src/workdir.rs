@@ -35,6 +35,30 @@ pub fn create() -> Result<TempDir> {
     Ok(dir)
 }
 
+/// What to tell the user of a private directory whose images were kept after a failure
+/// (`--keep-failed`): where it is, how to look at each image, and what releases it.
+pub fn kept_images_note(dir: &Path) -> String {
+    let mut images: Vec<PathBuf> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "img") && !p.ends_with("results.img"))
+        .collect();
+    images.sort();
+    let mut note = format!(
+        "scratch images kept in {} (the next `sendtest run` or `sendtest clean` removes them); to look:",
+        dir.display()
+    );
+    for image in images {
+        note.push_str(&format!(
+            "\n  mkdir -p /mnt/look && mount -o loop,ro {} /mnt/look && ls /mnt/look; umount /mnt/look",
+            image.display()
+        ));
+    }
+    note
+}
+
 /// `<pid> <start time>` of a running process, from `/proc/<pid>/stat`.
 fn identity(pid: u32) -> Option<String> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
@@ -82,7 +106,7 @@ impl Swept {
     /// One line for the user.
     pub fn summary(&self) -> String {
         let mut line = format!(
-            "released what killed harness runs left: {} director(ies), {} qemu process(es), {} mount(s), {} loop device(s)",
+            "released what earlier runs left (killed, or kept with --keep-failed): {} director(ies), {} qemu process(es), {} mount(s), {} loop device(s)",
             self.directories, self.processes, self.mounts, self.loop_devices
         );
         if !self.problems.is_empty() {

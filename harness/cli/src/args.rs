@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::ValueEnum;
+use sendtest::build::kernel::{self as kernel_build, ExtraConfig, KernelBuild, Revert};
 use sendtest::build::progs;
 use sendtest::context::{CaseOptions, RandomKnobs};
 use sendtest::vm::{AccelChoice, Vm, VmOptions};
@@ -44,6 +45,10 @@ pub struct CaseArgs {
     /// Random cases: snapshots taken among the operations (each one more send in the chain).
     #[arg(long, value_name = "N")]
     snapshots: Option<u64>,
+    /// Keep a failed case's scratch images and print how to mount them; the next run (or
+    /// `sendtest clean`) removes them.
+    #[arg(long)]
+    keep_failed: bool,
 }
 
 impl CaseArgs {
@@ -58,7 +63,48 @@ impl CaseArgs {
                 snapshots: self.snapshots.map(|n| n as usize),
             },
             tamper: None,
+            keep_failed: self.keep_failed,
         }
+    }
+}
+
+/// The kernel configuration a build from a tree gets beyond tinyconfig and
+/// `vm-images/kernel.config`, applied in this order.
+#[derive(clap::Args)]
+pub struct KernelConfigArgs {
+    /// Kernel builds: also apply this config fragment (repeatable; `CONFIG_X=y` lines).
+    #[arg(long = "config", value_name = "FRAGMENT")]
+    fragments: Vec<PathBuf>,
+    /// Kernel builds: also set this option (repeatable), e.g. CONFIG_BTRFS_DEBUG=y.
+    #[arg(long = "configitem", value_name = "CONFIG_X=VALUE")]
+    items: Vec<String>,
+    /// Kernel builds: lockdep, list debugging and btrfs's debug checks
+    /// (`vm-images/debug.config`); a splat in the guest fails the case.
+    #[arg(long)]
+    debug: bool,
+}
+
+impl KernelConfigArgs {
+    /// What the options add, checked.
+    pub fn extra(&self) -> Result<ExtraConfig> {
+        let mut extra = ExtraConfig::default();
+        if self.debug {
+            extra.fragment("vm-images/debug.config", kernel_build::DEBUG_FRAGMENT)?;
+        }
+        for file in &self.fragments {
+            let text = std::fs::read_to_string(file)
+                .with_context(|| format!("cannot read config fragment {}", file.display()))?;
+            extra.fragment(&file.display().to_string(), &text)?;
+        }
+        for item in &self.items {
+            extra.item(item)?;
+        }
+        Ok(extra)
+    }
+
+    /// Builds `tree` (with `revert` applied in a mirror, if given) with these options.
+    pub fn build(&self, tree: &Path, revert: Option<Revert<'_>>) -> Result<KernelBuild> {
+        kernel_build::build(tree, revert, &self.extra()?, &say)
     }
 }
 

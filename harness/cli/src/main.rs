@@ -9,13 +9,13 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use sendtest::build::kernel::{self as kernel_build, Revert};
+use sendtest::build::kernel::Revert;
 use sendtest::build::TreeDoesNotBuild;
 use sendtest::manifest::{self, Ignore, Manifest};
 use sendtest::report::{self, EXIT_ERROR, EXIT_FAILED, EXIT_PASSED};
 use sendtest::{interrupt, results, validate, vm};
 
-use args::{say, sweep_dead_runs, CaseArgs, ProgsArgs, ResultsArgs, VmArgs};
+use args::{say, sweep_dead_runs, CaseArgs, KernelConfigArgs, ProgsArgs, ResultsArgs, VmArgs};
 
 /// `git bisect run`'s "cannot test this commit".
 const EXIT_UNTESTABLE: u8 = 125;
@@ -41,6 +41,12 @@ enum Command {
     List,
     /// Run cases (the `auto` group unless filters are given).
     Run(run::RunArgs),
+    /// Boot a guest with scratch disks and btrfs-progs, and give its shell to this terminal
+    /// (`exit` powers it off; Ctrl-A X ends it at once).
+    Shell(ShellArgs),
+    /// Release what earlier runs left: images kept by --keep-failed, and what a killed run
+    /// held (loop devices, mounts, guests). A live run's are never touched.
+    Clean,
     /// Measure the harness's own speed on this machine against its targets.
     Bench(bench::BenchArgs),
     /// Show that a case fails on a kernel tree with its fix reverted and passes with it.
@@ -61,6 +67,19 @@ enum Command {
 }
 
 #[derive(clap::Args)]
+struct ShellArgs {
+    /// Build this kernel tree and boot it (default: --kernel, or the packaged kernel).
+    #[arg(long, value_name = "PATH", conflicts_with = "kernel")]
+    kernel_tree: Option<PathBuf>,
+    #[command(flatten)]
+    config: KernelConfigArgs,
+    #[command(flatten)]
+    progs: ProgsArgs,
+    #[command(flatten)]
+    vm: VmArgs,
+}
+
+#[derive(clap::Args)]
 struct ValidateArgs {
     /// The case to validate.
     case: String,
@@ -78,6 +97,8 @@ struct ValidateArgs {
     #[command(flatten)]
     options: CaseArgs,
     #[command(flatten)]
+    config: KernelConfigArgs,
+    #[command(flatten)]
     progs: ProgsArgs,
     #[command(flatten)]
     vm: VmArgs,
@@ -94,6 +115,8 @@ fn main() -> ExitCode {
     };
     let code = match cli.command {
         Command::List => list(),
+        Command::Clean => clean(),
+        Command::Shell(args) => shell(&args),
         Command::Run(args) => run::run(&args),
         Command::Bench(args) => bench::bench(&args),
         Command::Validate(args) => validate_case(&args),
@@ -152,6 +175,34 @@ fn list() -> Result<u8> {
     Ok(EXIT_PASSED)
 }
 
+fn shell(args: &ShellArgs) -> Result<u8> {
+    sweep_dead_runs();
+    args.progs.apply()?;
+    let built = match &args.kernel_tree {
+        Some(tree) => Some(args.config.build(tree, None)?),
+        None => None,
+    };
+    let vm = args
+        .vm
+        .prepare(built.as_ref().map(|b| b.bzimage.as_path()))?;
+    vm.shell()?;
+    Ok(EXIT_PASSED)
+}
+
+fn clean() -> Result<u8> {
+    let swept = sendtest::workdir::sweep_dead();
+    if swept.is_empty() {
+        say("nothing to release");
+    } else {
+        say(&swept.summary());
+    }
+    Ok(if swept.problems.is_empty() {
+        EXIT_PASSED
+    } else {
+        EXIT_ERROR
+    })
+}
+
 fn validate_case(args: &ValidateArgs) -> Result<u8> {
     let case = cases::by_name(&args.case)
         .with_context(|| format!("no case `{}`; `sendtest list` shows the cases", args.case))?;
@@ -164,12 +215,12 @@ fn validate_case(args: &ValidateArgs) -> Result<u8> {
     }
     sweep_dead_runs();
     args.progs.apply()?;
-    let with_fix = kernel_build::build(&args.kernel_tree, None, &say)?;
+    let with_fix = args.config.build(&args.kernel_tree, None)?;
     let revert = Revert {
         name: case.name,
         patch,
     };
-    let without_fix = kernel_build::build(&args.kernel_tree, Some(revert), &say)?;
+    let without_fix = args.config.build(&args.kernel_tree, Some(revert))?;
     let with_vm = args.vm.prepare(Some(&with_fix.bzimage))?;
     let without_vm = args.vm.prepare(Some(&without_fix.bzimage))?;
     let run_dir = results::new_run_dir(&args.output.results)?;

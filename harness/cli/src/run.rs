@@ -6,7 +6,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use anyhow::{Context, Result};
 use sendtest::backend::{self, Backend};
-use sendtest::build::kernel as kernel_build;
 use sendtest::progress::Activity;
 use sendtest::report::{self, EXIT_ERROR};
 use sendtest::results::{self, Times};
@@ -14,7 +13,8 @@ use sendtest::runner::{self, Event, Plan};
 use sendtest::{interrupt, preflight};
 
 use crate::args::{
-    at_least_one, say, sweep_dead_runs, BackendChoice, CaseArgs, ProgsArgs, ResultsArgs, VmArgs,
+    at_least_one, say, sweep_dead_runs, BackendChoice, CaseArgs, KernelConfigArgs, ProgsArgs,
+    ResultsArgs, VmArgs,
 };
 
 #[derive(clap::Args)]
@@ -62,6 +62,8 @@ pub struct RunArgs {
     output: ResultsArgs,
     #[command(flatten)]
     options: CaseArgs,
+    #[command(flatten)]
+    config: KernelConfigArgs,
     #[command(flatten)]
     progs: ProgsArgs,
     #[command(flatten)]
@@ -181,7 +183,7 @@ fn selection(args: &RunArgs) -> Result<runner::Selection> {
 /// with `--backend vm`; else loop devices on the running kernel.
 fn choose_backend(args: &RunArgs) -> Result<Box<dyn Backend>> {
     if let Some(tree) = &args.kernel_tree {
-        let built = kernel_build::build(tree, None, &say)?;
+        let built = args.config.build(tree, None)?;
         return Ok(Box::new(args.vm.prepare(Some(&built.bzimage))?));
     }
     if args.backend == BackendChoice::Vm || args.vm.kernel.is_some() {

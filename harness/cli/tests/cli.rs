@@ -330,6 +330,31 @@ fn a_kernel_tree_that_does_not_build_exits_125() {
     );
 }
 
+/// A host without the tools a kernel build needs is the environment's fault, not the
+/// commit's: exit 2 naming what to install, never 125 (which would make `git bisect run` skip
+/// every commit).
+#[test]
+fn a_host_that_cannot_build_kernels_is_exit_2_naming_the_packages() {
+    let dir = tempfile::tempdir().unwrap();
+    let tree = dir.path().join("linux");
+    for path in ["arch/x86", "fs/btrfs"] {
+        std::fs::create_dir_all(tree.join(path)).unwrap();
+    }
+    for file in ["Kconfig", "arch/x86/Makefile", "Makefile"] {
+        std::fs::write(tree.join(file), "").unwrap();
+    }
+    let empty = tempfile::tempdir().unwrap();
+    let out = Command::new(SENDTEST)
+        .args(["run", "--kernel-tree", tree.to_str().unwrap()])
+        .env("PATH", empty.path())
+        .env("SENDTEST_CACHE", dir.path().join("cache"))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_one_line_error(&out, "building a kernel needs make, gcc, flex, bison, bc");
+    assert!(stderr(&out).contains("apt-get install make gcc flex bison bc"));
+}
+
 #[test]
 fn junit_and_json_parse_back_with_the_headlines() {
     if !sendtest::preflight::loopback_or_skip("junit_and_json_parse_back") {

@@ -68,7 +68,7 @@ fn the_next_run_sweeps_what_sigkill_left_and_spares_a_live_run() {
     let next_err = String::from_utf8_lossy(&next.stderr);
     assert_eq!(next.status.code(), Some(0), "{next_err}");
     assert!(
-        next_err.contains("released what killed harness runs left"),
+        next_err.contains("released what earlier runs left"),
         "{next_err}"
     );
     assert_eq!(leftovers_after_settling(doomed_pid), Vec::<String>::new());

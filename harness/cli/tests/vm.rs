@@ -132,6 +132,132 @@ fn a_panicking_guest_fails_its_case_with_its_console() {
     assert_eq!(leftovers_after_settling(pid), Vec::<String>::new());
 }
 
+/// Everything `reader` yields, kept as it comes, so a test can wait for a line.
+fn collect(reader: std::fs::File) -> std::sync::Arc<std::sync::Mutex<String>> {
+    use std::io::Read;
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let sink = std::sync::Arc::clone(&seen);
+    std::thread::spawn(move || {
+        let mut reader = reader;
+        let mut buffer = [0u8; 4096];
+        // EIO once the other side of the pty is gone.
+        while let Ok(n @ 1..) = reader.read(&mut buffer) {
+            sink.lock()
+                .unwrap()
+                .push_str(&String::from_utf8_lossy(&buffer[..n]));
+        }
+    });
+    seen
+}
+
+fn wait_for(seen: &std::sync::Mutex<String>, what: &str, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if seen.lock().unwrap().contains(what) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!(
+        "no `{what}` within {limit:?}; the terminal shows:\n{}",
+        seen.lock().unwrap()
+    );
+}
+
+#[test]
+fn the_guest_shell_takes_commands_typed_on_a_terminal() {
+    use std::io::Write;
+    if !vm_available("shell") {
+        return;
+    }
+    let pty = nix::pty::openpty(None, None).unwrap();
+    let terminal = || std::process::Stdio::from(pty.slave.try_clone().unwrap());
+    let mut child = std::process::Command::new(common::SENDTEST)
+        .arg("shell")
+        .stdin(terminal())
+        .stdout(terminal())
+        .stderr(terminal())
+        .spawn()
+        .unwrap();
+    drop(pty.slave);
+    let mut keyboard = std::fs::File::from(pty.master);
+    let seen = collect(keyboard.try_clone().unwrap());
+    wait_for(
+        &seen,
+        sendtest::vm::guest::SHELL_PROMPT,
+        Duration::from_secs(180),
+    );
+    keyboard
+        .write_all(b"echo $((6 * 7))-from-the-guest; ls /dev/vda; btrfs --version\n")
+        .unwrap();
+    wait_for(&seen, "42-from-the-guest", Duration::from_secs(60));
+    wait_for(&seen, "btrfs-progs v", Duration::from_secs(60));
+    keyboard.write_all(b"exit\n").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the guest did not power off after `exit`"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let shown = seen.lock().unwrap().clone();
+    assert!(status.success(), "{status}: {shown}");
+    assert!(shown.contains("/dev/vda"), "{shown}");
+    assert_eq!(leftovers_after_settling(child.id()), Vec::<String>::new());
+}
+
+#[test]
+fn a_failed_guests_disks_are_kept_with_keep_failed_until_clean() {
+    if !vm_available("keep_failed") {
+        return;
+    }
+    let results = tempfile::tempdir().unwrap();
+    let (out, pid) = run_vm(
+        results.path(),
+        &[
+            "--keep-failed",
+            "--kernel-arg",
+            "sendtest.sysrq=c",
+            "ro-flip-with-delalloc",
+        ],
+    );
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{shown}");
+    let note = shown
+        .lines()
+        .find(|l| l.contains("scratch images kept in "))
+        .unwrap_or_else(|| panic!("no note of kept disks:\n{shown}"));
+    let dir = PathBuf::from(
+        note.split("kept in ")
+            .nth(1)
+            .and_then(|rest| rest.split(' ').next())
+            .unwrap(),
+    );
+    assert!(dir.join("scratch0.img").is_file(), "{note}");
+    assert!(shown.contains(&format!(
+        "mount -o loop,ro {}",
+        dir.join("scratch0.img").display()
+    )));
+    // The disks are all that is left: no qemu, loop device or mount.
+    let held: Vec<String> = leftovers_after_settling(pid)
+        .into_iter()
+        .filter(|l| !l.starts_with("directory"))
+        .collect();
+    assert_eq!(held, Vec::<String>::new());
+    let (clean, _) = run_sendtest(&["clean"]);
+    let said = String::from_utf8_lossy(&clean.stderr);
+    assert_eq!(clean.status.code(), Some(0), "{said}");
+    assert!(
+        !dir.exists(),
+        "`sendtest clean` left {}: {said}",
+        dir.display()
+    );
+}
+
 #[test]
 fn a_guest_past_its_timeout_is_killed_and_fails_its_case() {
     if !vm_available("a_guest_past_its_timeout") {

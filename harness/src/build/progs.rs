@@ -47,7 +47,7 @@ pub fn build(tree: &Path, say: &dyn Fn(&str)) -> Result<ProgsBuild> {
     let log_path = dir.join("sendtest-build.log");
     let log = CommandLog::create(&dir.join("sendtest-commands.log"))?;
     let what = format!("btrfs-progs tree {}", tree.display());
-    let not_building = not_building(&what, &log_path);
+    let not_building = not_building(&what, &log_path, (&tree, &tree));
     let sh = Shell::new()?;
     // Copies only what changed since the last build, so make rebuilds only that.
     exec::run(cmd!(sh, "cp -a -u {tree}/. {dir}/"), &log)?;

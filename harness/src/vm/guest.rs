@@ -26,6 +26,8 @@ pub const PROBE_OK: &str = "sendtest: guest init is up";
 /// Printed on the console right before the case's first step; the host times the boot by it.
 pub const CASE_STARTS: &str = "sendtest: the case starts";
 pub const RESULTS_SERIAL: &str = "sendtest-results";
+/// The prompt of `sendtest shell`.
+pub const SHELL_PROMPT: &str = "sendtest-guest# ";
 pub const SCRATCH_SERIAL_PREFIX: &str = "sendtest-scratch";
 /// The results disk starts with this line and the archive's length; the archive follows at
 /// [`RESULTS_OFFSET`].
@@ -85,6 +87,10 @@ fn boot_and_run(cases: &[&Case]) -> Result<()> {
     // Init is single-threaded here, so changing the environment is safe.
     std::env::set_var("PATH", "/usr/sbin:/usr/bin:/sbin:/bin");
     load_modules()?;
+    if request.shell {
+        let disks = wait_for_disks(request.scratch_disks)?;
+        return shell(disks.values());
+    }
     let mut disks = wait_for_disks(request.scratch_disks + 1)?;
     let results_disk = disks.remove(RESULTS_SERIAL).context("no results disk")?;
     let scratch: Vec<PathBuf> = disks.into_values().collect();
@@ -112,6 +118,32 @@ fn boot_and_run(cases: &[&Case]) -> Result<()> {
         }
     }
     write_results(&case_dir, &results_disk)
+}
+
+/// `sendtest shell`: an interactive shell on the console, with the scratch disks named; the
+/// guest powers off when it exits.
+fn shell<'a>(disks: impl Iterator<Item = &'a PathBuf>) -> Result<()> {
+    let names: Vec<String> = disks.map(|d| d.display().to_string()).collect();
+    println!(
+        "sendtest: a shell in the guest, kernel {}; scratch disks: {}",
+        std::fs::read_to_string("/proc/sys/kernel/osrelease")
+            .unwrap_or_default()
+            .trim(),
+        names.join(" ")
+    );
+    if let Some(first) = names.first() {
+        println!(
+            "sendtest: for example `mkfs.btrfs -q {first} && mkdir -p /mnt && mount {first} /mnt`; `exit` powers off"
+        );
+    }
+    let status = std::process::Command::new("sh")
+        .arg("-i")
+        .env("PS1", SHELL_PROMPT)
+        .env("HOME", "/")
+        .status()
+        .context("starting sh in the guest")?;
+    println!("sendtest: the shell exited ({status}); powering off");
+    Ok(())
 }
 
 /// Loads the modules the initramfs lists, in order. A required one that fails stops the boot.

@@ -76,7 +76,7 @@ pub fn build(init: &Path, kernel: &Kernel, log: &CommandLog) -> Result<PathBuf> 
     for program in &recipe.programs {
         let path = find_in_path(program).with_context(|| {
             format!(
-                "`{program}` is not in PATH: install btrfs-progs (`apt-get install btrfs-progs`)"
+                "`{program}` (vm-images/initramfs.recipe) is not in PATH: install the package that has it (btrfs-progs, coreutils, mount, util-linux)"
             )
         })?;
         for library in shared_libraries(&sh, &path, log)? {

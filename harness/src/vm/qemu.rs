@@ -64,11 +64,28 @@ pub fn boot(
     log: &CommandLog,
     limit: Duration,
 ) -> Result<exec::Output, CommandError> {
+    let serial = format!("file:{}", guest.console.display());
+    exec::output_within(command(sh, guest, &serial), log, Some(limit))
+}
+
+/// Boots `guest` with its console on this terminal (`sendtest shell`) and waits until it
+/// powers off. Ctrl-A X ends qemu at once.
+pub fn boot_on_terminal(sh: &Shell, guest: &Guest<'_>) -> Result<()> {
+    let command = command(sh, guest, "mon:stdio");
+    let shown = command.to_string();
+    let status = std::process::Command::from(command)
+        .status()
+        .with_context(|| format!("starting `{shown}`"))?;
+    anyhow::ensure!(status.success(), "`{shown}` failed ({status})");
+    Ok(())
+}
+
+/// The qemu command for `guest`, its serial console going to `serial`.
+fn command<'a>(sh: &'a Shell, guest: &Guest<'_>, serial: &str) -> xshell::Cmd<'a> {
     let (kernel, initramfs, append) = (guest.kernel, guest.initramfs, &guest.append);
     let memory = guest.memory_mib.to_string();
     let cpus = guest.cpus.to_string();
     let accel = guest.accel.args();
-    let serial = format!("file:{}", guest.console.display());
     let mut drives = Vec::new();
     for (i, (image, id)) in guest.disks.iter().enumerate() {
         let file = image.display().to_string().replace(',', ",,");
@@ -79,12 +96,11 @@ pub fn boot(
         drives.push("-device".to_string());
         drives.push(format!("virtio-blk-pci,drive=disk{i},serial={id}"));
     }
-    let command = cmd!(
+    cmd!(
         sh,
         "{QEMU} -nodefaults -no-reboot -display none -machine pc -m {memory} -smp {cpus} {accel...}
             -kernel {kernel} -initrd {initramfs} -append {append} -serial {serial} {drives...}"
-    );
-    exec::output_within(command, log, Some(limit))
+    )
 }
 
 /// KVM if a probe guest boots under it, TCG otherwise. The answer is kept for the run, and for

@@ -8,6 +8,8 @@ use crate::context::{CaseOptions, RandomKnobs, DEFAULT_TIMEOUT};
 
 /// The word that asks the guest only to say its init is up (the KVM probe).
 pub const PROBE: &str = "sendtest.probe";
+/// The word that asks for an interactive shell instead of a case.
+const SHELL: &str = "sendtest.shell";
 
 /// One guest's task.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -16,6 +18,8 @@ pub struct Request {
     pub case: Option<String>,
     /// Only say that init is up, then power off.
     pub probe: bool,
+    /// An interactive shell on the console instead of a case (`sendtest shell`).
+    pub shell: bool,
     pub scratch_disks: usize,
     /// A key written to /proc/sysrq-trigger before the case, to test crash handling (`c`);
     /// given by hand with `--kernel-arg sendtest.sysrq=c`, never encoded by the host.
@@ -58,6 +62,8 @@ impl Request {
             load_factor: self.load_factor.unwrap_or(1.0),
             random: self.random,
             tamper: None,
+            // The host keeps a guest's disks; the guest has nothing to keep.
+            keep_failed: false,
         }
     }
 
@@ -66,6 +72,9 @@ impl Request {
         let mut words: Vec<String> = Vec::new();
         if self.probe {
             words.push(PROBE.into());
+        }
+        if self.shell {
+            words.push(SHELL.into());
         }
         let mut put = |name: &str, value: Option<String>| {
             if let Some(value) = value {
@@ -102,6 +111,7 @@ impl Request {
                 Some(("sendtest.ops", n)) => request.random.ops = n.parse().ok(),
                 Some(("sendtest.snapshots", n)) => request.random.snapshots = n.parse().ok(),
                 None if word == PROBE => request.probe = true,
+                None if word == SHELL => request.shell = true,
                 _ => {}
             }
         }
@@ -156,5 +166,11 @@ mod tests {
             ..Request::default()
         };
         assert!(Request::parse(&probe.to_cmdline()).probe);
+        let shell = Request {
+            shell: true,
+            scratch_disks: 3,
+            ..Request::default()
+        };
+        assert_eq!(Request::parse(&shell.to_cmdline()), shell);
     }
 }

@@ -1,6 +1,8 @@
 //! What the command-line tests share: starting the binary, and finding what a harness process
 //! left behind.
 
+#![allow(dead_code)] // Each test file uses a part.
+
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 

@@ -1,0 +1,290 @@
+//! A mirror of a kernel tree's source files in the cache, so that any tree builds out of tree
+//! (`make O=`) as it is: one built in place (which `make O=` refuses), a git worktree, a tree
+//! with uncommitted edits. The tree is only read.
+//!
+//! Which files are sources is what the tree's own `.gitignore` files say: the kernel lists every
+//! build output there (objects, generated headers, host programs, `.config`). One rule is passed
+//! over: a pattern that ignores every entry of a directory (`/*`, as Debian's linux-source tree
+//! has at its top), which is packaging, not a build output.
+//!
+//! Each sync copies what changed since the last one, keeping the file's mtime, and removes
+//! from the mirror what the tree no longer has, so make rebuilds exactly what was edited and
+//! nothing stale is built.
+
+use std::collections::HashSet;
+use std::fs::{self, File};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use ignore::gitignore::{Gitignore, GitignoreBuilder};
+use ignore::Match;
+
+/// What a sync did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Synced {
+    /// Source files in the tree.
+    pub files: usize,
+    /// Files copied (new or changed since the last sync).
+    pub copied: usize,
+    /// Files and directories removed from the mirror.
+    pub removed: usize,
+}
+
+/// Makes `mirror` hold exactly the source files of `tree`, with their mtimes.
+pub fn sync(tree: &Path, mirror: &Path) -> Result<Synced> {
+    let mut synced = Synced::default();
+    let mut keep: HashSet<PathBuf> = HashSet::new();
+    fs::create_dir_all(mirror).with_context(|| format!("creating {}", mirror.display()))?;
+    let mut rules = Vec::new();
+    walk(tree, Path::new(""), &mut rules, &mut |rel, kind| {
+        keep.insert(rel.to_path_buf());
+        let (from, to) = (tree.join(rel), mirror.join(rel));
+        match kind {
+            Kind::Dir => {
+                if !fs::symlink_metadata(&to).is_ok_and(|m| m.is_dir()) {
+                    remove_any(&to)?;
+                    fs::create_dir(&to).with_context(|| format!("creating {}", to.display()))?;
+                }
+            }
+            Kind::File => {
+                synced.files += 1;
+                if copy_if_changed(&from, &to)? {
+                    synced.copied += 1;
+                }
+            }
+            Kind::Symlink => {
+                let target = fs::read_link(&from)?;
+                if fs::read_link(&to).ok().as_deref() != Some(target.as_path()) {
+                    remove_any(&to)?;
+                    std::os::unix::fs::symlink(&target, &to)
+                        .with_context(|| format!("linking {}", to.display()))?;
+                    synced.copied += 1;
+                }
+            }
+        }
+        Ok(())
+    })?;
+    synced.removed = prune(mirror, Path::new(""), &keep)?;
+    Ok(synced)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Dir,
+    File,
+    Symlink,
+}
+
+/// Calls `visit` for every entry under `tree/rel` that no `.gitignore` excludes, parents first.
+/// `rules` holds the matchers of the directories above, outermost first.
+fn walk(
+    tree: &Path,
+    rel: &Path,
+    rules: &mut Vec<Gitignore>,
+    visit: &mut dyn FnMut(&Path, Kind) -> Result<()>,
+) -> Result<()> {
+    let dir = tree.join(rel);
+    let pushed = match read_gitignore(&dir)? {
+        Some(rule) => {
+            rules.push(rule);
+            true
+        }
+        None => false,
+    };
+    let mut entries: Vec<_> = fs::read_dir(&dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .collect::<std::io::Result<_>>()
+        .with_context(|| format!("reading {}", dir.display()))?;
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        let path = entry.path();
+        let kind = match entry.file_type()? {
+            t if t.is_symlink() => Kind::Symlink,
+            t if t.is_dir() => Kind::Dir,
+            t if t.is_file() => Kind::File,
+            _ => continue,
+        };
+        if entry.file_name() == ".git" || ignored(rules, &path, kind == Kind::Dir) {
+            continue;
+        }
+        let child = rel.join(entry.file_name());
+        visit(&child, kind)?;
+        if kind == Kind::Dir {
+            walk(tree, &child, rules, visit)?;
+        }
+    }
+    if pushed {
+        rules.pop();
+    }
+    Ok(())
+}
+
+/// Whether the innermost rule that matches `path` ignores it.
+fn ignored(rules: &[Gitignore], path: &Path, is_dir: bool) -> bool {
+    for rule in rules.iter().rev() {
+        match rule.matched(path, is_dir) {
+            Match::Ignore(_) => return true,
+            Match::Whitelist(_) => return false,
+            Match::None => {}
+        }
+    }
+    false
+}
+
+/// The rules of `dir/.gitignore`, without those that ignore every entry of a directory.
+fn read_gitignore(dir: &Path) -> Result<Option<Gitignore>> {
+    let file = dir.join(".gitignore");
+    let Ok(text) = fs::read_to_string(&file) else {
+        return Ok(None);
+    };
+    let mut builder = GitignoreBuilder::new(dir);
+    for line in text.lines() {
+        let pattern = line.trim();
+        if matches!(pattern, "/*" | "*" | "/**" | "**") {
+            continue;
+        }
+        // A line the matcher cannot read is passed over, as git passes over it.
+        let _ = builder.add_line(Some(file.clone()), line);
+    }
+    Ok(Some(builder.build().with_context(|| {
+        format!("reading the rules of {}", file.display())
+    })?))
+}
+
+/// Copies `from` to `to` unless `to` already has its size and mtime; gives `to` the mtime of
+/// `from`. Returns whether it copied.
+fn copy_if_changed(from: &Path, to: &Path) -> Result<bool> {
+    let source = fs::metadata(from).with_context(|| format!("reading {}", from.display()))?;
+    if let Ok(mirrored) = fs::symlink_metadata(to) {
+        if mirrored.is_file()
+            && mirrored.len() == source.len()
+            && (mirrored.mtime(), mirrored.mtime_nsec()) == (source.mtime(), source.mtime_nsec())
+        {
+            return Ok(false);
+        }
+        remove_any(to)?;
+    }
+    // std's copy uses copy_file_range, which shares the extents where the filesystem can.
+    fs::copy(from, to)
+        .with_context(|| format!("copying {} to {}", from.display(), to.display()))?;
+    let modified = source.modified()?;
+    File::options()
+        .write(true)
+        .open(to)
+        .and_then(|f| f.set_modified(modified))
+        .with_context(|| format!("setting the mtime of {}", to.display()))?;
+    Ok(true)
+}
+
+/// Removes whatever is at `path`, if anything.
+fn remove_any(path: &Path) -> Result<()> {
+    match fs::symlink_metadata(path) {
+        Err(_) => Ok(()),
+        Ok(m) if m.is_dir() => {
+            fs::remove_dir_all(path).with_context(|| format!("removing {}", path.display()))
+        }
+        Ok(_) => fs::remove_file(path).with_context(|| format!("removing {}", path.display())),
+    }
+}
+
+/// Removes what is under `mirror/rel` but not in `keep`; returns how many entries went.
+fn prune(mirror: &Path, rel: &Path, keep: &HashSet<PathBuf>) -> Result<usize> {
+    let mut removed = 0;
+    for entry in fs::read_dir(mirror.join(rel))? {
+        let entry = entry?;
+        let child = rel.join(entry.file_name());
+        if !keep.contains(&child) {
+            remove_any(&entry.path())?;
+            removed += 1;
+        } else if entry.file_type()?.is_dir() {
+            removed += prune(mirror, &child, keep)?;
+        }
+    }
+    Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(path: &Path, text: &str) {
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, text).unwrap();
+    }
+
+    fn files(dir: &Path) -> Vec<String> {
+        let mut found = Vec::new();
+        let mut rules = Vec::new();
+        let mut all = |rel: &Path, _: Kind| {
+            found.push(rel.display().to_string());
+            Ok(())
+        };
+        // The tree's `.*` rule leaves its .gitignore files out of the mirror, so the same walk
+        // lists all of the mirror.
+        walk(dir, Path::new(""), &mut rules, &mut all).unwrap();
+        found
+    }
+
+    #[test]
+    fn a_tree_built_in_place_mirrors_as_its_sources_and_edits_follow() {
+        let work = tempfile::tempdir().unwrap();
+        let (tree, mirror) = (work.path().join("linux"), work.path().join("mirror"));
+        // Debian's top-level rules: the kernel's, then `/*` and `!/debian/`.
+        write(
+            &tree.join(".gitignore"),
+            ".*\n*.o\n/vmlinux\n/include/config/\n/*\n!/debian/\n",
+        );
+        write(&tree.join("fs/btrfs/.gitignore"), "generated.h\n");
+        write(&tree.join("Makefile"), "all:\n");
+        write(&tree.join("fs/btrfs/send.c"), "int send;\n");
+        write(&tree.join("debian/rules"), "rules\n");
+        // What `make` in place leaves.
+        write(&tree.join(".config"), "CONFIG_BTRFS_FS=y\n");
+        write(&tree.join("include/config/auto.conf"), "x\n");
+        write(&tree.join("fs/btrfs/send.o"), "ELF\n");
+        write(&tree.join("fs/btrfs/generated.h"), "x\n");
+        write(&tree.join("vmlinux"), "ELF\n");
+        std::os::unix::fs::symlink("send.c", tree.join("fs/btrfs/link.c")).unwrap();
+
+        let first = sync(&tree, &mirror).unwrap();
+        assert_eq!((first.files, first.copied, first.removed), (3, 4, 0));
+        assert_eq!(
+            files(&mirror),
+            [
+                "Makefile",
+                "debian",
+                "debian/rules",
+                "fs",
+                "fs/btrfs",
+                "fs/btrfs/link.c",
+                "fs/btrfs/send.c",
+                "include"
+            ]
+        );
+        assert!(!mirror.join(".config").exists() && !mirror.join(".gitignore").exists());
+        let mtime = |p: &Path| fs::metadata(p).unwrap().modified().unwrap();
+        assert_eq!(
+            mtime(&mirror.join("fs/btrfs/send.c")),
+            mtime(&tree.join("fs/btrfs/send.c"))
+        );
+
+        let again = sync(&tree, &mirror).unwrap();
+        assert_eq!(again.copied, 0, "nothing changed, nothing copied");
+
+        write(&tree.join("fs/btrfs/send.c"), "int send = 1;\n");
+        fs::remove_file(tree.join("debian/rules")).unwrap();
+        let edited = sync(&tree, &mirror).unwrap();
+        assert_eq!((edited.copied, edited.removed), (1, 1));
+        assert_eq!(
+            fs::read_to_string(mirror.join("fs/btrfs/send.c")).unwrap(),
+            "int send = 1;\n"
+        );
+        assert!(!mirror.join("debian/rules").exists());
+        assert_eq!(
+            fs::read_to_string(tree.join(".config")).unwrap(),
+            "CONFIG_BTRFS_FS=y\n",
+            "the tree is only read"
+        );
+    }
+}
