@@ -10,10 +10,17 @@ use crate::envelope;
 use crate::outcome::Outcome;
 use crate::scratch::Devices;
 
+/// What a run was: the kernel, the btrfs-progs, the backend and its acceleration, the seed,
+/// as (name, value) pairs in the order reports show them.
+pub type Properties = Vec<(&'static str, String)>;
+
 /// A way to run one case.
 pub trait Backend: Sync {
     /// Where cases run, to keep case times apart: `loop`, or `vm-<kernel release>`.
     fn place(&self) -> String;
+
+    /// What reports say of it: `backend`, `kernel` (the release cases run on), `accel`.
+    fn properties(&self) -> Properties;
 
     /// Cases to run at once on `cores` cores unless `--jobs` says otherwise.
     fn default_jobs(&self, cores: usize) -> usize;
@@ -29,6 +36,15 @@ pub struct Loop;
 impl Backend for Loop {
     fn place(&self) -> String {
         "loop".into()
+    }
+
+    fn properties(&self) -> Properties {
+        let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+        vec![
+            ("backend", "loop".into()),
+            ("kernel", kernel.trim().to_string()),
+            ("accel", "none (the running kernel)".into()),
+        ]
     }
 
     fn default_jobs(&self, cores: usize) -> usize {

@@ -16,7 +16,7 @@ use crate::exec::CommandLog;
 use crate::finding::Detected;
 use crate::interrupt;
 use crate::manifest::Ignore;
-use crate::outcome::{Outcome, HUNG};
+use crate::outcome::{Outcome, HUNG, TIMED_OUT};
 use crate::scratch::Devices;
 
 /// How long after its time limit a case that has not returned is given up on. Its commands are
@@ -156,7 +156,7 @@ fn run_in(
     match steps {
         Ok(Ok(())) => {}
         Ok(Err(e)) if over_time.is_some() => findings.push(format!(
-            "timed out: the case passed its time limit of {}s: {e:#}",
+            "{TIMED_OUT} the case passed its time limit of {}s: {e:#}",
             over_time.unwrap_or_default().as_secs()
         )),
         Ok(Err(e)) if is_no_space(&e) => errors.push(format!(

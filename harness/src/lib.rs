@@ -20,6 +20,7 @@ pub mod interrupt;
 pub mod loopdev;
 pub mod manifest;
 pub mod mount;
+pub mod mutate;
 pub mod outcome;
 pub mod preflight;
 pub mod progress;

@@ -5,6 +5,8 @@ use std::time::Duration;
 
 /// How the reason of a case that did not return after its time limit starts.
 pub const HUNG: &str = "hung:";
+/// How the reason of a case killed at its time limit starts.
+pub const TIMED_OUT: &str = "timed out:";
 
 /// The outcome of one case.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,6 +55,11 @@ impl Outcome {
     /// A case that did not return after its time limit (its scratch filesystems stay).
     pub fn is_hang(&self) -> bool {
         self.reason().is_some_and(|why| why.starts_with(HUNG))
+    }
+
+    /// A case that ran past its time limit, whether it returned (timed out) or not (hung).
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, Outcome::Failed(why) if why.starts_with(TIMED_OUT) || why.starts_with(HUNG))
     }
 
     pub fn reason(&self) -> Option<&str> {

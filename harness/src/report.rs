@@ -1,12 +1,19 @@
 //! What the user and CI systems read: one line per case as it ends, a one-screen summary, JUnit
-//! XML, JSON, and the exit code. Reporters only read results; they never drive the runner.
+//! XML, JSON, KTAP, and the exit code. Reporters only read results; they never drive the runner.
+
+mod json;
+mod junit;
+mod ktap;
+
+pub use json::json;
+pub use junit::junit;
+pub use ktap::{checker as ktap_checker, ktap};
+
+pub use crate::backend::Properties;
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
-
-use anyhow::{Context, Result};
-use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
 
 use crate::exec::tail_lines;
 use crate::outcome::{CaseResult, Outcome};
@@ -65,7 +72,7 @@ pub fn headlines(result: &CaseResult) -> Vec<String> {
 }
 
 /// The case's headlines as written; empty when it has none.
-fn headline_text(result: &CaseResult) -> String {
+pub(crate) fn headline_text(result: &CaseResult) -> String {
     std::fs::read_to_string(result.dir.join(crate::context::HEADLINES)).unwrap_or_default()
 }
 
@@ -143,7 +150,7 @@ pub fn summary(results: &[CaseResult], previous: &Times, run_dir: &Path) -> Stri
 }
 
 /// `name`, or `name#k` for iteration k > 1.
-fn case_label(result: &CaseResult) -> String {
+pub(crate) fn case_label(result: &CaseResult) -> String {
     if result.iteration > 1 {
         format!("{}#{}", result.name, result.iteration)
     } else {
@@ -168,63 +175,12 @@ pub fn exit_code(results: &[CaseResult]) -> u8 {
     }
 }
 
-/// JUnit XML: one test suite, one test case per case and iteration. A failed case carries its
-/// reason, the end of its command log and its kernel log slice; an environment error is a
-/// JUnit error; a case not run is skipped with its reason.
-pub fn junit(results: &[CaseResult], run_dir: &Path) -> Result<String> {
-    let mut suite = TestSuite::new("sendtest");
-    let mut total = Duration::ZERO;
-    for result in results {
-        total += result.elapsed;
-        let status = match &result.outcome {
-            Outcome::Passed => TestCaseStatus::success(),
-            Outcome::NotRun(why) => {
-                let mut status = TestCaseStatus::skipped();
-                status.set_message(why.as_str());
-                status
-            }
-            Outcome::Failed(why) | Outcome::Error(why) => {
-                let kind = if matches!(result.outcome, Outcome::Failed(_)) {
-                    NonSuccessKind::Failure
-                } else {
-                    NonSuccessKind::Error
-                };
-                let mut status = TestCaseStatus::non_success(kind);
-                status.set_message(first_line(why));
-                status.set_description(why.as_str());
-                status
-            }
-        };
-        let mut case = TestCase::new(case_label(result), status);
-        case.set_classname("sendtest").set_time(result.elapsed);
-        let shown = headline_text(result);
-        if result.outcome != Outcome::Passed {
-            let log_tail = file_tail(&result.dir, &["commands.log", "host-commands.log"]);
-            let kernel_tail = file_tail(&result.dir, &["dmesg", "console.log"]);
-            case.set_system_out(format!(
-                "results: {}\n{shown}{log_tail}",
-                result.dir.display()
-            ));
-            case.set_system_err(kernel_tail);
-        } else if !shown.is_empty() {
-            case.set_system_out(shown);
-        }
-        suite.add_test_case(case);
-    }
-    suite.set_time(total);
-    let mut report = Report::new("sendtest");
-    report.set_time(total).add_test_suite(suite);
-    let mut xml = report.to_string().context("writing JUnit XML")?;
-    xml.push_str(&format!("<!-- results: {} -->\n", run_dir.display()));
-    Ok(xml)
-}
-
-fn first_line(text: &str) -> &str {
+pub(crate) fn first_line(text: &str) -> &str {
     text.lines().next().unwrap_or("")
 }
 
 /// The last lines of the first of `names` that exists in `dir`, with its name.
-fn file_tail(dir: &Path, names: &[&str]) -> String {
+pub(crate) fn file_tail(dir: &Path, names: &[&str]) -> String {
     for name in names {
         if let Ok(text) = std::fs::read_to_string(dir.join(name)) {
             let tail = tail_lines(&text, LOG_TAIL_LINES).join("\n");
@@ -234,45 +190,8 @@ fn file_tail(dir: &Path, names: &[&str]) -> String {
     String::new()
 }
 
-/// A JSON document for machines: the run, its exit code, and every case result.
-pub fn json(results: &[CaseResult], previous: &Times, run_dir: &Path) -> String {
-    let cases: Vec<String> = results
-        .iter()
-        .map(|r| {
-            let previous = previous
-                .get(&r.name)
-                .map_or("null".to_string(), |t| format!("{:.3}", t.as_secs_f64()));
-            format!(
-                "{{\"name\":{},\"iteration\":{},\"outcome\":{},\"reason\":{},\"seconds\":{:.3},\"previous_seconds\":{previous},\"results\":{},\"headlines\":[{}]}}",
-                json_string(&r.name),
-                r.iteration,
-                json_string(match r.outcome {
-                    Outcome::Passed => "passed",
-                    Outcome::Failed(_) => "failed",
-                    Outcome::Error(_) => "error",
-                    Outcome::NotRun(_) => "not_run",
-                }),
-                r.outcome.reason().map_or("null".to_string(), json_string),
-                r.elapsed.as_secs_f64(),
-                json_string(&r.dir.to_string_lossy()),
-                headline_text(r)
-                    .lines()
-                    .map(json_string)
-                    .collect::<Vec<_>>()
-                    .join(","),
-            )
-        })
-        .collect();
-    format!(
-        "{{\"results\":{},\"exit_code\":{},\"cases\":[{}]}}\n",
-        json_string(&run_dir.to_string_lossy()),
-        exit_code(results),
-        cases.join(",")
-    )
-}
-
 /// `text` as a JSON string literal.
-fn json_string(text: &str) -> String {
+pub(crate) fn json_string(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 2);
     out.push('"');
     for c in text.chars() {
@@ -354,55 +273,6 @@ mod tests {
         assert!(
             text.lines().any(|l| l == "1 passed, 1 failed, 1 skipped"),
             "{text}"
-        );
-    }
-
-    #[test]
-    fn junit_parses_back_with_one_entry_per_result() {
-        let xml = junit(
-            &[
-                result(Outcome::Passed),
-                CaseResult {
-                    name: "bad <case>".into(),
-                    ..result(Outcome::Failed("wrong data & more\nsecond line".into()))
-                },
-                CaseResult {
-                    name: "skipped".into(),
-                    ..result(Outcome::NotRun("no qemu".into()))
-                },
-            ],
-            "r".as_ref(),
-        )
-        .unwrap();
-        let doc = roxmltree::Document::parse(&xml).unwrap();
-        let cases: Vec<_> = doc
-            .descendants()
-            .filter(|n| n.has_tag_name("testcase"))
-            .collect();
-        assert_eq!(cases.len(), 3);
-        let failure = cases[1]
-            .children()
-            .find(|n| n.has_tag_name("failure"))
-            .expect("a failure element");
-        assert_eq!(cases[1].attribute("name"), Some("bad <case>"));
-        assert_eq!(failure.attribute("message"), Some("wrong data & more"));
-        assert!(cases[2].children().any(|n| n.has_tag_name("skipped")));
-    }
-
-    #[test]
-    fn json_parses_back() {
-        let text = json(
-            &[result(Outcome::Failed("a \"quoted\"\nreason\u{1}".into()))],
-            &Times::default(),
-            "r".as_ref(),
-        );
-        let value: serde_json::Value = serde_json::from_str(&text).unwrap();
-        assert_eq!(value["exit_code"], 1);
-        assert_eq!(value["cases"][0]["outcome"], "failed");
-        assert_eq!(value["cases"][0]["reason"], "a \"quoted\"\nreason\u{1}");
-        assert_eq!(
-            value["cases"][0]["previous_seconds"],
-            serde_json::Value::Null
         );
     }
 }

@@ -293,6 +293,10 @@ mod tests {
             "scripted".into()
         }
 
+        fn properties(&self) -> crate::backend::Properties {
+            Vec::new()
+        }
+
         fn default_jobs(&self, _: usize) -> usize {
             1
         }

@@ -21,7 +21,7 @@ use crate::case::Case;
 use crate::context::CaseOptions;
 use crate::dmesg;
 use crate::exec::{self, CommandLog, Failure};
-use crate::outcome::Outcome;
+use crate::outcome::{Outcome, TIMED_OUT};
 use crate::preflight::find_in_path;
 pub use kernel::Kernel;
 pub use qemu::Accel;
@@ -190,7 +190,7 @@ impl Vm {
             Ok(_) => {}
             Err(e) if matches!(e.failure, Failure::TimedOut(_)) => {
                 return Ok(Outcome::Failed(format!(
-                    "the guest did not finish within {}s (hung?); console.log ends: {}",
+                    "{TIMED_OUT} the guest did not finish within {}s (hung?); console.log ends: {}",
                     timeout.as_secs(),
                     console_tail()
                 )));
@@ -256,6 +256,15 @@ impl Vm {
 impl Backend for Vm {
     fn place(&self) -> String {
         format!("vm-{}", self.kernel.release)
+    }
+
+    fn properties(&self) -> crate::backend::Properties {
+        vec![
+            ("backend", "vm".into()),
+            ("kernel", self.kernel.release.clone()),
+            ("kernel_image", self.kernel.image.display().to_string()),
+            ("accel", self.accel.to_string()),
+        ]
     }
 
     /// One guest per two cores: each has two virtual CPUs.

@@ -14,6 +14,7 @@ use sendtest::workdir;
 
 /// Where results go.
 #[derive(clap::Args)]
+#[command(next_help_heading = "Reports")]
 pub struct ResultsArgs {
     /// Where results go: a directory per run (for validate: `with-fix/run-<i>/` and
     /// `without-fix/run-<i>/` inside), one per case in it.
@@ -23,6 +24,7 @@ pub struct ResultsArgs {
 
 /// What every case of a run is told.
 #[derive(clap::Args)]
+#[command(next_help_heading = "Case options")]
 pub struct CaseArgs {
     /// Seconds that cases which repeat rounds (races) go on for; each has a default. Random
     /// cases soak: new seeds until the time is up, failing only on bugs that are not known.
@@ -71,6 +73,7 @@ impl CaseArgs {
 /// The kernel configuration a build from a tree gets beyond tinyconfig and
 /// `vm-images/kernel.config`, applied in this order.
 #[derive(clap::Args)]
+#[command(next_help_heading = "Kernel builds (--kernel-tree)")]
 pub struct KernelConfigArgs {
     /// Kernel builds: also apply this config fragment (repeatable; `CONFIG_X=y` lines).
     #[arg(long = "config", value_name = "FRAGMENT")]
@@ -109,6 +112,7 @@ impl KernelConfigArgs {
 }
 
 #[derive(clap::Args)]
+#[command(next_help_heading = "btrfs-progs")]
 pub struct ProgsArgs {
     /// Build btrfs and mkfs.btrfs from this btrfs-progs tree and use them instead of the
     /// installed ones, on either backend.
@@ -133,6 +137,7 @@ impl ProgsArgs {
 }
 
 #[derive(clap::Args)]
+#[command(next_help_heading = "Guests (--backend vm)")]
 pub struct VmArgs {
     /// The bzImage to boot (implies --backend vm; default: the newest kernel in /boot with
     /// its modules).
@@ -153,17 +158,7 @@ impl VmArgs {
     /// The VM backend booting `built` (a kernel built from a tree), or else `--kernel`, or else
     /// the packaged kernel.
     pub fn prepare(&self, built: Option<&Path>) -> Result<Vm> {
-        let options = VmOptions {
-            kernel: built.map(Path::to_path_buf).or_else(|| self.kernel.clone()),
-            memory_mib: self.memory,
-            accel: match self.accel {
-                Accel::Auto => AccelChoice::Auto,
-                Accel::Kvm => AccelChoice::Kvm,
-                Accel::Tcg => AccelChoice::Tcg,
-            },
-            kernel_args: self.kernel_args.clone(),
-            ..VmOptions::default()
-        };
+        let options = self.options(built);
         let init = std::env::current_exe()
             .context("finding the sendtest binary to use as the guest's init")?;
         let vm = Vm::prepare(options, &init)?;
@@ -175,6 +170,21 @@ impl VmArgs {
             vm.initramfs.display()
         ));
         Ok(vm)
+    }
+
+    /// How guests are set up: booting `built`, or else `--kernel`, or else the packaged kernel.
+    pub fn options(&self, built: Option<&Path>) -> VmOptions {
+        VmOptions {
+            kernel: built.map(Path::to_path_buf).or_else(|| self.kernel.clone()),
+            memory_mib: self.memory,
+            accel: match self.accel {
+                Accel::Auto => AccelChoice::Auto,
+                Accel::Kvm => AccelChoice::Kvm,
+                Accel::Tcg => AccelChoice::Tcg,
+            },
+            kernel_args: self.kernel_args.clone(),
+            ..VmOptions::default()
+        }
     }
 }
 
@@ -224,6 +234,27 @@ pub fn at_least_one(text: &str) -> Result<u64, String> {
         Ok(0) => Err("must be at least 1".into()),
         Ok(n) => Ok(n),
         Err(_) => Err(format!("`{text}` is not a whole number")),
+    }
+}
+
+/// Writes `text` to stdout. Once a reader has gone (`sendtest manifest TREE | head`), the
+/// rest is dropped quietly and the command goes on to its end and its exit code.
+pub fn out(text: &str) {
+    use std::io::Write;
+    static GONE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if GONE.load(std::sync::atomic::Ordering::Relaxed) {
+        return;
+    }
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            GONE.store(true, std::sync::atomic::Ordering::Relaxed);
+        } else {
+            eprintln!("sendtest: writing to stdout: {e}");
+        }
     }
 }
 

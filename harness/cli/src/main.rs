@@ -11,18 +11,19 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use sendtest::build::kernel::Revert;
 use sendtest::build::TreeDoesNotBuild;
-use sendtest::manifest::{self, Ignore, Manifest};
-use sendtest::report::{self, EXIT_ERROR, EXIT_FAILED, EXIT_PASSED};
+use sendtest::report::{self, EXIT_ERROR, EXIT_PASSED};
 use sendtest::{interrupt, results, validate, vm};
 
-use args::{say, sweep_dead_runs, CaseArgs, KernelConfigArgs, ProgsArgs, ResultsArgs, VmArgs};
+use args::{out, say, sweep_dead_runs, CaseArgs, KernelConfigArgs, ProgsArgs, ResultsArgs, VmArgs};
 
 /// `git bisect run`'s "cannot test this commit".
 const EXIT_UNTESTABLE: u8 = 125;
 
 mod args;
 mod bench;
+mod mutate;
 mod run;
+mod show;
 
 #[derive(Parser)]
 #[command(
@@ -37,8 +38,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Print one case per line: name, groups, summary.
-    List,
+    /// Print one case per line: name, groups, what it needs, summary.
+    List(show::ListArgs),
     /// Run cases (the `auto` group unless filters are given).
     Run(run::RunArgs),
     /// Boot a guest with scratch disks and btrfs-progs, and give its shell to this terminal
@@ -51,19 +52,11 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Show that a case fails on a kernel tree with its fix reverted and passes with it.
     Validate(ValidateArgs),
+    /// Measure which faults in send (a kernel tree) or receive (a btrfs-progs tree) the suite
+    /// catches: mutation testing. Exit 1 if any mutant was missed.
+    Mutate(Box<mutate::MutateArgs>),
     /// Print the manifest of a tree, or compare two trees or saved manifests.
-    Manifest {
-        /// A directory to take the manifest of.
-        #[arg(required_unless_present = "compare")]
-        path: Option<PathBuf>,
-        /// Compare SOURCE with RECEIVED (directories or saved manifests); exit 1 if they differ.
-        #[arg(long, num_args = 2, value_names = ["SOURCE", "RECEIVED"], conflicts_with = "path")]
-        compare: Option<Vec<PathBuf>>,
-        /// Fields to leave out of the comparison (repeatable): ctime, atime, xattr, xattr.user.foo…;
-        /// PATH:FIELD leaves one out at one path only (.:mtime, the root's mtime).
-        #[arg(long, value_name = "FIELD")]
-        ignore: Vec<String>,
-    },
+    Manifest(show::ManifestArgs),
 }
 
 #[derive(clap::Args)]
@@ -77,6 +70,24 @@ struct ShellArgs {
     progs: ProgsArgs,
     #[command(flatten)]
     vm: VmArgs,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_usage_error_keeps_the_names_of_the_missing_arguments() {
+        let text = "error: the following required arguments were not provided:\n  <PATH>\n\nUsage: sendtest manifest <PATH>\n\nFor more information, try '--help'.\n";
+        assert_eq!(
+            one_line_usage_error(text),
+            "the following required arguments were not provided: <PATH>"
+        );
+        assert_eq!(
+            one_line_usage_error("error: unexpected argument '--bogus' found\n\nUsage: x\n"),
+            "unexpected argument '--bogus' found"
+        );
+    }
 }
 
 #[derive(clap::Args)]
@@ -114,17 +125,14 @@ fn main() -> ExitCode {
         Err(e) => return usage_error(e),
     };
     let code = match cli.command {
-        Command::List => list(),
+        Command::List(args) => show::list(&args),
         Command::Clean => clean(),
         Command::Shell(args) => shell(&args),
         Command::Run(args) => run::run(&args),
         Command::Bench(args) => bench::bench(&args),
         Command::Validate(args) => validate_case(&args),
-        Command::Manifest {
-            path,
-            compare,
-            ignore,
-        } => manifest_command(path, compare, &ignore),
+        Command::Mutate(args) => mutate::mutate(&args),
+        Command::Manifest(args) => show::manifest(&args),
     };
     ExitCode::from(code.unwrap_or_else(|e| {
         eprintln!("sendtest: {e:#}");
@@ -152,27 +160,31 @@ fn usage_error(error: clap::Error) -> ExitCode {
             EXIT_PASSED
         });
     }
-    let text = error.render().to_string();
-    let first = text
-        .lines()
-        .next()
-        .unwrap_or("bad usage")
-        .trim_start_matches("error: ");
-    eprintln!("sendtest: {first} (`sendtest --help` shows the usage)");
+    eprintln!(
+        "sendtest: {} (`sendtest --help` shows the usage)",
+        one_line_usage_error(&error.render().to_string())
+    );
     ExitCode::from(EXIT_ERROR)
 }
 
-fn list() -> Result<u8> {
-    let width = cases::ALL.iter().map(|c| c.name.len()).max().unwrap_or(0);
-    for case in cases::ALL {
-        println!(
-            "{:<width$}  {}  {}",
-            case.name,
-            case.groups.join(","),
-            case.summary
-        );
+/// clap's message on one line: its first line, with what it lists below it (the arguments
+/// that were not provided, say), and without the usage and help hints that follow.
+fn one_line_usage_error(text: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() {
+            if !parts.is_empty() {
+                break;
+            }
+            continue;
+        }
+        parts.push(line.trim_start_matches("error: "));
     }
-    Ok(EXIT_PASSED)
+    if parts.is_empty() {
+        return "bad usage".into();
+    }
+    parts.join(" ")
 }
 
 fn shell(args: &ShellArgs) -> Result<u8> {
@@ -238,38 +250,17 @@ fn validate_case(args: &ValidateArgs) -> Result<u8> {
         &args.options.options(),
         &run_dir,
         &|label, run, result| {
-            println!("{label} run {run}: {}", report::case_line(result));
+            out(&format!(
+                "{label} run {run}: {}\n",
+                report::case_line(result)
+            ));
         },
     );
-    print!("{}", validation.table());
-    println!("results: {}", run_dir.display());
+    out(&validation.table());
+    out(&format!("results: {}\n", run_dir.display()));
     if interrupt::requested() {
         say("interrupted; guests released");
         return Ok(EXIT_ERROR);
     }
     Ok(validation.exit_code(args.min_detection))
-}
-
-fn manifest_command(
-    path: Option<PathBuf>,
-    compare: Option<Vec<PathBuf>>,
-    ignore: &[String],
-) -> Result<u8> {
-    let ignore = Ignore::new(ignore)?;
-    if let Some(pair) = compare {
-        let (source, received) = (Manifest::load(&pair[0])?, Manifest::load(&pair[1])?);
-        let differences = manifest::compare(&source, &received, &ignore);
-        for difference in &differences {
-            println!("{difference}");
-        }
-        if differences.is_empty() {
-            say(&format!("no differences in {} paths", source.entries.len()));
-            return Ok(EXIT_PASSED);
-        }
-        say(&format!("{} difference(s)", differences.len()));
-        return Ok(EXIT_FAILED);
-    }
-    let path = path.expect("clap requires a path without --compare");
-    print!("{}", Manifest::load(&path)?.to_text());
-    Ok(EXIT_PASSED)
 }

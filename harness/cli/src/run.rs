@@ -13,50 +13,72 @@ use sendtest::runner::{self, Event, Plan};
 use sendtest::{interrupt, preflight};
 
 use crate::args::{
-    at_least_one, say, sweep_dead_runs, BackendChoice, CaseArgs, KernelConfigArgs, ProgsArgs,
+    at_least_one, out, say, sweep_dead_runs, BackendChoice, CaseArgs, KernelConfigArgs, ProgsArgs,
     ResultsArgs, VmArgs,
 };
 
 #[derive(clap::Args)]
 pub struct RunArgs {
     /// Run the cases whose name contains any of these.
+    #[arg(help_heading = "Selection")]
     filters: Vec<String>,
     /// Run the cases in this group (repeatable): auto, quick, send, race, stress, delalloc…
-    #[arg(short = 'g', long = "group", value_name = "GROUP")]
+    #[arg(
+        help_heading = "Selection",
+        short = 'g',
+        long = "group",
+        value_name = "GROUP"
+    )]
     groups: Vec<String>,
     /// Leave out the cases in this group (repeatable).
-    #[arg(short = 'x', long = "exclude-group", value_name = "GROUP")]
+    #[arg(
+        help_heading = "Selection",
+        short = 'x',
+        long = "exclude-group",
+        value_name = "GROUP"
+    )]
     exclude_groups: Vec<String>,
     /// Leave out the cases named in this file: one per line, `#` starts a comment.
-    #[arg(long, value_name = "FILE")]
+    #[arg(help_heading = "Selection", short = 'E', long, value_name = "FILE")]
     exclude_file: Option<PathBuf>,
+    /// Print what would run (the cases in order, the backend, the options) and stop.
+    #[arg(help_heading = "Selection", short = 'n', long)]
+    dry_run: bool,
     /// Where cases run: loop devices on this kernel (as root), or a qemu guest per case.
-    #[arg(long, value_enum, default_value_t = BackendChoice::Loop)]
+    #[arg(help_heading = "Where cases run", long, value_enum, default_value_t = BackendChoice::Loop)]
     backend: BackendChoice,
     /// Build this kernel tree and run the cases in guests booting it (implies --backend vm).
-    #[arg(long, value_name = "PATH", conflicts_with = "kernel")]
+    #[arg(
+        help_heading = "Where cases run",
+        long,
+        value_name = "PATH",
+        conflicts_with = "kernel"
+    )]
     kernel_tree: Option<PathBuf>,
     /// Cases run at once (default: one per core; with --backend vm, one per two cores).
-    #[arg(short, long, value_parser = at_least_one)]
+    #[arg(help_heading = "Where cases run", short, long, value_parser = at_least_one)]
     jobs: Option<u64>,
     /// Run the selection N times.
-    #[arg(short = 'i', long, value_name = "N", value_parser = at_least_one, conflicts_with = "until_failure")]
+    #[arg(help_heading = "Repetition", short = 'i', long, value_name = "N", value_parser = at_least_one, conflicts_with = "until_failure")]
     iterations: Option<u64>,
     /// Run the selection up to N times, stopping after the first iteration with a failure.
-    #[arg(short = 'I', long, value_name = "N", value_parser = at_least_one)]
+    #[arg(help_heading = "Repetition", short = 'I', long, value_name = "N", value_parser = at_least_one)]
     until_failure: Option<u64>,
     /// Rerun each failed case N times afterwards and print its pass rate.
-    #[arg(short = 'L', long, value_name = "N", value_parser = at_least_one)]
+    #[arg(help_heading = "Repetition", short = 'L', long, value_name = "N", value_parser = at_least_one)]
     rerun_failures: Option<u64>,
     /// Also write the results as JUnit XML to FILE.
-    #[arg(long, value_name = "FILE")]
+    #[arg(help_heading = "Reports", long, value_name = "FILE")]
     junit: Option<PathBuf>,
+    /// Also write the results as KTAP (the kselftest format) to FILE.
+    #[arg(help_heading = "Reports", long, value_name = "FILE")]
+    ktap: Option<PathBuf>,
     /// Print the results as one JSON document on stdout (the human lines go to stderr).
-    #[arg(long)]
+    #[arg(help_heading = "Reports", long)]
     json: bool,
     /// Count a case that was not run (a missing requirement) as a failure; also set by
     /// SENDTEST_REQUIRE_ALL=1.
-    #[arg(long)]
+    #[arg(help_heading = "Reports", long)]
     require_all: bool,
     #[command(flatten)]
     output: ResultsArgs,
@@ -74,6 +96,10 @@ pub fn run(args: &RunArgs) -> Result<u8> {
     let mut cases = runner::select(cases::ALL, &selection(args)?).map_err(anyhow::Error::msg)?;
     if cases.is_empty() {
         anyhow::bail!("the filters and exclusions leave no case to run");
+    }
+    if args.dry_run {
+        out(&dry_run(args, &cases));
+        return Ok(report::EXIT_PASSED);
     }
     sweep_dead_runs();
     args.progs.apply()?;
@@ -139,17 +165,22 @@ pub fn run(args: &RunArgs) -> Result<u8> {
     if let Err(e) = times.save(root) {
         say(&format!("could not keep case times: {e:#}"));
     }
+    let properties = run_properties(backend.as_ref(), &plan);
     let summary = report::summary(&all, &previous, &run_dir);
     if args.json {
         eprint!("{summary}");
-        print!("{}", report::json(&all, &previous, &run_dir));
+        out(&report::json(&all, &properties, &previous, &run_dir));
     } else {
-        print!("{summary}");
+        out(&summary);
     }
     if let Some(path) = &args.junit {
-        let xml = report::junit(&all, &run_dir)?;
+        let xml = report::junit(&all, &properties, &run_dir)?;
         std::fs::write(path, xml)
             .with_context(|| format!("cannot write JUnit to {}", path.display()))?;
+    }
+    if let Some(path) = &args.ktap {
+        std::fs::write(path, report::ktap(&all, &properties))
+            .with_context(|| format!("cannot write KTAP to {}", path.display()))?;
     }
     if all.iter().any(|r| r.outcome.is_hang()) {
         say("a hung case still holds its scratch filesystems; the next `sendtest run` releases them");
@@ -159,6 +190,50 @@ pub fn run(args: &RunArgs) -> Result<u8> {
         return Ok(EXIT_ERROR);
     }
     Ok(report::exit_code(&all))
+}
+
+/// What the reports say the run was: the backend's kernel and acceleration, the btrfs-progs
+/// that ran, and the seed given.
+fn run_properties(backend: &dyn Backend, plan: &Plan<'_>) -> report::Properties {
+    let mut properties = backend.properties();
+    let progs = std::process::Command::new("btrfs")
+        .arg("--version")
+        .output()
+        .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_string())
+        .unwrap_or_default();
+    properties.push(("btrfs_progs", progs));
+    if let Some(seed) = plan.options.random.seed {
+        properties.push(("seed", seed.to_string()));
+    }
+    properties.push(("sendtest", env!("CARGO_PKG_VERSION").to_string()));
+    properties
+}
+
+/// What `--dry-run` prints: the cases, where they would run, and how often.
+fn dry_run(args: &RunArgs, cases: &[&sendtest::case::Case]) -> String {
+    let place = if let Some(tree) = &args.kernel_tree {
+        format!("guests booting a kernel built from {}", tree.display())
+    } else if let Some(kernel) = &args.vm.kernel {
+        format!("guests booting {}", kernel.display())
+    } else if args.backend == BackendChoice::Vm {
+        "guests booting the packaged kernel".to_string()
+    } else {
+        "loop devices on the running kernel".to_string()
+    };
+    let times = args.iterations.or(args.until_failure).unwrap_or(1);
+    let mut text = format!(
+        "would run {} case(s) on {place}, {times} time(s){}:\n",
+        cases.len(),
+        if args.until_failure.is_some() {
+            ", stopping after the first iteration with a failure"
+        } else {
+            ""
+        }
+    );
+    for case in cases {
+        text.push_str(&format!("  {}  ({})\n", case.name, case.groups.join(",")));
+    }
+    text
 }
 
 /// The selection the filters, groups and exclusions name.

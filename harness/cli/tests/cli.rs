@@ -356,12 +356,13 @@ fn a_host_that_cannot_build_kernels_is_exit_2_naming_the_packages() {
 }
 
 #[test]
-fn junit_and_json_parse_back_with_the_headlines() {
-    if !sendtest::preflight::loopback_or_skip("junit_and_json_parse_back") {
+fn junit_json_and_ktap_parse_back_with_the_headlines_and_properties() {
+    if !sendtest::preflight::loopback_or_skip("junit_json_and_ktap_parse_back") {
         return;
     }
     let results = tempfile::tempdir().unwrap();
     let junit = results.path().join("out.xml");
+    let ktap = results.path().join("out.ktap");
     // The quick group, and the random case, which has headlines to show.
     let out = sendtest(&[
         "run",
@@ -378,6 +379,8 @@ fn junit_and_json_parse_back_with_the_headlines() {
         results.path().to_str().unwrap(),
         "--junit",
         junit.to_str().unwrap(),
+        "--ktap",
+        ktap.to_str().unwrap(),
         "--json",
     ]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
@@ -407,9 +410,42 @@ fn junit_and_json_parse_back_with_the_headlines() {
         .and_then(|n| n.text())
         .unwrap_or_default();
     assert!(system_out.starts_with(counts), "{xml}");
+    let property = |name: &str| {
+        doc.descendants()
+            .find(|n| n.has_tag_name("property") && n.attribute("name") == Some(name))
+            .and_then(|n| n.attribute("value"))
+            .unwrap_or_else(|| panic!("no property {name}: {xml}"))
+            .to_string()
+    };
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
+    assert_eq!(property("kernel"), release.trim());
+    assert_eq!(property("backend"), "loop");
+    assert_eq!(property("seed"), "1");
+    assert!(
+        property("btrfs_progs").starts_with("btrfs-progs v"),
+        "{xml}"
+    );
+
+    let text = std::fs::read_to_string(&ktap).unwrap();
+    let points =
+        sendtest::report::ktap_checker::read(&text).unwrap_or_else(|e| panic!("{e}:\n{text}"));
+    let mut names: Vec<&str> = points.iter().map(|p| p.description.as_str()).collect();
+    names.sort();
+    assert_eq!(names, ["random", "ro-flip-with-delalloc"], "{text}");
+    assert!(
+        points.iter().all(|p| p.ok && p.directive.is_none()),
+        "{text}"
+    );
+    assert!(text.contains(&format!("# random: {counts}")), "{text}");
+    assert!(
+        text.contains(&format!("# kernel: {}", release.trim())),
+        "{text}"
+    );
 
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["exit_code"], 0);
+    assert_eq!(json["properties"]["backend"], "loop");
+    assert_eq!(json["properties"]["kernel"], release.trim());
     let cases = json["cases"].as_array().unwrap();
     let case = |name: &str| {
         cases
@@ -450,4 +486,94 @@ fn exclude_files_leave_cases_out_and_bad_ones_are_one_line_errors() {
         ]),
         "leave no case to run",
     );
+}
+
+#[test]
+fn a_missing_argument_is_named() {
+    assert_one_line_error(
+        &sendtest(&["manifest"]),
+        "the following required arguments were not provided: <PATH>",
+    );
+}
+
+#[test]
+fn output_into_a_closed_pipe_ends_quietly() {
+    use std::io::Read;
+    // /usr has thousands of paths: far more than the pipe holds.
+    let mut child = Command::new(SENDTEST)
+        .args(["manifest", "/usr/share"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 64];
+    child
+        .stdout
+        .as_mut()
+        .unwrap()
+        .read_exact(&mut first)
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn a_copy_compares_equal_by_default_and_differs_in_ctime_with_all_fields() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("source");
+    std::fs::create_dir_all(source.join("d")).unwrap();
+    std::fs::write(source.join("d/f"), b"data").unwrap();
+    std::fs::write(source.join("g"), b"more").unwrap();
+    let copy = dir.path().join("copy");
+    // A second apart, so that the copy's ctimes differ from the source's.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let copied = Command::new("cp")
+        .arg("-a")
+        .arg(&source)
+        .arg(&copy)
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    let (a, b) = (source.to_str().unwrap(), copy.to_str().unwrap());
+    let out = sendtest(&["manifest", "--compare", a, b]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stderr(&out).contains("ctime and atime left out"));
+    let out = sendtest(&["manifest", "--all-fields", "--compare", a, b]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("field ctime"), "{text}");
+}
+
+#[test]
+fn list_selects_and_speaks_json_and_run_dry_runs() {
+    let out = sendtest(&["list", "-g", "random", "-x", "race", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let names: Vec<&str> = doc["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["random"]);
+    assert_eq!(doc["cases"][0]["requires"][0], "send protocol 2");
+    let all = String::from_utf8(sendtest(&["list"]).stdout).unwrap();
+    assert_eq!(all.lines().count(), cases::ALL.len(), "{all}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let exclude = dir.path().join("exclude");
+    std::fs::write(&exclude, "snapshot-during-send\n").unwrap();
+    let out = sendtest(&["run", "-n", "-E", exclude.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        text.starts_with("would run 1 case(s) on loop devices on the running kernel")
+            && text.contains("  ro-flip-with-delalloc  (auto,"),
+        "{text}"
+    );
+    assert!(!dir.path().join("results").exists());
 }

@@ -117,7 +117,9 @@ pub struct KernelBuild {
     pub log: PathBuf,
 }
 
-/// A patch to apply before building, with a name for the copy it goes into.
+/// A patch to apply before building, with a name for the mirror it goes into. Builds with one
+/// name share a mirror and a build directory, so a different patch under the same name (the
+/// mutants of `sendtest mutate`, an empty one for the unmutated tree) rebuilds incrementally.
 pub struct Revert<'a> {
     pub name: &'a str,
     pub patch: &'a str,
@@ -169,7 +171,7 @@ pub fn build_in(
             synced.removed
         ));
     }
-    if let Some(revert) = &revert {
+    if let Some(revert) = revert.as_ref().filter(|r| !r.patch.is_empty()) {
         apply_patch(&source, revert, &tree)?;
     }
     let config_text = format!("{FRAGMENT}{}", extra.text());

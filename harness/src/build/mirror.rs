@@ -7,14 +7,18 @@
 //! over: a pattern that ignores every entry of a directory (`/*`, as Debian's linux-source tree
 //! has at its top), which is packaging, not a build output.
 //!
-//! Each sync copies what changed since the last one, keeping the file's mtime, and removes
-//! from the mirror what the tree no longer has, so make rebuilds exactly what was edited and
-//! nothing stale is built.
+//! Each sync copies what changed since the last one and removes from the mirror what the tree
+//! no longer has. A copied file gets the time of the copy as its mtime, so make rebuilds what
+//! it feeds whatever the tree's mtime was. An index beside the mirror (`<mirror>.index`) records,
+//! per file, the tree's size and mtime and the mirror copy's mtime: a file changed on either
+//! side since the last sync (an edit in the tree; a patch or a mutant written into the mirror)
+//! is copied again, so nothing stale is ever built.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fs::{self, File};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 use anyhow::{Context, Result};
 use ignore::gitignore::{Gitignore, GitignoreBuilder};
@@ -31,11 +35,71 @@ pub struct Synced {
     pub removed: usize,
 }
 
-/// Makes `mirror` hold exactly the source files of `tree`, with their mtimes.
+/// What the index records of one file: the tree's size and mtime, and the mirror copy's mtime,
+/// as of the last sync.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    size: u64,
+    tree_mtime: (i64, i64),
+    mirror_mtime: (i64, i64),
+}
+
+fn index_path(mirror: &Path) -> PathBuf {
+    mirror.with_extension("index")
+}
+
+fn read_index(mirror: &Path) -> HashMap<PathBuf, Stamp> {
+    let text = fs::read_to_string(index_path(mirror)).unwrap_or_default();
+    text.lines()
+        .filter_map(|line| {
+            let (numbers, path) = line.split_once('\t')?;
+            let n: Vec<i64> = numbers
+                .split(' ')
+                .map(|w| w.parse().ok())
+                .collect::<Option<_>>()?;
+            let [size, ts, tn, ms, mn] = n[..] else {
+                return None;
+            };
+            let stamp = Stamp {
+                size: u64::try_from(size).ok()?,
+                tree_mtime: (ts, tn),
+                mirror_mtime: (ms, mn),
+            };
+            Some((PathBuf::from(path), stamp))
+        })
+        .collect()
+}
+
+fn write_index(mirror: &Path, index: &HashMap<PathBuf, Stamp>) -> Result<()> {
+    let mut lines: Vec<String> = index
+        .iter()
+        .map(|(path, s)| {
+            format!(
+                "{} {} {} {} {}\t{}",
+                s.size,
+                s.tree_mtime.0,
+                s.tree_mtime.1,
+                s.mirror_mtime.0,
+                s.mirror_mtime.1,
+                path.display()
+            )
+        })
+        .collect();
+    lines.sort();
+    let path = index_path(mirror);
+    let staging = path.with_extension("index.new");
+    fs::write(&staging, lines.join("\n") + "\n")
+        .and_then(|()| fs::rename(&staging, &path))
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+/// Makes `mirror` hold exactly the source files of `tree`.
 pub fn sync(tree: &Path, mirror: &Path) -> Result<Synced> {
     let mut synced = Synced::default();
     let mut keep: HashSet<PathBuf> = HashSet::new();
     fs::create_dir_all(mirror).with_context(|| format!("creating {}", mirror.display()))?;
+    let old_index = read_index(mirror);
+    let mut index: HashMap<PathBuf, Stamp> = HashMap::new();
     let mut rules = Vec::new();
     walk(tree, Path::new(""), &mut rules, &mut |rel, kind| {
         keep.insert(rel.to_path_buf());
@@ -49,7 +113,9 @@ pub fn sync(tree: &Path, mirror: &Path) -> Result<Synced> {
             }
             Kind::File => {
                 synced.files += 1;
-                if copy_if_changed(&from, &to)? {
+                let (stamp, copied) = copy_if_changed(&from, &to, old_index.get(rel))?;
+                index.insert(rel.to_path_buf(), stamp);
+                if copied {
                     synced.copied += 1;
                 }
             }
@@ -66,6 +132,7 @@ pub fn sync(tree: &Path, mirror: &Path) -> Result<Synced> {
         Ok(())
     })?;
     synced.removed = prune(mirror, Path::new(""), &keep)?;
+    write_index(mirror, &index)?;
     Ok(synced)
 }
 
@@ -152,29 +219,45 @@ fn read_gitignore(dir: &Path) -> Result<Option<Gitignore>> {
     })?))
 }
 
-/// Copies `from` to `to` unless `to` already has its size and mtime; gives `to` the mtime of
-/// `from`. Returns whether it copied.
-fn copy_if_changed(from: &Path, to: &Path) -> Result<bool> {
+fn mtime(meta: &fs::Metadata) -> (i64, i64) {
+    (meta.mtime(), meta.mtime_nsec())
+}
+
+/// Copies `from` to `to` unless neither has changed since `recorded`; a copy gets the time of
+/// the copy as its mtime. Returns the new stamp and whether it copied.
+fn copy_if_changed(from: &Path, to: &Path, recorded: Option<&Stamp>) -> Result<(Stamp, bool)> {
     let source = fs::metadata(from).with_context(|| format!("reading {}", from.display()))?;
-    if let Ok(mirrored) = fs::symlink_metadata(to) {
+    let mirrored = fs::symlink_metadata(to).ok();
+    if let (Some(stamp), Some(mirrored)) = (recorded, &mirrored) {
         if mirrored.is_file()
+            && stamp.size == source.len()
+            && stamp.tree_mtime == mtime(&source)
             && mirrored.len() == source.len()
-            && (mirrored.mtime(), mirrored.mtime_nsec()) == (source.mtime(), source.mtime_nsec())
+            && stamp.mirror_mtime == mtime(mirrored)
         {
-            return Ok(false);
+            return Ok((*stamp, false));
         }
+    }
+    if mirrored.is_some() {
         remove_any(to)?;
     }
     // std's copy uses copy_file_range, which shares the extents where the filesystem can.
     fs::copy(from, to)
         .with_context(|| format!("copying {} to {}", from.display(), to.display()))?;
-    let modified = source.modified()?;
-    File::options()
+    let copy = File::options()
         .write(true)
         .open(to)
-        .and_then(|f| f.set_modified(modified))
+        .and_then(|f| {
+            f.set_modified(SystemTime::now())?;
+            f.metadata()
+        })
         .with_context(|| format!("setting the mtime of {}", to.display()))?;
-    Ok(true)
+    let stamp = Stamp {
+        size: source.len(),
+        tree_mtime: mtime(&source),
+        mirror_mtime: mtime(&copy),
+    };
+    Ok((stamp, true))
 }
 
 /// Removes whatever is at `path`, if anything.
@@ -263,14 +346,23 @@ mod tests {
             ]
         );
         assert!(!mirror.join(".config").exists() && !mirror.join(".gitignore").exists());
-        let mtime = |p: &Path| fs::metadata(p).unwrap().modified().unwrap();
-        assert_eq!(
-            mtime(&mirror.join("fs/btrfs/send.c")),
-            mtime(&tree.join("fs/btrfs/send.c"))
+        let modified = |p: &Path| fs::metadata(p).unwrap().modified().unwrap();
+        assert!(
+            modified(&mirror.join("fs/btrfs/send.c")) >= modified(&tree.join("fs/btrfs/send.c")),
+            "a copy is never older than what make built before it"
         );
 
         let again = sync(&tree, &mirror).unwrap();
         assert_eq!(again.copied, 0, "nothing changed, nothing copied");
+
+        // A patch written into the mirror is undone by the next sync.
+        fs::write(mirror.join("fs/btrfs/send.c"), "int mutant;\n").unwrap();
+        let undone = sync(&tree, &mirror).unwrap();
+        assert_eq!(undone.copied, 1);
+        assert_eq!(
+            fs::read_to_string(mirror.join("fs/btrfs/send.c")).unwrap(),
+            "int send;\n"
+        );
 
         write(&tree.join("fs/btrfs/send.c"), "int send = 1;\n");
         fs::remove_file(tree.join("debian/rules")).unwrap();

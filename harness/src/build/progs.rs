@@ -24,6 +24,25 @@ pub struct ProgsBuild {
 }
 
 pub fn build(tree: &Path, say: &dyn Fn(&str)) -> Result<ProgsBuild> {
+    build_variant(tree, None, say)
+}
+
+/// A variant of a tree: files whose content replaces the tree's, built in a directory of its
+/// own named by `label` (`sendtest mutate` builds each mutant so, under one label).
+pub struct Variant<'a> {
+    pub label: &'a str,
+    /// (path relative to the tree, content); empty for the tree as it is.
+    pub files: &'a [(String, String)],
+}
+
+/// Builds `tree`, or `variant` of it. A variant's build directory remembers which files the
+/// last variant replaced and puts the tree's back first, so nothing of an earlier variant
+/// stays.
+pub fn build_variant(
+    tree: &Path,
+    variant: Option<&Variant<'_>>,
+    say: &dyn Fn(&str),
+) -> Result<ProgsBuild> {
     let tree = tree.canonicalize().with_context(|| {
         format!("btrfs-progs tree {} does not exist: pass --btrfs-progs-tree with a btrfs-progs source tree", tree.display())
     })?;
@@ -38,8 +57,9 @@ pub fn build(tree: &Path, say: &dyn Fn(&str)) -> Result<ProgsBuild> {
     let name = tree
         .file_name()
         .map_or("btrfs-progs".into(), |n| n.to_string_lossy().into_owned());
+    let suffix = variant.map_or(String::new(), |v| format!("-{}", v.label));
     let dir = crate::cache::dir()?.join("progs-builds").join(format!(
-        "{name}-{}",
+        "{name}-{}{suffix}",
         short_hash(&[tree.as_os_str().as_bytes()])
     ));
     std::fs::create_dir_all(&dir)?;
@@ -51,6 +71,9 @@ pub fn build(tree: &Path, say: &dyn Fn(&str)) -> Result<ProgsBuild> {
     let sh = Shell::new()?;
     // Copies only what changed since the last build, so make rebuilds only that.
     exec::run(cmd!(sh, "cp -a -u {tree}/. {dir}/"), &log)?;
+    if let Some(variant) = variant {
+        replace_files(&tree, &dir, variant.files)?;
+    }
     sh.change_dir(&dir);
     if !dir.join("config.status").exists() {
         say(&format!(
@@ -93,6 +116,8 @@ pub fn build(tree: &Path, say: &dyn Fn(&str)) -> Result<ProgsBuild> {
     )
     .map_err(&not_building)?;
     let bin = dir.join("sendtest-bin");
+    // Copied fresh each time, so a program that a variant's make did not relink still is the
+    // one built last.
     std::fs::create_dir_all(&bin)?;
     for program in PROGRAMS {
         std::fs::copy(dir.join(program), bin.join(program))
@@ -105,4 +130,23 @@ pub fn build(tree: &Path, say: &dyn Fn(&str)) -> Result<ProgsBuild> {
         .to_string();
     say(&format!("using {version} from {}", bin.display()));
     Ok(ProgsBuild { bin, version })
+}
+
+/// Puts back the tree's copy of every file the last variant replaced, then writes `files`,
+/// each with a fresh mtime so that make rebuilds what they feed.
+fn replace_files(tree: &Path, dir: &Path, files: &[(String, String)]) -> Result<()> {
+    let record = dir.join("sendtest-replaced");
+    let previous = std::fs::read_to_string(&record).unwrap_or_default();
+    for rel in previous.lines().filter(|l| !l.is_empty()) {
+        let data = std::fs::read(tree.join(rel)).with_context(|| format!("reading {rel}"))?;
+        std::fs::write(dir.join(rel), data).with_context(|| format!("restoring {rel}"))?;
+    }
+    let mut names = String::new();
+    for (rel, content) in files {
+        std::fs::write(dir.join(rel), content).with_context(|| format!("writing {rel}"))?;
+        names.push_str(rel);
+        names.push('\n');
+    }
+    std::fs::write(&record, names)?;
+    Ok(())
 }

@@ -62,7 +62,7 @@ fn compare_function(ignore: &[String]) -> String {
          }}\n\
          compare() {{\n\
          \x20 if [ -n \"${{SENDTEST:-}}\" ]; then\n\
-         \x20   \"$SENDTEST\" manifest {sendtest_ignore}--compare \"$1\" \"$2\"\n\
+         \x20   \"$SENDTEST\" manifest --all-fields {sendtest_ignore}--compare \"$1\" \"$2\"\n\
          \x20   return\n\
          \x20 fi\n\
          \x20 local differs=0 f\n\

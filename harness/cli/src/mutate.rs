@@ -1,0 +1,284 @@
+//! `sendtest mutate`: make small faults in send (the kernel's `fs/btrfs/send.c`) or receive
+//! (btrfs-progs), build each, run the suite against it, and report which faults no case
+//! caught.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use sendtest::build::short_hash;
+use sendtest::case::Case;
+use sendtest::context::{CaseOptions, RandomKnobs};
+use sendtest::mutate::mutant::{self, Mutant, Shard};
+use sendtest::mutate::run::{self as mutation, MutationPlan, Score, Target};
+use sendtest::mutate::targets::{KernelTarget, ProgsTarget};
+use sendtest::report::{EXIT_FAILED, EXIT_PASSED};
+use sendtest::vm::VmOptions;
+use sendtest::{interrupt, runner};
+
+use crate::args::{at_least_one, out, say, sweep_dead_runs, KernelConfigArgs, ResultsArgs, VmArgs};
+
+/// The default suite: the cases and the fixed random seed that catch the most per second (see
+/// docs/mutation.md).
+const MUTATION_SUITE: &[&str] = &["ro-flip-with-delalloc", "random"];
+/// The random case's seed in a mutation run, unless `--random-seed` says otherwise.
+const RANDOM_SEED: u64 = 1;
+
+/// The send code of the kernel, and the receive code of btrfs-progs.
+const KERNEL_FILES: &[&str] = &["fs/btrfs/send.c"];
+const PROGS_FILES: &[&str] = &["cmds/receive.c", "common/send-stream.c"];
+
+#[derive(clap::Args)]
+pub struct MutateArgs {
+    /// The suite's cases (default: ro-flip-with-delalloc and random with a fixed seed).
+    cases: Vec<String>,
+    /// The suite's groups (repeatable).
+    #[arg(short = 'g', long = "group", value_name = "GROUP")]
+    groups: Vec<String>,
+    /// Mutate this kernel tree's send code; mutants run in guests booting each.
+    #[arg(
+        long,
+        value_name = "PATH",
+        conflicts_with = "btrfs_progs_tree",
+        required_unless_present = "btrfs_progs_tree"
+    )]
+    kernel_tree: Option<PathBuf>,
+    /// Mutate this btrfs-progs tree's receive code; mutants run on loop devices.
+    #[arg(long, value_name = "PATH")]
+    btrfs_progs_tree: Option<PathBuf>,
+    /// The files to mutate, relative to the tree (repeatable; default: fs/btrfs/send.c, or
+    /// cmds/receive.c and common/send-stream.c).
+    #[arg(long = "file", value_name = "FILE")]
+    files: Vec<String>,
+    /// Only the lines this patch (a file) or this git revision (`git diff REV` in the tree)
+    /// adds or changes.
+    #[arg(long, value_name = "PATCH|REV")]
+    in_diff: Option<String>,
+    /// At most N mutants, drawn with --seed.
+    #[arg(long, value_name = "N", value_parser = at_least_one)]
+    max: Option<u64>,
+    /// The seed of the --max sample.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Only shard K of N of the mutants (K/N), to spread them over CI runners.
+    #[arg(long, value_name = "K/N")]
+    shard: Option<String>,
+    /// Equivalent mutants: `<mutant id> <reason>` per line; reported apart, not run.
+    #[arg(long, value_name = "FILE")]
+    allow: Option<PathBuf>,
+    /// The random case's seed in the suite.
+    #[arg(long, default_value_t = RANDOM_SEED)]
+    random_seed: u64,
+    /// Seconds a case may take under a mutant before it counts as a timeout.
+    #[arg(long, default_value_t = 120, value_parser = at_least_one)]
+    timeout: u64,
+    /// Print the mutants that would run, and stop.
+    #[arg(long)]
+    list: bool,
+    /// Print the results as one JSON document on stdout.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    output: ResultsArgs,
+    #[command(flatten)]
+    config: KernelConfigArgs,
+    #[command(flatten)]
+    vm: VmArgs,
+}
+
+pub fn mutate(args: &MutateArgs) -> Result<u8> {
+    let (tree, default_files) = match (&args.kernel_tree, &args.btrfs_progs_tree) {
+        (Some(tree), _) => (tree, KERNEL_FILES),
+        (None, Some(tree)) => (tree, PROGS_FILES),
+        (None, None) => anyhow::bail!("pass --kernel-tree or --btrfs-progs-tree"),
+    };
+    let tree = tree
+        .canonicalize()
+        .with_context(|| format!("tree {} does not exist", tree.display()))?;
+    let files: Vec<String> = if args.files.is_empty() {
+        default_files.iter().map(|f| f.to_string()).collect()
+    } else {
+        args.files.clone()
+    };
+    let mutants = select(args, &tree, &files)?;
+    if args.list {
+        for m in &mutants {
+            out(&format!(
+                "{} ({}: `{}` -> `{}`)\n",
+                m.id, m.operator, m.before, m.after
+            ));
+        }
+        say(&format!("{} mutant(s)", mutants.len()));
+        return Ok(EXIT_PASSED);
+    }
+    let cases = suite(args)?;
+    let allowed = match &args.allow {
+        Some(file) => {
+            let text = std::fs::read_to_string(file)
+                .with_context(|| format!("cannot read allow-list {}", file.display()))?;
+            mutant::read_allow_list(&file.display().to_string(), &text)?
+        }
+        None => Default::default(),
+    };
+    // One results directory per tree, files' contents and suite: a rerun resumes there.
+    let mut key_parts: Vec<Vec<u8>> = vec![tree.display().to_string().into_bytes()];
+    for file in &files {
+        key_parts.push(std::fs::read(tree.join(file)).unwrap_or_default());
+    }
+    key_parts.push(
+        cases
+            .iter()
+            .map(|c| c.name)
+            .collect::<Vec<_>>()
+            .join(",")
+            .into_bytes(),
+    );
+    key_parts.push(args.random_seed.to_le_bytes().to_vec());
+    let parts: Vec<&[u8]> = key_parts.iter().map(Vec::as_slice).collect();
+    let results = args
+        .output
+        .results
+        .join(format!("mutate-{}", short_hash(&parts)));
+    let plan = MutationPlan {
+        cases,
+        options: CaseOptions {
+            timeout: Duration::from_secs(args.timeout),
+            random: RandomKnobs {
+                seed: Some(args.random_seed),
+                ..RandomKnobs::default()
+            },
+            ..CaseOptions::default()
+        },
+        results: results.clone(),
+        allowed,
+    };
+    sweep_dead_runs();
+    let mut target: Box<dyn Target> = match &args.kernel_tree {
+        Some(_) => Box::new(KernelTarget::new(
+            &tree,
+            args.config.extra()?,
+            vm_options(&args.vm),
+            &std::env::current_exe().context("finding the sendtest binary")?,
+        )?),
+        None => {
+            sendtest::preflight::loopback().map_err(anyhow::Error::msg)?;
+            Box::new(ProgsTarget::new(&tree))
+        }
+    };
+    say(&format!(
+        "{} mutant(s) of {} in {}; suite: {}; results in {}",
+        mutants.len(),
+        files.join(", "),
+        tree.display(),
+        plan.cases
+            .iter()
+            .map(|c| c.name)
+            .collect::<Vec<_>>()
+            .join(", "),
+        results.display()
+    ));
+    let took = mutation::baseline(&plan, target.as_mut())?;
+    say(&format!(
+        "the unmutated tree builds and passes the suite ({:.1} s)",
+        took.as_secs_f64()
+    ));
+    let total = mutants.len();
+    let mut done = 0;
+    let ran = mutation::run(&plan, &mutants, target.as_mut(), &mut |result| {
+        done += 1;
+        let line = format!(
+            "[{done}/{total}] {}{}",
+            mutation::result_line(result),
+            if result.resumed {
+                " (kept from an earlier run)"
+            } else {
+                ""
+            }
+        );
+        if args.json {
+            eprintln!("{line}");
+        } else {
+            out(&format!("{line}\n"));
+        }
+    })?;
+    let score = Score::of(&ran);
+    if args.json {
+        out(&mutation::json(&ran, &score));
+    }
+    say(&score.line());
+    say(&format!(
+        "per mutant: caught.txt, missed.txt, unviable.txt, timeout.txt, allowed.txt and each mutant's diff and case results in {}",
+        results.display()
+    ));
+    if interrupt::requested() {
+        say("interrupted; a rerun of the same command resumes where this one stopped");
+        return Ok(sendtest::report::EXIT_ERROR);
+    }
+    Ok(if score.missed > 0 {
+        EXIT_FAILED
+    } else {
+        EXIT_PASSED
+    })
+}
+
+/// The mutants the arguments take: the files' mutants, kept to a patch's lines, sampled, and
+/// sharded, in that order.
+fn select(args: &MutateArgs, tree: &Path, files: &[String]) -> Result<Vec<Mutant>> {
+    let mut mutants = Vec::new();
+    for file in files {
+        mutants.extend(mutant::mutants_of(tree, file)?);
+    }
+    if let Some(spec) = &args.in_diff {
+        let patch = match std::fs::read_to_string(spec) {
+            Ok(text) => text,
+            Err(_) => git_diff(tree, spec)?,
+        };
+        mutants = mutant::in_diff(mutants, &mutant::changed_lines(&patch));
+    }
+    if let Some(max) = args.max {
+        mutants = mutant::sample(mutants, max as usize, args.seed);
+    }
+    if let Some(shard) = &args.shard {
+        mutants = Shard::parse(shard)?.take(mutants);
+    }
+    Ok(mutants)
+}
+
+/// `git diff REV` in `tree`, read only (no index refresh is written).
+fn git_diff(tree: &Path, rev: &str) -> Result<String> {
+    let out = std::process::Command::new("git")
+        .arg("--no-optional-locks")
+        .arg("-C")
+        .arg(tree)
+        .args(["diff", "--no-color", rev, "--"])
+        .output()
+        .context("running git")?;
+    if !out.status.success() {
+        anyhow::bail!(
+            "--in-diff {rev}: neither a patch file nor a revision of {} ({})",
+            tree.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The suite: the cases and groups named, or the mutation suite.
+fn suite(args: &MutateArgs) -> Result<Vec<&'static Case>> {
+    if args.cases.is_empty() && args.groups.is_empty() {
+        return MUTATION_SUITE
+            .iter()
+            .map(|name| cases::by_name(name).context("the mutation suite names a missing case"))
+            .collect();
+    }
+    let selection = runner::Selection {
+        names: args.cases.clone(),
+        groups: args.groups.clone(),
+        ..Default::default()
+    };
+    runner::select(cases::ALL, &selection).map_err(anyhow::Error::msg)
+}
+
+fn vm_options(args: &VmArgs) -> VmOptions {
+    args.options(None)
+}

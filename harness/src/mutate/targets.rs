@@ -1,0 +1,127 @@
+//! What `sendtest mutate` builds: a kernel tree, whose mutants run in guests booting them, or a
+//! btrfs-progs tree, whose mutants run on loop devices. Every mutant is built in one place of
+//! the cache (the tree's mirror for the kernel, a build directory for btrfs-progs), so each
+//! rebuild compiles the one file that changed. The tree itself is only read.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+
+use super::mutant::Mutant;
+use super::run::Target;
+use crate::backend::{self, Backend};
+use crate::build::kernel::{self, ExtraConfig, Revert};
+use crate::build::progs::{self, Variant};
+use crate::build::TreeDoesNotBuild;
+use crate::vm::{Vm, VmOptions};
+
+/// The name the mutants' mirror and build directory go by.
+const LABEL: &str = "mutant";
+
+/// Turns a build that failed for the tree's sake into `Ok(Err(why))`; other errors stay.
+fn unviable(error: anyhow::Error) -> Result<std::result::Result<(), String>> {
+    match error.downcast_ref::<TreeDoesNotBuild>() {
+        Some(e) => Ok(Err(e.tail.clone())),
+        None => Err(error),
+    }
+}
+
+/// A kernel tree: each mutant is a patch on the tree's mirror, built out of tree and booted.
+pub struct KernelTarget {
+    pub tree: PathBuf,
+    pub cache: PathBuf,
+    pub extra: ExtraConfig,
+    pub vm_options: VmOptions,
+    /// The sendtest binary, the guests' init.
+    pub init: PathBuf,
+    vm: Option<Vm>,
+}
+
+impl KernelTarget {
+    pub fn new(
+        tree: &Path,
+        extra: ExtraConfig,
+        vm_options: VmOptions,
+        init: &Path,
+    ) -> Result<KernelTarget> {
+        Ok(KernelTarget {
+            tree: tree.to_path_buf(),
+            cache: crate::cache::dir()?,
+            extra,
+            vm_options,
+            init: init.to_path_buf(),
+            vm: None,
+        })
+    }
+}
+
+impl Target for KernelTarget {
+    fn build(&mut self, mutant: Option<&Mutant>) -> Result<std::result::Result<(), String>> {
+        let patch = mutant.map_or("", |m| m.diff.as_str());
+        let revert = Revert { name: LABEL, patch };
+        self.vm = None;
+        match kernel::build_in(&self.cache, &self.tree, Some(revert), &self.extra, &|_| {}) {
+            Ok(built) => {
+                let options = VmOptions {
+                    kernel: Some(built.bzimage),
+                    ..self.vm_options.clone()
+                };
+                self.vm = Some(Vm::prepare(options, &self.init)?);
+                Ok(Ok(()))
+            }
+            Err(e) => unviable(e),
+        }
+    }
+
+    fn backend(&self) -> &dyn Backend {
+        self.vm
+            .as_ref()
+            .expect("the suite runs only after a build that succeeded")
+    }
+}
+
+/// A btrfs-progs tree: each mutant is a file written into one build directory, and the cases
+/// run on loop devices with the mutant's `btrfs` and `mkfs.btrfs` first in PATH.
+pub struct ProgsTarget {
+    pub tree: PathBuf,
+    /// PATH as it was, before any build was put first.
+    path: OsString,
+}
+
+impl ProgsTarget {
+    pub fn new(tree: &Path) -> ProgsTarget {
+        ProgsTarget {
+            tree: tree.to_path_buf(),
+            path: std::env::var_os("PATH").unwrap_or_default(),
+        }
+    }
+}
+
+impl Target for ProgsTarget {
+    fn build(&mut self, mutant: Option<&Mutant>) -> Result<std::result::Result<(), String>> {
+        let files = match mutant {
+            Some(m) => vec![(m.file.clone(), m.mutated_file(&self.tree)?)],
+            None => Vec::new(),
+        };
+        let variant = Variant {
+            label: LABEL,
+            files: &files,
+        };
+        match progs::build_variant(&self.tree, Some(&variant), &|_| {}) {
+            Ok(built) => {
+                let mut dirs = vec![built.bin];
+                dirs.extend(std::env::split_paths(&self.path));
+                // Between mutants no case runs, and the signal thread never reads the
+                // environment.
+                std::env::set_var("PATH", std::env::join_paths(dirs)?);
+                Ok(Ok(()))
+            }
+            Err(e) => unviable(e),
+        }
+    }
+
+    fn backend(&self) -> &dyn Backend {
+        &backend::Loop
+    }
+}
