@@ -97,10 +97,19 @@ pub fn short_hash(parts: &[&[u8]]) -> String {
     format!("{:x}", hasher.finalize())[..16].to_string()
 }
 
+/// `<path>.<suffix>`, beside `path`: `linux-source-6.1-0123` gives `linux-source-6.1-0123.lock`
+/// (where `with_extension` would give `linux-source-6.lock`, one name for every such path).
+pub fn sibling(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".");
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
 /// An exclusive lock on `<path>.lock`, held until dropped, so that two runs never build into
 /// one directory at once. Says so when it has to wait.
 pub fn lock(path: &Path, say: &dyn Fn(&str)) -> Result<Flock<File>> {
-    let lock_path = path.with_extension("lock");
+    let lock_path = sibling(path, "lock");
     let file =
         File::create(&lock_path).with_context(|| format!("creating {}", lock_path.display()))?;
     match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
@@ -134,6 +143,14 @@ make[2]: *** [scripts/Makefile.build:500: fs/btrfs] Error 2\n";
         let kconfig = "fs/btrfs/Kconfig:3: syntax error\nfs/btrfs/Kconfig:2: invalid statement\nmake[2]: *** [scripts/kconfig/Makefile:77: olddefconfig] Error 1\n";
         assert_eq!(error_lines(kconfig), ["fs/btrfs/Kconfig:3: syntax error"]);
         assert!(error_lines("make: *** [Makefile:1] Error 2\n").is_empty());
+    }
+
+    #[test]
+    fn siblings_keep_the_whole_name() {
+        assert_eq!(
+            sibling(Path::new("/c/linux-source-6.1-0123"), "lock"),
+            Path::new("/c/linux-source-6.1-0123.lock")
+        );
     }
 
     #[test]

@@ -67,6 +67,8 @@ pub struct VmOptions {
     pub accel: AccelChoice,
     /// Appended to the guest kernel's command line.
     pub kernel_args: Vec<String>,
+    /// Guests for `sendtest shell`: the initramfs has a shell and the tools to look around.
+    pub shell: bool,
 }
 
 impl Default for VmOptions {
@@ -77,6 +79,7 @@ impl Default for VmOptions {
             cpus: 2,
             accel: AccelChoice::Auto,
             kernel_args: Vec::new(),
+            shell: false,
         }
     }
 }
@@ -106,8 +109,8 @@ impl Vm {
             None => Kernel::packaged()?,
         };
         let log = CommandLog::discard();
-        let initramfs =
-            initramfs::build(init, &kernel, &log).context("building the guest initramfs")?;
+        let initramfs = initramfs::build(init, &kernel, options.shell, &log)
+            .context("building the guest initramfs")?;
         let boot_image = kernel.bootable(&log);
         let accel = match options.accel {
             AccelChoice::Kvm => Accel::Kvm,

@@ -194,10 +194,12 @@ fn shell(args: &ShellArgs) -> Result<u8> {
         Some(tree) => Some(args.config.build(tree, None)?),
         None => None,
     };
-    let vm = args
-        .vm
-        .prepare(built.as_ref().map(|b| b.bzimage.as_path()))?;
-    vm.shell()?;
+    let options = sendtest::vm::VmOptions {
+        shell: true,
+        ..args.vm.options(built.as_ref().map(|b| b.bzimage.as_path()))
+    };
+    let init = std::env::current_exe().context("finding the sendtest binary")?;
+    sendtest::vm::Vm::prepare(options, &init)?.shell()?;
     Ok(EXIT_PASSED)
 }
 

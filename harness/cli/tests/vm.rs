@@ -150,11 +150,25 @@ fn collect(reader: std::fs::File) -> std::sync::Arc<std::sync::Mutex<String>> {
     seen
 }
 
-fn wait_for(seen: &std::sync::Mutex<String>, what: &str, limit: Duration) {
+/// Waits until the terminal shows `what`; fails at once if `child` ends first.
+fn wait_for(
+    seen: &std::sync::Mutex<String>,
+    what: &str,
+    limit: Duration,
+    child: &mut std::process::Child,
+) {
     let deadline = Instant::now() + limit;
     while Instant::now() < deadline {
         if seen.lock().unwrap().contains(what) {
             return;
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            // What it printed last may still be on its way through the pty.
+            std::thread::sleep(Duration::from_millis(200));
+            panic!(
+                "sendtest shell ended ({status}) before `{what}`; the terminal shows:\n{}",
+                seen.lock().unwrap()
+            );
         }
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -186,12 +200,18 @@ fn the_guest_shell_takes_commands_typed_on_a_terminal() {
         &seen,
         sendtest::vm::guest::SHELL_PROMPT,
         Duration::from_secs(180),
+        &mut child,
     );
     keyboard
         .write_all(b"echo $((6 * 7))-from-the-guest; ls /dev/vda; btrfs --version\n")
         .unwrap();
-    wait_for(&seen, "42-from-the-guest", Duration::from_secs(60));
-    wait_for(&seen, "btrfs-progs v", Duration::from_secs(60));
+    wait_for(
+        &seen,
+        "42-from-the-guest",
+        Duration::from_secs(60),
+        &mut child,
+    );
+    wait_for(&seen, "btrfs-progs v", Duration::from_secs(60), &mut child);
     keyboard.write_all(b"exit\n").unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
     let status = loop {

@@ -326,7 +326,7 @@ fn dropped_options(fragment: &str, config: &str) -> Vec<String> {
 /// file an earlier patch changed, since their mtimes differ from the tree's).
 fn apply_patch(mirror: &Path, revert: &Revert<'_>, tree: &Path) -> Result<()> {
     let sh = Shell::new()?;
-    let patch_file = mirror.with_extension("patch");
+    let patch_file = super::sibling(mirror, "patch");
     std::fs::write(&patch_file, revert.patch)?;
     exec::run(
         cmd!(

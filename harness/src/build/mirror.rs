@@ -45,7 +45,7 @@ struct Stamp {
 }
 
 fn index_path(mirror: &Path) -> PathBuf {
-    mirror.with_extension("index")
+    super::sibling(mirror, "index")
 }
 
 fn read_index(mirror: &Path) -> HashMap<PathBuf, Stamp> {
@@ -87,7 +87,7 @@ fn write_index(mirror: &Path, index: &HashMap<PathBuf, Stamp>) -> Result<()> {
         .collect();
     lines.sort();
     let path = index_path(mirror);
-    let staging = path.with_extension("index.new");
+    let staging = super::sibling(&path, "new");
     fs::write(&staging, lines.join("\n") + "\n")
         .and_then(|()| fs::rename(&staging, &path))
         .with_context(|| format!("writing {}", path.display()))

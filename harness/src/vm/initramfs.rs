@@ -26,6 +26,8 @@ pub const MODULE_LIST: &str = "/sendtest/modules";
 #[derive(Debug, PartialEq, Eq)]
 struct Recipe {
     programs: Vec<String>,
+    /// Only in the initramfs of `sendtest shell`, so that case guests boot no slower.
+    shell_programs: Vec<String>,
     /// (name, required)
     modules: Vec<(String, bool)>,
 }
@@ -33,6 +35,7 @@ struct Recipe {
 fn parse_recipe(text: &str) -> Result<Recipe> {
     let mut recipe = Recipe {
         programs: Vec::new(),
+        shell_programs: Vec::new(),
         modules: Vec::new(),
     };
     for (number, line) in text.lines().enumerate() {
@@ -42,10 +45,11 @@ fn parse_recipe(text: &str) -> Result<Recipe> {
         }
         match line.split_whitespace().collect::<Vec<_>>()[..] {
             ["program", name] => recipe.programs.push(name.to_string()),
+            ["shell-program", name] => recipe.shell_programs.push(name.to_string()),
             ["module", name] => recipe.modules.push((name.to_string(), true)),
             ["optional-module", name] => recipe.modules.push((name.to_string(), false)),
             _ => bail!(
-                "initramfs.recipe line {}: `{line}` is not `program|module|optional-module NAME`",
+                "initramfs.recipe line {}: `{line}` is not `program|shell-program|module|optional-module NAME`",
                 number + 1
             ),
         }
@@ -59,9 +63,14 @@ struct Input {
     host: PathBuf,
 }
 
-/// Returns the cached initramfs for `init` and `kernel`, building it if needed.
-pub fn build(init: &Path, kernel: &Kernel, log: &CommandLog) -> Result<PathBuf> {
-    let recipe = parse_recipe(RECIPE)?;
+/// Returns the cached initramfs for `init` and `kernel` (with the shell's programs for `sendtest
+/// shell`), building it if needed.
+pub fn build(init: &Path, kernel: &Kernel, shell: bool, log: &CommandLog) -> Result<PathBuf> {
+    let mut recipe = parse_recipe(RECIPE)?;
+    if shell {
+        let extra = std::mem::take(&mut recipe.shell_programs);
+        recipe.programs.extend(extra);
+    }
     let sh = Shell::new()?;
     let mut inputs = vec![Input {
         inside: "init".into(),
