@@ -162,7 +162,7 @@ pub fn mutate(args: &MutateArgs) -> Result<u8> {
         )?),
         None => {
             sendtest::preflight::loopback().map_err(anyhow::Error::msg)?;
-            Box::new(ProgsTarget::new(&tree))
+            Box::new(ProgsTarget::new(&tree)?)
         }
     };
     say(&format!(

@@ -98,7 +98,7 @@ fn each_outcome_happens_and_a_rerun_resumes() {
         results: results.path().to_path_buf(),
         allowed: Default::default(),
     };
-    let mut target = ProgsTarget::new(&tree);
+    let mut target = ProgsTarget::new(&tree).unwrap();
     run::baseline(&plan, &mut target).unwrap();
     let ran = run::run(&plan, &mutants, &mut target, &mut |_| {}).unwrap();
     let verdicts: Vec<&str> = ran.iter().map(|r| r.verdict.label()).collect();

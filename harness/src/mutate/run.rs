@@ -128,6 +128,9 @@ pub fn baseline(plan: &MutationPlan<'_>, target: &mut dyn Target) -> Result<Dura
     let dir = plan.results.join("unmutated");
     for case in &plan.cases {
         let result = runner::run_one(case, &dir, plan.options, target.backend());
+        if interrupt::requested() {
+            bail!("interrupted while the unmutated tree ran");
+        }
         if !result.outcome.is_pass() {
             bail!(
                 "the unmutated tree fails the suite ({}: {}; results in {}): mutation testing needs a suite that passes first",

@@ -4,9 +4,12 @@
 //! rebuild compiles the one file that changed. The tree itself is only read.
 
 use std::ffi::OsString;
+use std::fs::File;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
+use nix::fcntl::Flock;
 
 use super::mutant::Mutant;
 use super::run::Target;
@@ -18,6 +21,15 @@ use crate::vm::{Vm, VmOptions};
 
 /// The name the mutants' mirror and build directory go by.
 const LABEL: &str = "mutant";
+
+/// Holds the mutants' place of `tree` for a whole run: two runs on one tree would build their
+/// mutants over each other's. A second run waits, and says so.
+fn hold(tree: &Path) -> Result<Flock<File>> {
+    let dir = crate::cache::dir()?.join("mutate");
+    std::fs::create_dir_all(&dir)?;
+    let name = crate::build::short_hash(&[tree.as_os_str().as_bytes()]);
+    crate::build::lock(&dir.join(name), &|line| eprintln!("sendtest: {line}"))
+}
 
 /// Turns a build that failed for the tree's sake into `Ok(Err(why))`; other errors stay.
 fn unviable(error: anyhow::Error) -> Result<std::result::Result<(), String>> {
@@ -36,6 +48,7 @@ pub struct KernelTarget {
     /// The sendtest binary, the guests' init.
     pub init: PathBuf,
     vm: Option<Vm>,
+    _hold: Flock<File>,
 }
 
 impl KernelTarget {
@@ -52,6 +65,7 @@ impl KernelTarget {
             vm_options,
             init: init.to_path_buf(),
             vm: None,
+            _hold: hold(tree)?,
         })
     }
 }
@@ -87,14 +101,16 @@ pub struct ProgsTarget {
     pub tree: PathBuf,
     /// PATH as it was, before any build was put first.
     path: OsString,
+    _hold: Flock<File>,
 }
 
 impl ProgsTarget {
-    pub fn new(tree: &Path) -> ProgsTarget {
-        ProgsTarget {
+    pub fn new(tree: &Path) -> Result<ProgsTarget> {
+        Ok(ProgsTarget {
             tree: tree.to_path_buf(),
             path: std::env::var_os("PATH").unwrap_or_default(),
-        }
+            _hold: hold(tree)?,
+        })
     }
 }
 
