@@ -48,3 +48,22 @@ impl Case {
         self.requires.iter().find_map(Require::unmet)
     }
 }
+
+/// A case that does nothing, in `groups`, for the runner's and the selection's tests.
+#[cfg(test)]
+pub(crate) fn test_case(name: &'static str, groups: &'static [&'static str]) -> Case {
+    Case {
+        name,
+        groups,
+        summary: "",
+        requires: &[],
+        fix: Fix {
+            commit: "0",
+            subject: "",
+            fstests: None,
+            revert: None,
+        },
+        ignore: &[],
+        run: |_| Ok(()),
+    }
+}

@@ -8,7 +8,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 /// Opens an existing file, never blocking on a FIFO (which has no reader here).
-fn open(path: &Path, write: bool) -> io::Result<std::fs::File> {
+pub fn open(path: &Path, write: bool) -> io::Result<std::fs::File> {
     OpenOptions::new()
         .read(!write)
         .write(write)

@@ -190,8 +190,8 @@ pub(crate) fn file_tail(dir: &Path, names: &[&str]) -> String {
     String::new()
 }
 
-/// `text` as a JSON string literal.
-pub(crate) fn json_string(text: &str) -> String {
+/// `text` as a JSON string literal (every JSON document sendtest prints uses it).
+pub fn json_string(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 2);
     out.push('"');
     for c in text.chars() {
@@ -209,19 +209,23 @@ pub(crate) fn json_string(text: &str) -> String {
     out
 }
 
+/// A result of case `c` taking 1.5 s, for the reporters' tests.
+#[cfg(test)]
+pub(crate) fn test_result(outcome: Outcome) -> CaseResult {
+    CaseResult {
+        name: "c".into(),
+        iteration: 1,
+        outcome,
+        elapsed: Duration::from_millis(1500),
+        dir: "d".into(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn result(outcome: Outcome) -> CaseResult {
-        CaseResult {
-            name: "c".into(),
-            iteration: 1,
-            outcome,
-            elapsed: Duration::from_millis(1500),
-            dir: "d".into(),
-        }
-    }
+    use super::test_result as result;
 
     #[test]
     fn a_finding_outranks_an_environment_error() {

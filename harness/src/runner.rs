@@ -261,24 +261,10 @@ pub fn run_one(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::case::Fix;
     use std::sync::atomic::AtomicU32;
 
     fn case(name: &'static str) -> Case {
-        Case {
-            name,
-            groups: &["auto"],
-            summary: "",
-            requires: &[],
-            fix: Fix {
-                commit: "0",
-                subject: "",
-                fstests: None,
-                revert: None,
-            },
-            ignore: &[],
-            run: |_| Ok(()),
-        }
+        crate::case::test_case(name, &["auto"])
     }
 
     /// A backend that runs nothing: `flaky` fails its first `fails` runs, `missing` is never

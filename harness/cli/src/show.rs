@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use sendtest::case::{Case, Require};
 use sendtest::manifest::{self, Ignore, Manifest};
-use sendtest::report::{EXIT_FAILED, EXIT_PASSED};
+use sendtest::report::{json_string, EXIT_FAILED, EXIT_PASSED};
 use sendtest::runner::{self, Selection};
 
 use crate::args::{out, say};
@@ -94,19 +94,7 @@ fn requirements(case: &Case) -> Vec<String> {
 }
 
 fn list_json(cases: &[&Case]) -> String {
-    let string = |s: &str| {
-        let mut quoted = String::from("\"");
-        for c in s.chars() {
-            match c {
-                '"' => quoted.push_str("\\\""),
-                '\\' => quoted.push_str("\\\\"),
-                c if (c as u32) < 0x20 => quoted.push_str(&format!("\\u{:04x}", c as u32)),
-                c => quoted.push(c),
-            }
-        }
-        quoted.push('"');
-        quoted
-    };
+    let string = |s: &str| json_string(s);
     let list = |items: Vec<String>| {
         format!(
             "[{}]",

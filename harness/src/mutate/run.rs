@@ -322,20 +322,7 @@ fn write_summaries(dir: &Path, results: &[MutantResult]) -> Result<()> {
 
 /// The results as one JSON document.
 pub fn json(results: &[MutantResult], score: &Score) -> String {
-    let string = |s: &str| {
-        let mut out = String::from("\"");
-        for c in s.chars() {
-            match c {
-                '"' => out.push_str("\\\""),
-                '\\' => out.push_str("\\\\"),
-                '\n' => out.push_str("\\n"),
-                c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-                c => out.push(c),
-            }
-        }
-        out.push('"');
-        out
-    };
+    let string = crate::report::json_string;
     let entries: Vec<String> = results
         .iter()
         .map(|r| {

@@ -446,7 +446,7 @@ impl Op {
                 len,
                 mode,
             } => {
-                let f = open(&at(file), true)?;
+                let f = file_ioctl::open(&at(file), true)?;
                 let flags = match mode {
                     Falloc::Allocate => FallocateFlags::empty(),
                     Falloc::KeepSize => FallocateFlags::FALLOC_FL_KEEP_SIZE,
@@ -457,7 +457,7 @@ impl Op {
                 nix::fcntl::fallocate(&f, flags, *offset as i64, *len as i64)?;
                 Ok(())
             }
-            Op::Truncate { file, size } => open(&at(file), true)?.set_len(*size),
+            Op::Truncate { file, size } => file_ioctl::open(&at(file), true)?.set_len(*size),
             Op::Share {
                 how,
                 src,
@@ -701,15 +701,6 @@ impl fmt::Display for Op {
             Op::Snapshot => write!(f, "# snapshot"),
         }
     }
-}
-
-/// Opens an existing file, never blocking on a FIFO (which has no reader here).
-fn open(path: &Path, write: bool) -> io::Result<std::fs::File> {
-    OpenOptions::new()
-        .read(!write)
-        .write(write)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(path)
 }
 
 fn write(path: &Path, offset: u64, len: u64, byte: u8, direct: bool) -> io::Result<()> {

@@ -56,17 +56,8 @@ pub fn json(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
-    fn result(outcome: Outcome) -> CaseResult {
-        CaseResult {
-            name: "c".into(),
-            iteration: 1,
-            outcome,
-            elapsed: Duration::from_millis(1500),
-            dir: "d".into(),
-        }
-    }
+    use crate::report::test_result as result;
 
     #[test]
     fn json_parses_back() {

@@ -67,15 +67,7 @@ pub fn junit(results: &[CaseResult], properties: &Properties, run_dir: &Path) ->
 mod tests {
     use super::*;
 
-    fn result(outcome: Outcome) -> CaseResult {
-        CaseResult {
-            name: "c".into(),
-            iteration: 1,
-            outcome,
-            elapsed: Duration::from_millis(1500),
-            dir: "d".into(),
-        }
-    }
+    use crate::report::test_result as result;
 
     #[test]
     fn junit_parses_back_with_one_entry_per_result() {

@@ -91,22 +91,7 @@ pub fn select<'a>(all: &'a [&'a Case], selection: &Selection) -> Result<Vec<&'a 
 mod tests {
     use super::*;
 
-    fn case(name: &'static str, groups: &'static [&'static str]) -> Case {
-        Case {
-            name,
-            groups,
-            summary: "",
-            requires: &[],
-            fix: crate::case::Fix {
-                commit: "0",
-                subject: "",
-                fstests: None,
-                revert: None,
-            },
-            ignore: &[],
-            run: |_| Ok(()),
-        }
-    }
+    use crate::case::test_case as case;
 
     #[test]
     fn selection_by_name_group_and_exclusion() {
