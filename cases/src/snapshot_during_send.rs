@@ -135,7 +135,7 @@ fn run(t: &mut Ctx) -> Result<()> {
         let mut send = t.send_throttled(&sent, THROTTLE)?;
         let mut snapshots = VecDeque::new();
         let mut taken = 0;
-        while send.is_running() {
+        while t.sending(&mut send) {
             taken += 1;
             snapshots
                 .push_back(t.snapshot_quickly(&sent, &fs.join(format!("snap-{round}-{taken}")))?);

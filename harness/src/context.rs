@@ -423,6 +423,13 @@ impl Ctx {
         ThrottledSend::start(send, pipe, &stream, throttle)
     }
 
+    /// Whether a throttled send is still going and the case is within its time limit: what a
+    /// loop racing the send asks each round. Past the limit it says no, and
+    /// [`Ctx::finish_send`] then kills the send, so the case ends as timed out, not hung.
+    pub fn sending(&self, send: &mut ThrottledSend) -> bool {
+        self.log.time_limit_passed().is_none() && send.is_running()
+    }
+
     /// Waits for a throttled send; its failure is a finding. Returns the stream file.
     pub fn finish_send(&self, send: ThrottledSend) -> Result<PathBuf> {
         let (stream, bytes) = send

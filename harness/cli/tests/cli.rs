@@ -577,3 +577,33 @@ fn list_selects_and_speaks_json_and_run_dry_runs() {
     );
     assert!(!dir.path().join("results").exists());
 }
+
+/// A race case's loop stops at the case's time limit, so the case ends as timed out (its send
+/// killed), never as hung with its scratch filesystems held.
+#[test]
+fn a_race_case_past_its_time_limit_times_out_rather_than_hangs() {
+    if !sendtest::preflight::loopback_or_skip("race_time_limit") {
+        return;
+    }
+    let results = tempfile::tempdir().unwrap();
+    let started = std::time::Instant::now();
+    let out = sendtest(&[
+        "run",
+        "--results",
+        results.path().to_str().unwrap(),
+        "--timeout",
+        "2",
+        "snapshot-during-send",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("FAILED") && text.contains("timed out:"),
+        "{text}"
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(30),
+        "took {:?}",
+        started.elapsed()
+    );
+}
