@@ -3,9 +3,12 @@
 
 use sendtest::case::Case;
 
+mod encoded_inline_then_fallocate;
+mod encoded_inline_truncated_then_reflinked;
 mod random;
 mod random_concurrent;
 mod ro_flip_with_delalloc;
+mod setuid_after_chown;
 mod snapshot_during_send;
 
 /// Every case, in the order `sendtest list` shows them.
@@ -14,6 +17,9 @@ pub const ALL: &[&Case] = &[
     &snapshot_during_send::CASE,
     &random::CASE,
     &random_concurrent::CASE,
+    &encoded_inline_then_fallocate::CASE,
+    &encoded_inline_truncated_then_reflinked::CASE,
+    &setuid_after_chown::CASE,
 ];
 
 /// The send bugs the random cases know of (see `random.rs`).

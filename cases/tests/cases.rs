@@ -4,6 +4,9 @@
 //! is reported as ignored with the reason, unless `SENDTEST_REQUIRE_ALL=1`, which makes it fail
 //! instead (CI sets it).
 //!
+//! A case in the group `unfixed` guards a bug that no kernel fixes yet: its trial passes when
+//! the case finds the bug, and fails, saying so, when the case passes.
+//!
 //! Randomized cases run one fixed seed here, so that a test run is repeatable:
 //! `SENDTEST_SEED` (default 1). New seeds are for `sendtest run random`.
 
@@ -52,7 +55,16 @@ fn main() {
                     ..CaseOptions::default()
                 };
                 let result = runner::run_one(case, &run_dir, options, &backend::Loop);
+                // A case of a bug no kernel fixes yet must find it; should it pass, the kernel
+                // has a fix, and the case belongs in `auto` now.
+                let unfixed = case.in_group("unfixed");
                 match result.outcome {
+                    Outcome::Failed(_) if unfixed => Ok(Completion::Completed),
+                    Outcome::Passed if unfixed => Err(Failed::from(format!(
+                        "{} passed: this kernel fixes the bug it guards; move it from `unfixed` to `auto` with the fix as data\nresults: {}",
+                        case.name,
+                        result.dir.display()
+                    ))),
                     Outcome::Passed => Ok(Completion::Completed),
                     Outcome::NotRun(why) if !preflight::require_all() => {
                         Ok(Completion::ignored_with(format!("not run: {why}")))

@@ -32,7 +32,7 @@ pub const DEFAULT_OPS: usize = 200;
 pub const DEFAULT_SNAPSHOTS: usize = 3;
 
 /// The source for protocol 2: compressed extents for `--compressed-data` to send as they are.
-const COMPRESSED: ScratchSpec = ScratchSpec {
+pub(super) const COMPRESSED: ScratchSpec = ScratchSpec {
     size: crate::scratch::DEFAULT_SIZE,
     mkfs_args: &[],
     mount_options: "compress=zstd",

@@ -1,0 +1,49 @@
+//! encoded-inline-then-fallocate: protocol 2 loses a file's size past a compressed inline extent.
+//!
+//! On a compress=zstd filesystem, a file of 24 bytes is one compressed inline extent. A plain
+//! `fallocate` of one byte at 634 makes it 635 bytes (an unwritten extent past the inline one).
+//! `btrfs send --proto 2 --compressed-data` sends the inline extent as an `encoded_write` of
+//! its 24 bytes and nothing that sets the size, so the received file has 24 bytes: send's
+//! bookkeeping moves its next write offset to the end of the inline extent's range and takes
+//! the preallocated tail as a hole that needs no write, and no truncate follows. Protocol 1
+//! sends a 635-byte write and is right; so is growing the file by `truncate`, by a write, or by
+//! `fallocate --keep-size` instead. The random case found it (seed 1807807937, shrunk from 203
+//! operations to 2); kernels 6.1 and 6.18 have it, and no kernel fixes it yet, so the case is in
+//! the group `unfixed`, out of `auto`, and runs by name.
+
+use sendtest::prelude::*;
+use sendtest::random::{self, Falloc, Op, Protocol};
+
+pub const CASE: Case = Case {
+    name: "encoded-inline-then-fallocate",
+    groups: &["unfixed", "send"],
+    summary: "protocol 2 with compressed data loses the size of a file fallocated past its compressed inline extent",
+    requires: &[Require::SendProtocol(2)],
+    fix: Fix {
+        commit: "none",
+        subject: "not fixed upstream yet",
+        fstests: None,
+        revert: None,
+    },
+    ignore: &["ctime", "layout"],
+    run,
+};
+
+fn run(t: &mut Ctx) -> Result<()> {
+    let ops = [
+        Op::Write {
+            file: "f".into(),
+            offset: 0,
+            len: 24,
+            byte: b'a',
+            direct: false,
+        },
+        Op::Fallocate {
+            file: "f".into(),
+            offset: 634,
+            len: 1,
+            mode: Falloc::Allocate,
+        },
+    ];
+    random::replay(t, &ops, Protocol::TwoCompressed, CASE.ignore, &[])
+}

@@ -1,0 +1,53 @@
+//! A fixed list of operations run through the random cases' chain, as a case of its own: what
+//! a finding of the random case becomes once it is understood. The list, the send options and
+//! the fields that differ read as the bug report; the standalone script goes to the results.
+
+use anyhow::Result;
+
+use super::chain::{Chains, Verdict};
+use super::ops::Op;
+use super::script::script;
+use super::soak::COMPRESSED;
+use crate::context::Ctx;
+use crate::finding::detected;
+
+/// How a list is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// `btrfs send`, protocol 1, from a plain filesystem.
+    One,
+    /// `btrfs send --proto 2 --compressed-data`, from a compress=zstd filesystem.
+    TwoCompressed,
+}
+
+/// Runs `ops` (snapshots where it says, and one at the end; the first sent in full, each later
+/// one against the one before), receives, and compares every field but `ignore` and the
+/// `pass_over` (path, field) pairs. A difference or a failed send or receive is a finding.
+/// `replay.sh` in the results reproduces it without sendtest.
+pub fn replay(
+    t: &mut Ctx,
+    ops: &[Op],
+    protocol: Protocol,
+    ignore: &[&str],
+    pass_over: &[(&str, &str)],
+) -> Result<()> {
+    let source = match protocol {
+        Protocol::One => t.scratch("source")?,
+        Protocol::TwoCompressed => t.scratch_with("compressed", COMPRESSED)?,
+    };
+    let dest = t.scratch("received")?;
+    let mut chains = Chains::new(t, &source, &dest, ignore, pass_over)?;
+    chains.proto2 = protocol == Protocol::TwoCompressed;
+    chains.break_received = t.tampering();
+    let verdict = chains.check(ops, &mut Default::default())?;
+    let message = match &verdict {
+        Verdict::Matched => "every received snapshot matched its source".to_string(),
+        Verdict::Failed(failure) => failure.message.clone(),
+    };
+    let text = script(0, ops, &chains.script_options(), &message);
+    std::fs::write(t.results().join("replay.sh"), text)?;
+    match verdict {
+        Verdict::Matched => Ok(()),
+        Verdict::Failed(failure) => Err(detected(failure.message)),
+    }
+}
