@@ -3,10 +3,10 @@
 //!
 //! On a compress=zstd filesystem, `f` is 32 bytes of `a`, one compressed inline extent, in the
 //! parent snapshot. Then `f` is truncated to 25 bytes and a reflink puts 4 KiB of another file
-//! at 221184. The incremental `btrfs send --proto 2 --compressed-data` sends the inline extent
-//! again as an `encoded_write` of its whole 32 uncompressed bytes, not cut at the new size, and
-//! the hole between 25 and the reflinked range needs no write, so bytes 25-31 of the received
-//! `f` are `a` where the source has zeros. A full send of the same tree is right, and so is the
+//! at 221184. After the incremental `btrfs send --proto 2 --compressed-data`, received on top of
+//! the parent, bytes 25-31 of the received `f` are `a` where the source has zeros (`cmp -l`
+//! lists exactly those 7 bytes). The likely cause, not yet confirmed by a fix: the compressed
+//! inline extent is sent again whole (32 bytes) and nothing zeroes what the truncate cut off. A full send of the same tree is right, and so is the
 //! same change with a write, an fallocate or a truncate past the end instead of the reflink.
 //! The random case found it (seeds 2122780968 and 2122780862, shrunk to these operations);
 //! kernels 6.1 and 6.18 have it, and no kernel fixes it yet, so the case is in the group
