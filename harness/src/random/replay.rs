@@ -44,7 +44,16 @@ pub fn replay(
         Verdict::Matched => "every received snapshot matched its source".to_string(),
         Verdict::Failed(failure) => failure.message.clone(),
     };
-    let text = script(0, ops, &chains.script_options(), &message);
+    let case = t
+        .results()
+        .file_name()
+        .map_or("replay".into(), |n| n.to_string_lossy().into_owned());
+    // The script's header names a seed, which a fixed list has not: it names the case instead.
+    let text = script(0, ops, &chains.script_options(), &message).replacen(
+        "sendtest random, seed 0:",
+        &format!("sendtest {case}:"),
+        1,
+    );
     std::fs::write(t.results().join("replay.sh"), text)?;
     match verdict {
         Verdict::Matched => Ok(()),
