@@ -20,12 +20,7 @@ pub const CASE: Case = Case {
     groups: &["unfixed", "send"],
     summary: "protocol 2 with compressed data loses the size of a file fallocated past its compressed inline extent",
     requires: &[Require::SendProtocol(2)],
-    fix: Fix {
-        commit: "none",
-        subject: "not fixed upstream yet",
-        fstests: None,
-        revert: None,
-    },
+    fix: Fix::NONE_YET,
     ignore: &["ctime", "layout"],
     run,
 };

@@ -20,12 +20,7 @@ pub const CASE: Case = Case {
     groups: &["unfixed", "send"],
     summary: "an incremental protocol-2 send of a truncated compressed inline extent, then a reflink past it, brings back the truncated bytes",
     requires: &[Require::SendProtocol(2)],
-    fix: Fix {
-        commit: "none",
-        subject: "not fixed upstream yet",
-        fstests: None,
-        revert: None,
-    },
+    fix: Fix::NONE_YET,
     ignore: &["ctime", "layout"],
     run,
 };

@@ -17,12 +17,7 @@ pub const CASE: Case = Case {
     groups: &["unfixed", "send"],
     summary: "an incremental send of a setuid file whose owner changed, mode unchanged, clears the bit on receive",
     requires: &[],
-    fix: Fix {
-        commit: "none",
-        subject: "not fixed upstream yet",
-        fstests: None,
-        revert: None,
-    },
+    fix: Fix::NONE_YET,
     ignore: &["ctime", "layout"],
     run,
 };

@@ -38,6 +38,16 @@ pub struct Fix {
     pub revert: Option<&'static str>,
 }
 
+impl Fix {
+    /// What a case of a bug that no kernel fixes yet (group `unfixed`) holds as its fix.
+    pub const NONE_YET: Fix = Fix {
+        commit: "none",
+        subject: "not fixed upstream yet",
+        fstests: None,
+        revert: None,
+    };
+}
+
 impl Case {
     pub fn in_group(&self, group: &str) -> bool {
         self.groups.contains(&group)

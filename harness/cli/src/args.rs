@@ -126,12 +126,9 @@ impl ProgsArgs {
         let Some(tree) = &self.btrfs_progs_tree else {
             return Ok(());
         };
-        let built = progs::build(tree, &say)?;
-        let path = std::env::var_os("PATH").unwrap_or_default();
-        let mut dirs = vec![built.bin];
-        dirs.extend(std::env::split_paths(&path));
         // Only the signal thread runs besides this one, and it never reads the environment.
-        std::env::set_var("PATH", std::env::join_paths(dirs)?);
+        progs::build(tree, &say)?
+            .put_first_in_path(&std::env::var_os("PATH").unwrap_or_default())?;
         Ok(())
     }
 }

@@ -13,7 +13,6 @@ use sendtest::mutate::mutant::{self, Mutant, Shard};
 use sendtest::mutate::run::{self as mutation, MutationPlan, Score, Target};
 use sendtest::mutate::targets::{KernelTarget, ProgsTarget};
 use sendtest::report::{EXIT_FAILED, EXIT_PASSED};
-use sendtest::vm::VmOptions;
 use sendtest::{interrupt, runner};
 
 use crate::args::{at_least_one, out, say, sweep_dead_runs, KernelConfigArgs, ResultsArgs, VmArgs};
@@ -157,7 +156,7 @@ pub fn mutate(args: &MutateArgs) -> Result<u8> {
         Some(_) => Box::new(KernelTarget::new(
             &tree,
             args.config.extra()?,
-            vm_options(&args.vm),
+            args.vm.options(None),
             &std::env::current_exe().context("finding the sendtest binary")?,
         )?),
         None => {
@@ -277,8 +276,4 @@ fn suite(args: &MutateArgs) -> Result<Vec<&'static Case>> {
         ..Default::default()
     };
     runner::select(cases::ALL, &selection).map_err(anyhow::Error::msg)
-}
-
-fn vm_options(args: &VmArgs) -> VmOptions {
-    args.options(None)
 }

@@ -23,6 +23,18 @@ pub struct ProgsBuild {
     pub version: String,
 }
 
+impl ProgsBuild {
+    /// Puts this build's programs first in the process's PATH, ahead of `base` (a PATH value),
+    /// for the cases (and a guest's initramfs) that run `btrfs` and `mkfs.btrfs` from PATH.
+    /// Call it only while no case runs: cases read PATH.
+    pub fn put_first_in_path(&self, base: &std::ffi::OsStr) -> Result<()> {
+        let mut dirs = vec![self.bin.clone()];
+        dirs.extend(std::env::split_paths(base));
+        std::env::set_var("PATH", std::env::join_paths(dirs)?);
+        Ok(())
+    }
+}
+
 pub fn build(tree: &Path, say: &dyn Fn(&str)) -> Result<ProgsBuild> {
     build_variant(tree, None, say)
 }

@@ -125,12 +125,9 @@ impl Target for ProgsTarget {
             files: &files,
         };
         match progs::build_variant(&self.tree, Some(&variant), &|_| {}) {
+            // Between mutants no case runs.
             Ok(built) => {
-                let mut dirs = vec![built.bin];
-                dirs.extend(std::env::split_paths(&self.path));
-                // Between mutants no case runs, and the signal thread never reads the
-                // environment.
-                std::env::set_var("PATH", std::env::join_paths(dirs)?);
+                built.put_first_in_path(&self.path)?;
                 Ok(Ok(()))
             }
             Err(e) => unviable(e),
