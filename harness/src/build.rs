@@ -12,6 +12,12 @@ use anyhow::{Context, Result};
 use nix::fcntl::{Flock, FlockArg};
 use sha2::{Digest, Sha256};
 
+/// The send code of a kernel tree: what `sendtest mutate` mutates and `sendtest coverage`
+/// reports on by default.
+pub const SEND_FILES: &[&str] = &["fs/btrfs/send.c"];
+/// The receive code of a btrfs-progs tree, likewise.
+pub const RECEIVE_FILES: &[&str] = &["cmds/receive.c", "common/send-stream.c"];
+
 /// A tree that does not build (or configure). Under `git bisect run` conventions this is
 /// "cannot test this commit": exit code 125.
 #[derive(Debug)]

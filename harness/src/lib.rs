@@ -10,6 +10,7 @@ pub mod build;
 pub mod cache;
 pub mod case;
 pub mod context;
+pub mod coverage;
 pub mod cpio;
 pub mod dmesg;
 pub mod envelope;

@@ -69,6 +69,8 @@ pub struct VmOptions {
     pub kernel_args: Vec<String>,
     /// Guests for `sendtest shell`: the initramfs has a shell and the tools to look around.
     pub shell: bool,
+    /// Each guest keeps its coverage counters with its case's results (`sendtest coverage`).
+    pub coverage: bool,
 }
 
 impl Default for VmOptions {
@@ -80,6 +82,7 @@ impl Default for VmOptions {
             accel: AccelChoice::Auto,
             kernel_args: Vec::new(),
             shell: false,
+            coverage: false,
         }
     }
 }
@@ -151,7 +154,10 @@ impl Vm {
             .timeout
             .saturating_sub(GUEST_TIMEOUT_MARGIN)
             .max(options.timeout / 2);
-        let request = Request::case(case.name, SCRATCH_DISKS, options, guest_timeout);
+        let request = Request {
+            coverage: self.options.coverage,
+            ..Request::case(case.name, SCRATCH_DISKS, options, guest_timeout)
+        };
         let mut append = format!(
             "console=ttyS0 panic=-1 oops=panic quiet random.trust_cpu=on {}",
             request.to_cmdline()
@@ -203,10 +209,11 @@ impl Vm {
         match guest::read_results(&results_image) {
             Ok(files) => {
                 for file in files {
-                    let name = Path::new(&file.path)
-                        .file_name()
-                        .context("a result file without a name")?;
-                    std::fs::write(dir.join(name), &file.data)?;
+                    let path = results_path(dir, &file.path)?;
+                    if let Some(parent) = path.parent() {
+                        std::fs::create_dir_all(parent)?;
+                    }
+                    std::fs::write(path, &file.data)?;
                 }
                 let text = std::fs::read_to_string(dir.join("outcome")).unwrap_or_default();
                 Ok(Outcome::from_file(&text)
@@ -299,6 +306,20 @@ impl Backend for Vm {
 
 /// A guest that rebooted or crashed without writing results: a kernel crash is a finding,
 /// named by the first line that says what went wrong; a dead init is a harness error.
+/// Where a file the guest wrote goes in the case's results: its relative path, with nothing
+/// that climbs out.
+fn results_path(dir: &Path, name: &str) -> Result<PathBuf> {
+    let relative = Path::new(name);
+    if name.is_empty()
+        || !relative
+            .components()
+            .all(|c| matches!(c, std::path::Component::Normal(_)))
+    {
+        bail!("the guest wrote a result file named `{name}`");
+    }
+    Ok(dir.join(relative))
+}
+
 fn outcome_without_results(console: &str) -> Outcome {
     let tail = exec::tail_lines(console, CONSOLE_TAIL).join(" | ");
     if console.contains("Attempted to kill init") {
@@ -361,6 +382,18 @@ fn sparse_image(dir: &Path, name: &str, size: u64) -> Result<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn result_files_stay_inside_the_case_s_directory() {
+        let dir = Path::new("/r/case");
+        assert_eq!(
+            results_path(dir, "coverage/kernel/x.gcda").unwrap(),
+            dir.join("coverage/kernel/x.gcda")
+        );
+        for bad in ["", "../x", "/etc/passwd", "a/../../x"] {
+            assert!(results_path(dir, bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn a_panic_is_a_finding_and_a_dead_init_an_error() {

@@ -267,3 +267,26 @@ pub fn sweep_dead_runs() {
         say(&swept.summary());
     }
 }
+
+/// `--in-diff PATCH|REV`: the patch file's text, or else `git diff REV` in `tree` (read only: no
+/// index refresh is written).
+pub fn patch_text(tree: &Path, spec: &str) -> Result<String> {
+    if let Ok(text) = std::fs::read_to_string(spec) {
+        return Ok(text);
+    }
+    let out = std::process::Command::new("git")
+        .arg("--no-optional-locks")
+        .arg("-C")
+        .arg(tree)
+        .args(["diff", "--no-color", spec, "--"])
+        .output()
+        .context("running git")?;
+    if !out.status.success() {
+        anyhow::bail!(
+            "--in-diff {spec}: neither a patch file nor a revision of {} ({})",
+            tree.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}

@@ -21,6 +21,7 @@ const EXIT_UNTESTABLE: u8 = 125;
 
 mod args;
 mod bench;
+mod coverage;
 mod mutate;
 mod run;
 mod show;
@@ -55,6 +56,9 @@ enum Command {
     /// Measure which faults in send (a kernel tree) or receive (a btrfs-progs tree) the suite
     /// catches: mutation testing. Exit 1 if any mutant was missed.
     Mutate(Box<mutate::MutateArgs>),
+    /// Build send (a kernel tree) and receive (a btrfs-progs tree) with coverage counters, run
+    /// cases, and report the lines and functions they executed (lcov tracefile, HTML).
+    Coverage(Box<coverage::CoverageArgs>),
     /// Print the manifest of a tree, or compare two trees or saved manifests.
     Manifest(show::ManifestArgs),
 }
@@ -132,6 +136,7 @@ fn main() -> ExitCode {
         Command::Bench(args) => bench::bench(&args),
         Command::Validate(args) => validate_case(&args),
         Command::Mutate(args) => mutate::mutate(&args),
+        Command::Coverage(args) => coverage::coverage(&args),
         Command::Manifest(args) => show::manifest(&args),
     };
     ExitCode::from(code.unwrap_or_else(|e| {

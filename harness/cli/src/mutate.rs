@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use sendtest::build::short_hash;
+use sendtest::build::{short_hash, RECEIVE_FILES, SEND_FILES};
 use sendtest::case::Case;
 use sendtest::context::{CaseOptions, RandomKnobs};
 use sendtest::mutate::mutant::{self, Mutant, Shard};
@@ -15,17 +15,15 @@ use sendtest::mutate::targets::{KernelTarget, ProgsTarget};
 use sendtest::report::{EXIT_FAILED, EXIT_PASSED};
 use sendtest::{interrupt, runner};
 
-use crate::args::{at_least_one, out, say, sweep_dead_runs, KernelConfigArgs, ResultsArgs, VmArgs};
+use crate::args::{
+    at_least_one, out, patch_text, say, sweep_dead_runs, KernelConfigArgs, ResultsArgs, VmArgs,
+};
 
 /// The default suite: the cases and the fixed random seed that catch the most per second (see
 /// docs/mutation.md).
 const MUTATION_SUITE: &[&str] = &["ro-flip-with-delalloc", "random"];
 /// The random case's seed in a mutation run, unless `--random-seed` says otherwise.
 const RANDOM_SEED: u64 = 1;
-
-/// The send code of the kernel, and the receive code of btrfs-progs.
-const KERNEL_FILES: &[&str] = &["fs/btrfs/send.c"];
-const PROGS_FILES: &[&str] = &["cmds/receive.c", "common/send-stream.c"];
 
 #[derive(clap::Args)]
 pub struct MutateArgs {
@@ -87,8 +85,8 @@ pub struct MutateArgs {
 
 pub fn mutate(args: &MutateArgs) -> Result<u8> {
     let (tree, default_files) = match (&args.kernel_tree, &args.btrfs_progs_tree) {
-        (Some(tree), _) => (tree, KERNEL_FILES),
-        (None, Some(tree)) => (tree, PROGS_FILES),
+        (Some(tree), _) => (tree, SEND_FILES),
+        (None, Some(tree)) => (tree, RECEIVE_FILES),
         (None, None) => anyhow::bail!("pass --kernel-tree or --btrfs-progs-tree"),
     };
     let tree = tree
@@ -228,10 +226,7 @@ fn select(args: &MutateArgs, tree: &Path, files: &[String]) -> Result<Vec<Mutant
         mutants.extend(mutant::mutants_of(tree, file)?);
     }
     if let Some(spec) = &args.in_diff {
-        let patch = match std::fs::read_to_string(spec) {
-            Ok(text) => text,
-            Err(_) => git_diff(tree, spec)?,
-        };
+        let patch = patch_text(tree, spec)?;
         mutants = mutant::in_diff(mutants, &mutant::changed_lines(&patch));
     }
     if let Some(max) = args.max {
@@ -241,25 +236,6 @@ fn select(args: &MutateArgs, tree: &Path, files: &[String]) -> Result<Vec<Mutant
         mutants = Shard::parse(shard)?.take(mutants);
     }
     Ok(mutants)
-}
-
-/// `git diff REV` in `tree`, read only (no index refresh is written).
-fn git_diff(tree: &Path, rev: &str) -> Result<String> {
-    let out = std::process::Command::new("git")
-        .arg("--no-optional-locks")
-        .arg("-C")
-        .arg(tree)
-        .args(["diff", "--no-color", rev, "--"])
-        .output()
-        .context("running git")?;
-    if !out.status.success() {
-        anyhow::bail!(
-            "--in-diff {rev}: neither a patch file nor a revision of {} ({})",
-            tree.display(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// The suite: the cases and groups named, or the mutation suite.

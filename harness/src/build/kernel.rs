@@ -114,6 +114,8 @@ pub struct KernelBuild {
     pub bzimage: PathBuf,
     /// The build directory (`O=`), in the cache.
     pub dir: PathBuf,
+    /// The mirror of the tree it compiled.
+    pub source: PathBuf,
     pub log: PathBuf,
 }
 
@@ -276,6 +278,7 @@ pub fn build_in(
     Ok(KernelBuild {
         bzimage: dir.join("arch/x86/boot/bzImage"),
         dir,
+        source,
         log: log_path,
     })
 }

@@ -19,6 +19,8 @@ const PROGRAMS: [&str; 2] = ["btrfs", "mkfs.btrfs"];
 pub struct ProgsBuild {
     /// Holds `btrfs` and `mkfs.btrfs`, nothing else.
     pub bin: PathBuf,
+    /// The copy of the tree it was built in (objects beside sources).
+    pub dir: PathBuf,
     /// What `btrfs --version` says.
     pub version: String,
 }
@@ -45,6 +47,9 @@ pub struct Variant<'a> {
     pub label: &'a str,
     /// (path relative to the tree, content); empty for the tree as it is.
     pub files: &'a [(String, String)],
+    /// Extra `make` arguments (`EXTRA_CFLAGS=--coverage`, say), the same for every build under
+    /// one label.
+    pub make_args: &'a [&'a str],
 }
 
 /// Builds `tree`, or `variant` of it. A variant's build directory remembers which files the
@@ -120,8 +125,9 @@ pub fn build_variant(
     let jobs = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .to_string();
+    let make_args = variant.map_or(&[][..], |v| v.make_args);
     exec::run_to_file(
-        cmd!(sh, "make -j{jobs} {PROGRAMS...}"),
+        cmd!(sh, "make -j{jobs} {make_args...} {PROGRAMS...}"),
         &log,
         &log_path,
         &mut |_| {},
@@ -141,7 +147,7 @@ pub fn build_variant(
         .trim()
         .to_string();
     say(&format!("using {version} from {}", bin.display()));
-    Ok(ProgsBuild { bin, version })
+    Ok(ProgsBuild { bin, dir, version })
 }
 
 /// Puts back the tree's copy of every file the last variant replaced, then writes `files`,

@@ -121,6 +121,7 @@ impl Target for ProgsTarget {
             None => Vec::new(),
         };
         let variant = Variant {
+            make_args: &[],
             label: LABEL,
             files: &files,
         };

@@ -16,6 +16,7 @@ use nix::mount::{mount, MsFlags};
 use super::initramfs::MODULE_LIST;
 use super::request::Request;
 use crate::case::Case;
+use crate::coverage;
 use crate::cpio;
 use crate::envelope;
 use crate::outcome::Outcome;
@@ -106,10 +107,18 @@ fn boot_and_run(cases: &[&Case]) -> Result<()> {
                 println!("sendtest: writing `{key}` to /proc/sysrq-trigger as asked");
                 std::fs::write("/proc/sysrq-trigger", key)?;
             }
+            if request.coverage {
+                // Each btrfs process writes its counters here when it exits. Init is still
+                // single-threaded, so changing the environment is safe.
+                std::env::set_var("GCOV_PREFIX", case_dir.join(coverage::PROGS_DATA));
+            }
             println!("{CASE_STARTS}");
             let devices = Arc::new(Devices::given(scratch));
             let outcome = envelope::run(case, &case_dir, request.options(), devices);
             println!("sendtest: {name}: {}", outcome.label());
+            if request.coverage {
+                keep_kernel_counters(&case_dir);
+            }
         }
         None => {
             std::fs::create_dir_all(&case_dir)?;
@@ -144,6 +153,26 @@ fn shell<'a>(disks: impl Iterator<Item = &'a PathBuf>) -> Result<()> {
         .context("starting sh in the guest")?;
     println!("sendtest: the shell exited ({status}); powering off");
     Ok(())
+}
+
+/// Copies the kernel's coverage counters (`CONFIG_GCOV_KERNEL`) into the case's results. A
+/// kernel without them is said on the console; the host reports the missing data.
+fn keep_kernel_counters(case_dir: &Path) {
+    let debugfs = Path::new("/sys/kernel/debug");
+    let mounted = mount(
+        Some("debugfs"),
+        debugfs,
+        Some("debugfs"),
+        MsFlags::empty(),
+        None::<&str>,
+    );
+    let copied = mounted.map_err(anyhow::Error::from).and_then(|()| {
+        coverage::copy_counters(&debugfs.join("gcov"), &case_dir.join(coverage::KERNEL_DATA))
+    });
+    match copied {
+        Ok(n) => println!("sendtest: kept {n} kernel coverage counter file(s)"),
+        Err(e) => eprintln!("sendtest guest: no kernel coverage counters: {e:#}"),
+    }
 }
 
 /// Loads the modules the initramfs lists, in order. A required one that fails stops the boot.
@@ -194,18 +223,11 @@ fn wait_for_disks(count: usize) -> Result<BTreeMap<String, PathBuf>> {
     }
 }
 
-/// Packs the case's results directory and writes it raw to the results disk.
+/// Packs the case's results directory (its subdirectories too) and writes it raw to the
+/// results disk.
 fn write_results(dir: &Path, disk: &Path) -> Result<()> {
     let mut archive = cpio::Writer::new(Vec::new());
-    let mut entries: Vec<_> = std::fs::read_dir(dir)?
-        .flatten()
-        .filter(|e| e.path().is_file())
-        .collect();
-    entries.sort_by_key(|e| e.file_name());
-    for entry in entries {
-        let data = std::fs::read(entry.path())?;
-        archive.file(&entry.file_name().to_string_lossy(), 0o644, &data)?;
-    }
+    pack(&mut archive, dir, "")?;
     let bytes = archive.finish()?;
     let mut disk = std::fs::OpenOptions::new()
         .write(true)
@@ -216,6 +238,22 @@ fn write_results(dir: &Path, disk: &Path) -> Result<()> {
     disk.write_all_at(&bytes, RESULTS_OFFSET)?;
     disk.flush()?;
     disk.sync_all().context("syncing the results disk")?;
+    Ok(())
+}
+
+/// Adds the regular files under `dir` to `archive`, named from `prefix`.
+fn pack(archive: &mut cpio::Writer<Vec<u8>>, dir: &Path, prefix: &str) -> Result<()> {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)?.flatten().collect();
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        let name = format!("{prefix}{}", entry.file_name().to_string_lossy());
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
+            pack(archive, &entry.path(), &format!("{name}/"))?;
+        } else if kind.is_file() {
+            archive.file(&name, 0o644, &std::fs::read(entry.path())?)?;
+        }
+    }
     Ok(())
 }
 
@@ -249,12 +287,14 @@ mod tests {
         std::fs::create_dir(&case_dir).unwrap();
         std::fs::write(case_dir.join("outcome"), "passed 0.2s\n\n").unwrap();
         std::fs::write(case_dir.join("dmesg"), "[ 1.0] hello\n").unwrap();
+        std::fs::create_dir_all(case_dir.join("coverage/kernel")).unwrap();
+        std::fs::write(case_dir.join("coverage/kernel/send.gcda"), "c").unwrap();
         let disk = dir.path().join("results.img");
         File::create(&disk).unwrap().set_len(1 << 20).unwrap();
         write_results(&case_dir, &disk).unwrap();
         let files = read_results(&disk).unwrap();
         let names: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
-        assert_eq!(names, ["dmesg", "outcome"]);
+        assert_eq!(names, ["coverage/kernel/send.gcda", "dmesg", "outcome"]);
         let blank = dir.path().join("blank.img");
         File::create(&blank).unwrap().set_len(1 << 20).unwrap();
         assert!(read_results(&blank)

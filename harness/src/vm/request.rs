@@ -10,6 +10,8 @@ use crate::context::{CaseOptions, RandomKnobs, DEFAULT_TIMEOUT};
 pub const PROBE: &str = "sendtest.probe";
 /// The word that asks for an interactive shell instead of a case.
 const SHELL: &str = "sendtest.shell";
+/// The word that asks the guest to keep the coverage counters of the case's run.
+const COVERAGE: &str = "sendtest.coverage";
 
 /// One guest's task.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -20,6 +22,9 @@ pub struct Request {
     pub probe: bool,
     /// An interactive shell on the console instead of a case (`sendtest shell`).
     pub shell: bool,
+    /// Keep the kernel's and btrfs-progs' coverage counters with the case's results
+    /// (`sendtest coverage`).
+    pub coverage: bool,
     pub scratch_disks: usize,
     /// A key written to /proc/sysrq-trigger before the case, to test crash handling (`c`);
     /// given by hand with `--kernel-arg sendtest.sysrq=c`, never encoded by the host.
@@ -76,6 +81,9 @@ impl Request {
         if self.shell {
             words.push(SHELL.into());
         }
+        if self.coverage {
+            words.push(COVERAGE.into());
+        }
         let mut put = |name: &str, value: Option<String>| {
             if let Some(value) = value {
                 words.push(format!("sendtest.{name}={value}"));
@@ -112,6 +120,7 @@ impl Request {
                 Some(("sendtest.snapshots", n)) => request.random.snapshots = n.parse().ok(),
                 None if word == PROBE => request.probe = true,
                 None if word == SHELL => request.shell = true,
+                None if word == COVERAGE => request.coverage = true,
                 _ => {}
             }
         }
@@ -168,6 +177,7 @@ mod tests {
         assert!(Request::parse(&probe.to_cmdline()).probe);
         let shell = Request {
             shell: true,
+            coverage: true,
             scratch_disks: 3,
             ..Request::default()
         };
