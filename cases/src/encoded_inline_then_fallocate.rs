@@ -20,7 +20,10 @@ pub const CASE: Case = Case {
     groups: &["unfixed", "send"],
     summary: "protocol 2 with compressed data loses the size of a file fallocated past its compressed inline extent",
     requires: &[Require::SendProtocol(2)],
-    fix: Fix::NONE_YET,
+    fix: Fix {
+        proposed: Some(include_str!("encoded_inline.fix.patch")),
+        ..Fix::NONE_YET
+    },
     ignore: &["ctime", "layout"],
     run,
 };

@@ -20,7 +20,10 @@ pub const CASE: Case = Case {
     groups: &["unfixed", "send"],
     summary: "an incremental protocol-2 send of a truncated compressed inline extent, then a reflink past it, brings back the truncated bytes",
     requires: &[Require::SendProtocol(2)],
-    fix: Fix::NONE_YET,
+    fix: Fix {
+        proposed: Some(include_str!("encoded_inline.fix.patch")),
+        ..Fix::NONE_YET
+    },
     ignore: &["ctime", "layout"],
     run,
 };

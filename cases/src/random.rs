@@ -31,6 +31,7 @@ pub const CASE: Case = Case {
         subject: "no single fix: it looks for send/receive bugs that are not known yet",
         fstests: Some("btrfs/007"),
         revert: None,
+        proposed: None,
     },
     // Send protocol 1 carries data and size, not where holes and preallocated extents lie:
     // the received layout of a file that was fallocated or punched differs, its bytes do not.

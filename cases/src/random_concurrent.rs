@@ -22,6 +22,7 @@ pub const CASE: Case = Case {
         subject: "no single fix: it looks for send races that are not known yet",
         fstests: Some("btrfs/007"),
         revert: None,
+        proposed: None,
     },
     ignore: &["ctime", "layout"],
     run,

@@ -21,6 +21,7 @@ pub const CASE: Case = Case {
         fstests: Some("btrfs/186"),
         // Drops the flush_delalloc_roots() call from btrfs_ioctl_send().
         revert: Some(include_str!("ro_flip_with_delalloc.revert.patch")),
+        proposed: None,
     },
     ignore: &["ctime"],
     run,

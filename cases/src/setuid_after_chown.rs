@@ -17,7 +17,10 @@ pub const CASE: Case = Case {
     groups: &["unfixed", "send"],
     summary: "an incremental send of a setuid file whose owner changed, mode unchanged, clears the bit on receive",
     requires: &[],
-    fix: Fix::NONE_YET,
+    fix: Fix {
+        proposed: Some(include_str!("setuid_after_chown.fix.patch")),
+        ..Fix::NONE_YET
+    },
     ignore: &["ctime", "layout"],
     run,
 };

@@ -36,6 +36,7 @@ pub const CASE: Case = Case {
         // finish_need_commit_sem_search() returns without cloning the leaf, for both of its
         // callers (btrfs_search_slot() and btrfs_next_old_leaf()).
         revert: Some(include_str!("snapshot_during_send.revert.patch")),
+        proposed: None,
     },
     ignore: &["ctime"],
     run,

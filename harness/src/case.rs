@@ -36,6 +36,10 @@ pub struct Fix {
     /// A patch that brings the bug back into the reference tree, Debian's linux-source-6.1, for
     /// `sendtest validate`.
     pub revert: Option<&'static str>,
+    /// For a bug no kernel fixes yet: a proposed fix, as a patch against the reference tree,
+    /// which `sendtest validate` applies (the fix direction: the case fails on the tree as it
+    /// is, and passes with the patch).
+    pub proposed: Option<&'static str>,
 }
 
 impl Fix {
@@ -45,6 +49,7 @@ impl Fix {
         subject: "not fixed upstream yet",
         fstests: None,
         revert: None,
+        proposed: None,
     };
 }
 
@@ -72,6 +77,7 @@ pub(crate) fn test_case(name: &'static str, groups: &'static [&'static str]) -> 
             subject: "",
             fstests: None,
             revert: None,
+            proposed: None,
         },
         ignore: &[],
         run: |_| Ok(()),

@@ -25,4 +25,4 @@ pub use known::{KnownBug, Replay, Sends};
 pub use ops::{Falloc, Op, Sharing};
 pub use replay::{replay, Protocol};
 pub use script::{script, ScriptOptions};
-pub use soak::{run_seeds, Setup, DEFAULT_OPS, DEFAULT_SNAPSHOTS};
+pub use soak::{run_seeds, seeds_ran, Setup, DEFAULT_OPS, DEFAULT_SNAPSHOTS};

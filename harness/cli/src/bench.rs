@@ -18,6 +18,8 @@ use sendtest::{interrupt, preflight};
 
 use crate::args::{at_least_one, say, VmArgs};
 
+mod coverage;
+
 #[derive(clap::Args)]
 pub struct BenchArgs {
     /// Repetitions of each measurement; the medians are printed.
@@ -30,6 +32,10 @@ pub struct BenchArgs {
     /// A minimal bzImage for the boot figure (default: the one built from --kernel-tree).
     #[arg(long, value_name = "BZIMAGE", conflicts_with = "kernel_tree")]
     minimal_kernel: Option<PathBuf>,
+    /// Also measure what coverage counters cost (`sendtest coverage`): a build of
+    /// --kernel-tree with them, the auto group and a 60 s random soak against the plain build.
+    #[arg(long, requires = "kernel_tree")]
+    coverage: bool,
     /// Leave out the VM figures.
     #[arg(long)]
     no_vm: bool,
@@ -66,10 +72,12 @@ pub fn bench(args: &BenchArgs) -> Result<u8> {
 
     let mut minimal = args.minimal_kernel.clone();
     let mut copy = None;
+    let mut plain_build = Duration::ZERO;
     if let Some(tree) = &args.kernel_tree {
-        let (tree_copy, image) = kernel_builds(tree, work.path())?;
+        let (tree_copy, image, took) = kernel_builds(tree, work.path())?;
         minimal = Some(image);
         copy = Some(tree_copy);
+        plain_build = took;
     }
 
     if args.no_vm {
@@ -97,6 +105,9 @@ pub fn bench(args: &BenchArgs) -> Result<u8> {
         match &copy {
             Some(tree) => edit_to_verdict(tree, &args.vm, reps, work.path())?,
             None => println!("edit to verdict: not measured (pass --kernel-tree)"),
+        }
+        if let (true, Some(tree), Some(image)) = (args.coverage, &copy, &minimal) {
+            coverage::cost(tree, image, plain_build, &args.vm, reps, work.path())?;
         }
     }
 
@@ -186,8 +197,8 @@ fn boots(vm: &Vm, reps: usize, work: &Path, label: &str) -> Result<Option<Durati
 
 /// A first build of `tree` in a fresh cache, and a rebuild after touching one file in
 /// fs/btrfs. The bench builds a copy of the tree, which it may touch: the tree itself is only
-/// read. Returns the copy and the bzImage.
-fn kernel_builds(tree: &Path, work: &Path) -> Result<(PathBuf, PathBuf)> {
+/// read. Returns the copy, the bzImage and the first build's time.
+fn kernel_builds(tree: &Path, work: &Path) -> Result<(PathBuf, PathBuf, Duration)> {
     let copy = work.join("linux");
     mirror::sync(tree, &copy).with_context(|| format!("copying {}", tree.display()))?;
     // A fresh cache of its own, so the first build starts from nothing.
@@ -206,7 +217,7 @@ fn kernel_builds(tree: &Path, work: &Path) -> Result<(PathBuf, PathBuf)> {
         rebuild.as_secs_f64(),
         met(rebuild <= Duration::from_secs(30))
     );
-    Ok((copy, built.bzimage))
+    Ok((copy, built.bzimage, first))
 }
 
 /// The file a developer edits in the edit-to-verdict figure.

@@ -51,7 +51,8 @@ enum Command {
     Clean,
     /// Measure the harness's own speed on this machine against its targets.
     Bench(bench::BenchArgs),
-    /// Show that a case fails on a kernel tree with its fix reverted and passes with it.
+    /// Show that a case fails on a kernel tree with its fix reverted and passes with it; or,
+    /// for a bug no kernel fixes yet, that it fails on the tree and passes with a proposed fix.
     Validate(ValidateArgs),
     /// Measure which faults in send (a kernel tree) or receive (a btrfs-progs tree) the suite
     /// catches: mutation testing. Exit 1 if any mutant was missed.
@@ -98,9 +99,15 @@ mod tests {
 struct ValidateArgs {
     /// The case to validate.
     case: String,
-    /// The kernel tree to build as it is, and again with the case's revert patch in a copy.
+    /// The kernel tree to build as it is, and again with the case's revert patch (or --patch)
+    /// in a copy.
     #[arg(long, value_name = "PATH")]
     kernel_tree: PathBuf,
+    /// The fix direction: the case must fail on the tree as it is and pass with this patch
+    /// applied (in a copy). The default for a case with a proposed fix and no revert patch
+    /// (the `unfixed` group) is its own proposed fix.
+    #[arg(long, value_name = "PATCH")]
+    patch: Option<PathBuf>,
     /// Runs on each kernel.
     #[arg(long, default_value_t = 3)]
     runs: usize,
@@ -225,21 +232,47 @@ fn clean() -> Result<u8> {
 fn validate_case(args: &ValidateArgs) -> Result<u8> {
     let case = cases::by_name(&args.case)
         .with_context(|| format!("no case `{}`; `sendtest list` shows the cases", args.case))?;
-    let patch = case
-        .fix
-        .revert
-        .with_context(|| format!("case {} has no revert patch to validate with", case.name))?;
     if args.runs == 0 {
         anyhow::bail!("--runs must be at least 1");
     }
+    let given = match &args.patch {
+        Some(file) => Some(
+            std::fs::read_to_string(file)
+                .with_context(|| format!("cannot read the patch {}", file.display()))?,
+        ),
+        None => None,
+    };
+    // Which patch, and whether it is the fix (applied: the case must pass) or its revert.
+    let (patch, is_fix) = match (given.as_deref(), case.fix.revert, case.fix.proposed) {
+        (Some(patch), _, _) => (patch, true),
+        (None, Some(revert), _) => (revert, false),
+        (None, None, Some(proposed)) => {
+            say(&format!("{}: validating its proposed fix", case.name));
+            (proposed, true)
+        }
+        (None, None, None) => anyhow::bail!(
+            "case {} has no revert patch and no proposed fix: pass --patch FILE with a fix to validate",
+            case.name
+        ),
+    };
     sweep_dead_runs();
     args.progs.apply()?;
-    let with_fix = args.config.build(&args.kernel_tree, None)?;
-    let revert = Revert {
-        name: case.name,
-        patch,
+    let (with_fix, without_fix) = if is_fix {
+        let fixed = Revert { name: "fix", patch };
+        (
+            args.config.build(&args.kernel_tree, Some(fixed))?,
+            args.config.build(&args.kernel_tree, None)?,
+        )
+    } else {
+        let revert = Revert {
+            name: case.name,
+            patch,
+        };
+        (
+            args.config.build(&args.kernel_tree, None)?,
+            args.config.build(&args.kernel_tree, Some(revert))?,
+        )
     };
-    let without_fix = args.config.build(&args.kernel_tree, Some(revert))?;
     let with_vm = args.vm.prepare(Some(&with_fix.bzimage))?;
     let without_vm = args.vm.prepare(Some(&without_fix.bzimage))?;
     let run_dir = results::new_run_dir(&args.output.results)?;

@@ -2,26 +2,41 @@
 //! mutant the suite catches, one it misses, one that does not compile, and one that hangs
 //! `btrfs receive` until its case's time limit. And a run that stops resumes from what it kept.
 //!
-//! It builds btrfs-progs, so it runs only when `SENDTEST_PROGS_TREE` names a btrfs-progs tree
-//! (`bash .ci/btrfs-progs-tree` prints one; `.ci/run` sets it).
+//! The kernel's side: a mutant of `fs/btrfs/send.c` that hangs the guest is a timeout, and one
+//! that oopses it (a crash) is caught.
+//!
+//! They build btrfs-progs or a kernel, so they run only when `SENDTEST_PROGS_TREE` names a
+//! btrfs-progs tree or `SENDTEST_KERNEL_TREE` a Linux tree (`.ci/run` sets both).
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use sendtest::context::{CaseOptions, RandomKnobs};
-use sendtest::mutate::mutant::Mutant;
+use sendtest::mutate::mutant::{unified_diff, Mutant};
 use sendtest::mutate::operators::{Edit, Operator};
 use sendtest::mutate::run::{self, MutationPlan, Verdict};
-use sendtest::mutate::targets::ProgsTarget;
+use sendtest::mutate::targets::{KernelTarget, ProgsTarget};
 
 const FILE: &str = "cmds/receive.c";
 
 /// A mutant of `cmds/receive.c` that replaces the first `from` after `after` with `to`.
 fn mutant(tree: &std::path::Path, name: &str, after: &str, from: &str, to: &str) -> Mutant {
-    let source = std::fs::read_to_string(tree.join(FILE)).unwrap();
+    mutant_of(tree, FILE, name, after, from, to)
+}
+
+/// A mutant of `file` that replaces the first `from` after `after` with `to`.
+fn mutant_of(
+    tree: &std::path::Path,
+    file: &str,
+    name: &str,
+    after: &str,
+    from: &str,
+    to: &str,
+) -> Mutant {
+    let source = std::fs::read_to_string(tree.join(file)).unwrap();
     let anchor = source
         .find(after)
-        .unwrap_or_else(|| panic!("no `{after}` in {FILE}"));
+        .unwrap_or_else(|| panic!("no `{after}` in {file}"));
     let start = anchor + source[anchor..].find(from).unwrap();
     let edit = Edit {
         operator: Operator::NegateIf,
@@ -30,16 +45,18 @@ fn mutant(tree: &std::path::Path, name: &str, after: &str, from: &str, to: &str)
         replacement: to.into(),
     };
     let line = edit.line(&source);
-    Mutant {
-        id: format!("{FILE}:{line}:{name}:1"),
-        file: FILE.into(),
+    let mut mutant = Mutant {
+        id: format!("{file}:{line}:{name}:1"),
+        file: file.into(),
         line,
         operator: edit.operator,
         before: from.into(),
         after: to.into(),
         diff: String::new(),
         edit,
-    }
+    };
+    mutant.diff = unified_diff(file, &source, &mutant.mutated_file(tree).unwrap());
+    mutant
 }
 
 #[test]
@@ -124,4 +141,63 @@ fn each_outcome_happens_and_a_rerun_resumes() {
     assert!(again.iter().all(|r| r.resumed));
     let verdicts: Vec<&str> = again.iter().map(|r| r.verdict.label()).collect();
     assert_eq!(verdicts, ["caught", "missed", "unviable", "timeout"]);
+}
+
+#[test]
+fn a_kernel_mutant_that_hangs_the_guest_is_a_timeout_and_one_that_oopses_it_is_caught() {
+    let Some(tree) = std::env::var_os("SENDTEST_KERNEL_TREE").map(PathBuf::from) else {
+        eprintln!(
+            "skipped: set SENDTEST_KERNEL_TREE to a Linux tree to run it (`bash .ci/kernel-tree` prints one)"
+        );
+        return;
+    };
+    let send = "fs/btrfs/send.c";
+    let mutants = [
+        // Send spins forever: the guest never finishes the case.
+        mutant_of(
+            &tree,
+            send,
+            "timeout",
+            "static int send_subvol(struct send_ctx *sctx)",
+            "{",
+            "{ for (;;) cond_resched();",
+        ),
+        // Send oopses (and oops=panic ends the guest).
+        mutant_of(
+            &tree,
+            send,
+            "crash",
+            "static int send_subvol(struct send_ctx *sctx)",
+            "{",
+            "{ BUG();",
+        ),
+    ];
+    let results = tempfile::tempdir().unwrap();
+    let plan = MutationPlan {
+        cases: vec![cases::by_name("ro-flip-with-delalloc").unwrap()],
+        options: CaseOptions {
+            timeout: Duration::from_secs(40),
+            ..CaseOptions::default()
+        },
+        results: results.path().to_path_buf(),
+        allowed: Default::default(),
+    };
+    let mut target = KernelTarget::new(
+        &tree,
+        Default::default(),
+        Default::default(),
+        std::path::Path::new(env!("CARGO_BIN_EXE_sendtest")),
+    )
+    .unwrap();
+    run::baseline(&plan, &mut target).unwrap();
+    let ran = run::run(&plan, &mutants, &mut target, &mut |_| {}).unwrap();
+    let verdicts: Vec<&str> = ran.iter().map(|r| r.verdict.label()).collect();
+    assert_eq!(verdicts, ["timeout", "caught"], "{ran:#?}");
+    let Verdict::Caught { reason, .. } = &ran[1].verdict else {
+        unreachable!()
+    };
+    assert!(
+        reason.contains("panic") || reason.contains("BUG"),
+        "{reason}"
+    );
 }

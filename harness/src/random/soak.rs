@@ -38,6 +38,14 @@ pub(super) const COMPRESSED: ScratchSpec = ScratchSpec {
     mount_options: "compress=zstd",
 };
 
+/// How many seeds a random case's headlines say it ran (the first headline of [`run_seeds`]).
+pub fn seeds_ran(headlines: &str) -> Option<u64> {
+    headlines.lines().find_map(|line| {
+        let (before, _) = line.split_once(" seed(s) from ")?;
+        before.rsplit(' ').next()?.parse().ok()
+    })
+}
+
 /// The randomized case's steps: for `--seed` (or a seed from the clock), and with
 /// `--duration` for the seeds after it until the time is up, the chain with protocol 1 on a
 /// plain filesystem, then with protocol 2 and compressed data on a compress=zstd one (the case
@@ -200,4 +208,16 @@ fn seed_from_clock() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(1, |d| d.as_secs() ^ u64::from(d.subsec_nanos()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_seed_count_is_read_back_from_the_headline() {
+        let headlines = "random: 14 seed(s) from 7: 2800 operations, 3 snapshots, 84 sends (x); passed\nrandom: known bug `b` (s) met by seed(s) 9; the first: m\n";
+        assert_eq!(seeds_ran(headlines), Some(14));
+        assert_eq!(seeds_ran("random: failed\n"), None);
+    }
 }
