@@ -20,6 +20,7 @@ pub fn test_case(name: &'static str, run: fn(&mut Ctx) -> anyhow::Result<()>) ->
             subject: "test",
             fstests: None,
             revert: None,
+            proposed: None,
         },
         ignore: &["ctime"],
         run,
