@@ -44,5 +44,5 @@ fn run(t: &mut Ctx) -> Result<()> {
             mode: Falloc::Allocate,
         },
     ];
-    random::replay(t, &ops, Protocol::TwoCompressed, CASE.ignore, &[])
+    random::replay(t, &CASE, &ops, Protocol::TwoCompressed, &[])
 }

@@ -59,11 +59,5 @@ fn run(t: &mut Ctx) -> Result<()> {
             len: 4096,
         },
     ];
-    random::replay(
-        t,
-        &ops,
-        Protocol::TwoCompressed,
-        CASE.ignore,
-        &[(".", "mtime")],
-    )
+    random::replay(t, &CASE, &ops, Protocol::TwoCompressed, &[(".", "mtime")])
 }

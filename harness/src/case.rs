@@ -43,6 +43,18 @@ pub struct Fix {
 }
 
 impl Fix {
+    /// The fix's subject: the upstream commit's, or the `Subject:` of the proposed patch.
+    pub fn fix_subject(&self) -> &'static str {
+        self.proposed
+            .and_then(|patch| {
+                patch
+                    .lines()
+                    .find_map(|l| l.strip_prefix("Subject: "))
+                    .map(|s| s.strip_prefix("[PATCH] ").unwrap_or(s))
+            })
+            .unwrap_or(self.subject)
+    }
+
     /// What a case of a bug that no kernel fixes yet (group `unfixed`) holds as its fix.
     pub const NONE_YET: Fix = Fix {
         commit: "none",

@@ -6,6 +6,7 @@
 pub mod backend;
 pub mod bench;
 pub mod btrfs_ioctl;
+pub mod bug_report;
 pub mod build;
 pub mod cache;
 pub mod case;

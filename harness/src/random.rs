@@ -11,6 +11,7 @@
 
 mod chain;
 mod keep;
+pub mod fstests;
 pub mod known;
 mod noise;
 pub mod ops;
@@ -19,10 +20,10 @@ mod script;
 pub mod shrink;
 mod soak;
 
-pub use chain::{ChainFailure, Chains, Checked, Verdict};
+pub use chain::{ChainFailure, Chains, Checked, Verdict, FAILED_DUMP, FAILED_STREAM};
 pub use keep::{shrink_and_keep, Found};
 pub use known::{KnownBug, Replay, Sends};
 pub use ops::{Falloc, Op, Sharing};
-pub use replay::{replay, Protocol};
+pub use replay::{replay, Protocol, FSTESTS_TEST};
 pub use script::{script, ScriptOptions};
 pub use soak::{run_seeds, seeds_ran, Setup, DEFAULT_OPS, DEFAULT_SNAPSHOTS};

@@ -21,6 +21,7 @@ const EXIT_UNTESTABLE: u8 = 125;
 
 mod args;
 mod bench;
+mod bug;
 mod coverage;
 mod mutate;
 mod run;
@@ -60,6 +61,9 @@ enum Command {
     /// Build send (a kernel tree) and receive (a btrfs-progs tree) with coverage counters, run
     /// cases, and report the lines and functions they executed (lcov tracefile, HTML).
     Coverage(Box<coverage::CoverageArgs>),
+    /// Run a finding's case and print it as a bug report for the linux-btrfs list: reproducer,
+    /// `btrfs receive --dump`, expected and actual, proposed fix, and an fstests test.
+    Report(Box<bug::ReportArgs>),
     /// Print the manifest of a tree, or compare two trees or saved manifests.
     Manifest(show::ManifestArgs),
 }
@@ -144,6 +148,7 @@ fn main() -> ExitCode {
         Command::Validate(args) => validate_case(&args),
         Command::Mutate(args) => mutate::mutate(&args),
         Command::Coverage(args) => coverage::coverage(&args),
+        Command::Report(args) => bug::report(&args),
         Command::Manifest(args) => show::manifest(&args),
     };
     ExitCode::from(code.unwrap_or_else(|e| {

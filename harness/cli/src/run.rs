@@ -196,17 +196,21 @@ pub fn run(args: &RunArgs) -> Result<u8> {
 /// that ran, and the seed given.
 fn run_properties(backend: &dyn Backend, plan: &Plan<'_>) -> report::Properties {
     let mut properties = backend.properties();
-    let progs = std::process::Command::new("btrfs")
-        .arg("--version")
-        .output()
-        .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_string())
-        .unwrap_or_default();
-    properties.push(("btrfs_progs", progs));
+    properties.push(("btrfs_progs", installed_progs()));
     if let Some(seed) = plan.options.random.seed {
         properties.push(("seed", seed.to_string()));
     }
     properties.push(("sendtest", env!("CARGO_PKG_VERSION").to_string()));
     properties
+}
+
+/// What `btrfs --version` says of the btrfs-progs first in PATH.
+pub fn installed_progs() -> String {
+    std::process::Command::new("btrfs")
+        .arg("--version")
+        .output()
+        .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_string())
+        .unwrap_or_default()
 }
 
 /// What `--dry-run` prints: the cases, where they would run, and how often.

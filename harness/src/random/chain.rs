@@ -202,6 +202,7 @@ impl<'a> Chains<'a> {
             self.ctx
                 .run(cmd!(sh, "btrfs receive -q -f {stream} {received}"))
                 .map_err(|e| {
+                    self.keep_stream(&stream, i);
                     ChainFailure::failed(format!("receive of snapshot {i} failed: {e:#}"))
                 })?;
             let got = received.join(file_name(snapshot));
@@ -215,6 +216,7 @@ impl<'a> Chains<'a> {
                 .map(|(source, got)| manifest::compare(&source, &got, &self.ignore))
                 .map_err(|e| ChainFailure::failed(format!("manifest of snapshot {i}: {e:#}")))?;
             if !differences.is_empty() {
+                self.keep_stream(&stream, i);
                 let shown: Vec<String> =
                     differences.iter().take(3).map(|d| d.to_string()).collect();
                 return Err(ChainFailure {
@@ -237,6 +239,37 @@ impl<'a> Chains<'a> {
         Ok(())
     }
 }
+
+impl Chains<'_> {
+    /// Keeps a stream that failed, and what `btrfs receive --dump` makes of it, with the case's
+    /// results (`failed.stream`, `failed.dump`); a later failure of the same case (the
+    /// shrinker's smaller lists) replaces them, so the last kept is the smallest.
+    fn keep_stream(&self, stream: &Path, snapshot: usize) {
+        let results = self.ctx.results();
+        let kept = results.join(FAILED_STREAM);
+        if std::fs::copy(stream, &kept).is_err() {
+            return;
+        }
+        let sh = self.ctx.sh();
+        let dump = match self.ctx.run(cmd!(sh, "btrfs receive --dump -f {kept}")) {
+            Ok(out) => out.stdout,
+            Err(e) => format!("btrfs receive --dump failed: {e:#}\n"),
+        };
+        let header = format!(
+            "# btrfs receive --dump of the stream of snapshot {snapshot} ({})\n",
+            if self.proto2 {
+                "protocol 2, compressed data"
+            } else {
+                "protocol 1"
+            }
+        );
+        let _ = std::fs::write(results.join(FAILED_DUMP), header + &dump);
+    }
+}
+
+/// The stream that failed, and its dump, in the case's results.
+pub const FAILED_STREAM: &str = "failed.stream";
+pub const FAILED_DUMP: &str = "failed.dump";
 
 /// The deliberate fault of [`Chains::break_received`]: the largest file loses its last byte.
 fn break_tree(ctx: &Ctx, received: &Path) -> Result<()> {

@@ -5,11 +5,17 @@
 use anyhow::Result;
 
 use super::chain::{Chains, Verdict};
+use super::fstests::fstests_test;
 use super::ops::Op;
 use super::script::script;
 use super::soak::COMPRESSED;
+use crate::case::Case;
 use crate::context::Ctx;
 use crate::finding::detected;
+
+/// The fstests test a replay writes into the case's results, and its golden output beside it
+/// (`.out`).
+pub const FSTESTS_TEST: &str = "fstests-test";
 
 /// How a list is sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,14 +29,16 @@ pub enum Protocol {
 /// Runs `ops` (snapshots where it says, and one at the end; the first sent in full, each later
 /// one against the one before), receives, and compares every field but `ignore` and the
 /// `pass_over` (path, field) pairs. A difference or a failed send or receive is a finding.
-/// `replay.sh` in the results reproduces it without sendtest.
+/// `replay.sh` in the results reproduces it without sendtest, and `fstests-test` (with its
+/// golden output, `fstests-test.out`) is the same as an fstests test for the bug report.
 pub fn replay(
     t: &mut Ctx,
+    case: &Case,
     ops: &[Op],
     protocol: Protocol,
-    ignore: &[&str],
     pass_over: &[(&str, &str)],
 ) -> Result<()> {
+    let ignore = case.ignore;
     let source = match protocol {
         Protocol::One => t.scratch("source")?,
         Protocol::TwoCompressed => t.scratch_with("compressed", COMPRESSED)?,
@@ -44,17 +52,28 @@ pub fn replay(
         Verdict::Matched => "every received snapshot matched its source".to_string(),
         Verdict::Failed(failure) => failure.message.clone(),
     };
-    let case = t
-        .results()
-        .file_name()
-        .map_or("replay".into(), |n| n.to_string_lossy().into_owned());
     // The script's header names a seed, which a fixed list has not: it names the case instead.
     let text = script(0, ops, &chains.script_options(), &message).replacen(
         "sendtest random, seed 0:",
-        &format!("sendtest {case}:"),
+        &format!("sendtest {}:", case.name),
         1,
     );
     std::fs::write(t.results().join("replay.sh"), text)?;
+    let about = format!(
+        "A send/receive bug: {}.\nThe test checks that every received snapshot matches its source.\n\nFound by sendtest's random case; sendtest's case {} is the same test.",
+        case.summary, case.name
+    );
+    let test = fstests_test(
+        ops,
+        &chains.script_options(),
+        &about,
+        case.fix.fix_subject(),
+    );
+    std::fs::write(t.results().join(FSTESTS_TEST), test.script)?;
+    std::fs::write(
+        t.results().join(format!("{FSTESTS_TEST}.out")),
+        test.golden,
+    )?;
     match verdict {
         Verdict::Matched => Ok(()),
         Verdict::Failed(failure) => Err(detected(failure.message)),

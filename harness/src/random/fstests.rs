@@ -1,0 +1,173 @@
+//! A list of operations as an fstests test (`tests/btrfs/NNN` and its `.out` golden file), for
+//! a bug report: the same operations on the scratch filesystem, a snapshot where the list has
+//! one, each snapshot's content summed with fssum, sent (incrementally after the first),
+//! received on a fresh filesystem and checked against its sum. On a kernel with the fix every
+//! check prints `OK`, which is all the golden file holds.
+
+use std::fmt::Write as _;
+
+use super::ops::Op;
+use super::script::ScriptOptions;
+
+/// The test and its golden output; `NNN` stands for the number fstests' `new` script gives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FstestsTest {
+    pub script: String,
+    pub golden: String,
+}
+
+/// fstests' names for the programs the operations run.
+const PROGRAMS: &[(&str, &str)] = &[
+    ("xfs_io ", "$XFS_IO_PROG "),
+    ("setfattr ", "$SETFATTR_PROG "),
+    ("chattr ", "$CHATTR_PROG "),
+];
+
+/// `about`: what the test checks, one or more lines; `fix`: the fix's subject, for
+/// `_fixed_by_kernel_commit` (with fstests' `xxxxxxxxxxxx` until it is merged).
+pub fn fstests_test(ops: &[Op], options: &ScriptOptions, about: &str, fix: &str) -> FstestsTest {
+    let snapshots = ops.iter().filter(|o| **o == Op::Snapshot).count() + 1;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "#! /bin/bash\n# SPDX-License-Identifier: GPL-2.0\n#\n# FS QA Test NNN\n#"
+    );
+    for line in about.lines() {
+        let _ = writeln!(s, "{}", format!("# {line}").trim_end());
+    }
+    let groups = if options.proto2 {
+        "auto quick send compress"
+    } else {
+        "auto quick send"
+    };
+    let _ = writeln!(
+        s,
+        "#\n. ./common/preamble\n_begin_fstest {groups}\n\n. ./common/filter\n\n\
+         _supported_fs btrfs\n_require_scratch\n_require_fssum"
+    );
+    if options.proto2 {
+        let _ = writeln!(s, "_require_btrfs_send_version 2");
+    }
+    if ops.iter().any(|o| matches!(o, Op::SetXattr { .. } | Op::RemoveXattr { .. })) {
+        let _ = writeln!(s, "_require_attrs");
+    }
+    let _ = writeln!(
+        s,
+        "\n_fixed_by_kernel_commit xxxxxxxxxxxx \\\n\t\"{fix}\"\n\n\
+         send_files_dir=$TEST_DIR/btrfs-test-$seq\nrm -fr $send_files_dir\nmkdir $send_files_dir\n\n\
+         _scratch_mkfs >> $seqres.full 2>&1 || _fail \"mkfs failed\"\n_scratch_mount{}\n\n\
+         $BTRFS_UTIL_PROG subvolume create $SCRATCH_MNT/vol >> $seqres.full\ncd $SCRATCH_MNT/vol",
+        if options.proto2 {
+            " -o compress=zstd"
+        } else {
+            ""
+        }
+    );
+    let mut snapshot = 0;
+    let take = |s: &mut String, n: usize| {
+        let _ = writeln!(
+            s,
+            "$BTRFS_UTIL_PROG subvolume snapshot -r $SCRATCH_MNT/vol $SCRATCH_MNT/snap{n} >> $seqres.full"
+        );
+    };
+    for op in ops {
+        if *op == Op::Snapshot {
+            take(&mut s, snapshot);
+            snapshot += 1;
+            continue;
+        }
+        let mut line = op.to_string();
+        for (plain, variable) in PROGRAMS {
+            line = line.replace(plain, variable);
+        }
+        let _ = writeln!(s, "{line} >> $seqres.full 2>&1");
+    }
+    take(&mut s, snapshot);
+    let send_options = if options.proto2 {
+        "--proto 2 --compressed-data "
+    } else {
+        ""
+    };
+    let _ = writeln!(s, "cd /\n");
+    for i in 0..snapshots {
+        let parent = if i == 0 {
+            String::new()
+        } else {
+            format!("-p $SCRATCH_MNT/snap{} ", i - 1)
+        };
+        let _ = writeln!(
+            s,
+            "$FSSUM_PROG -A -f -w $send_files_dir/{i}.fssum $SCRATCH_MNT/snap{i}\n\
+             $BTRFS_UTIL_PROG send {send_options}{parent}-f $send_files_dir/{i}.snap \\\n\
+             \t$SCRATCH_MNT/snap{i} >> $seqres.full 2>&1"
+        );
+    }
+    let _ = writeln!(
+        s,
+        "\n# Receive on a fresh filesystem: each snapshot must have what was sent.\n\
+         _scratch_unmount\n_scratch_mkfs >> $seqres.full 2>&1 || _fail \"mkfs failed\"\n_scratch_mount"
+    );
+    for i in 0..snapshots {
+        let _ = writeln!(
+            s,
+            "$BTRFS_UTIL_PROG receive -f $send_files_dir/{i}.snap $SCRATCH_MNT >> $seqres.full 2>&1\n\
+             $FSSUM_PROG -r $send_files_dir/{i}.fssum $SCRATCH_MNT/snap{i}"
+        );
+    }
+    let _ = writeln!(s, "\n# success, all done\nstatus=0\nexit");
+    let mut golden = String::from("QA output created by NNN\n");
+    for _ in 0..snapshots {
+        golden.push_str("OK\n");
+    }
+    FstestsTest { script: s, golden }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::random::{Falloc, Op};
+
+    #[test]
+    fn the_operations_become_an_fstests_test_with_one_ok_per_snapshot() {
+        let ops = [
+            Op::Write {
+                file: "f".into(),
+                offset: 0,
+                len: 24,
+                byte: b'a',
+                direct: false,
+            },
+            Op::Snapshot,
+            Op::Fallocate {
+                file: "f".into(),
+                offset: 634,
+                len: 1,
+                mode: Falloc::Allocate,
+            },
+        ];
+        let options = ScriptOptions {
+            proto2: true,
+            ..ScriptOptions::default()
+        };
+        let test = fstests_test(
+            &ops,
+            &options,
+            "Test that a file keeps its size.\nFound by sendtest.",
+            "btrfs: send: fix it",
+        );
+        let s = &test.script;
+        assert!(s.starts_with("#! /bin/bash\n# SPDX-License-Identifier: GPL-2.0\n"));
+        assert!(s.contains("# Test that a file keeps its size.\n# Found by sendtest.\n"));
+        assert!(s.contains("_require_btrfs_send_version 2\n"));
+        assert!(s.contains("_fixed_by_kernel_commit xxxxxxxxxxxx \\\n\t\"btrfs: send: fix it\""));
+        assert!(s.contains("_scratch_mount -o compress=zstd\n"));
+        assert!(s.contains(
+            "[ -p f ] || $XFS_IO_PROG -f -c 'pwrite -q -S 0x61 0 24' f >> $seqres.full 2>&1\n"
+        ));
+        assert!(s.contains("snapshot -r $SCRATCH_MNT/vol $SCRATCH_MNT/snap1 "));
+        assert!(s.contains("send --proto 2 --compressed-data -p $SCRATCH_MNT/snap0 -f"));
+        assert!(s.contains("$FSSUM_PROG -r $send_files_dir/1.fssum $SCRATCH_MNT/snap1\n"));
+        assert!(!s.contains("xfs_io -"), "a program called by its plain name");
+        assert_eq!(test.golden, "QA output created by NNN\nOK\nOK\n");
+    }
+}
