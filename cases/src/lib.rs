@@ -55,4 +55,35 @@ mod tests {
             sendtest::manifest::Ignore::new(case.ignore).unwrap();
         }
     }
+
+    #[test]
+    fn a_bug_no_kernel_fixes_has_a_proposed_fix_that_says_why() {
+        for case in ALL.iter().filter(|c| c.in_group("unfixed")) {
+            let patch = case
+                .fix
+                .proposed
+                .unwrap_or_else(|| panic!("{} has no proposed fix", case.name));
+            assert!(
+                patch.starts_with("Subject: [PATCH] btrfs: send: "),
+                "{}: a proposed fix opens with its subject",
+                case.name
+            );
+            let (message, diff) = patch.split_once("\n---\n").unwrap();
+            assert!(
+                message.lines().count() > 5,
+                "{}: the root cause, in a paragraph",
+                case.name
+            );
+            assert!(diff.starts_with("--- a/fs/btrfs/send.c\n+++ b/fs/btrfs/send.c\n@@ "));
+            assert_eq!(
+                case.fix.fix_subject(),
+                &message["Subject: [PATCH] ".len()..message.find('\n').unwrap()]
+            );
+            assert!(
+                case.fix.revert.is_none(),
+                "{}: unfixed, nothing to revert",
+                case.name
+            );
+        }
+    }
 }

@@ -162,7 +162,9 @@ mod tests {
         for i in 0..50 {
             dump.push_str(&format!("mkfile ./s/o{i}\n"));
         }
-        dump.push_str("write ./s/f offset=0 len=24\nchmod ./s/d/g mode=755\nwrite ./s/ff offset=0\n");
+        dump.push_str(
+            "write ./s/f offset=0 len=24\nchmod ./s/d/g mode=755\nwrite ./s/ff offset=0\n",
+        );
         assert_eq!(
             relevant(&dump, message),
             "# header\nsnapshot ./s uuid=1\nwrite ./s/f offset=0 len=24\nchmod ./s/d/g mode=755\n"

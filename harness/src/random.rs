@@ -10,8 +10,8 @@
 //! `ops`, `shrink` and `known` beneath them.
 
 mod chain;
-mod keep;
 pub mod fstests;
+mod keep;
 pub mod known;
 mod noise;
 pub mod ops;

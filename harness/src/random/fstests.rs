@@ -48,7 +48,10 @@ pub fn fstests_test(ops: &[Op], options: &ScriptOptions, about: &str, fix: &str)
     if options.proto2 {
         let _ = writeln!(s, "_require_btrfs_send_version 2");
     }
-    if ops.iter().any(|o| matches!(o, Op::SetXattr { .. } | Op::RemoveXattr { .. })) {
+    if ops
+        .iter()
+        .any(|o| matches!(o, Op::SetXattr { .. } | Op::RemoveXattr { .. }))
+    {
         let _ = writeln!(s, "_require_attrs");
     }
     let _ = writeln!(
@@ -167,7 +170,10 @@ mod tests {
         assert!(s.contains("snapshot -r $SCRATCH_MNT/vol $SCRATCH_MNT/snap1 "));
         assert!(s.contains("send --proto 2 --compressed-data -p $SCRATCH_MNT/snap0 -f"));
         assert!(s.contains("$FSSUM_PROG -r $send_files_dir/1.fssum $SCRATCH_MNT/snap1\n"));
-        assert!(!s.contains("xfs_io -"), "a program called by its plain name");
+        assert!(
+            !s.contains("xfs_io -"),
+            "a program called by its plain name"
+        );
         assert_eq!(test.golden, "QA output created by NNN\nOK\nOK\n");
     }
 }

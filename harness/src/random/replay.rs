@@ -70,10 +70,7 @@ pub fn replay(
         case.fix.fix_subject(),
     );
     std::fs::write(t.results().join(FSTESTS_TEST), test.script)?;
-    std::fs::write(
-        t.results().join(format!("{FSTESTS_TEST}.out")),
-        test.golden,
-    )?;
+    std::fs::write(t.results().join(format!("{FSTESTS_TEST}.out")), test.golden)?;
     match verdict {
         Verdict::Matched => Ok(()),
         Verdict::Failed(failure) => Err(detected(failure.message)),
