@@ -19,6 +19,7 @@ use sendtest::{interrupt, preflight};
 use crate::args::{at_least_one, say, VmArgs};
 
 mod coverage;
+mod mutants;
 
 #[derive(clap::Args)]
 pub struct BenchArgs {
@@ -36,6 +37,13 @@ pub struct BenchArgs {
     /// --kernel-tree with them, the auto group and a 60 s random soak against the plain build.
     #[arg(long, requires = "kernel_tree")]
     coverage: bool,
+    /// Also time mutants of `sendtest mutate`: of --kernel-tree's send code (in guests) and of
+    /// --btrfs-progs-tree's receive code (on loop devices), --reps of each.
+    #[arg(long)]
+    mutants: bool,
+    /// A btrfs-progs tree, for --mutants.
+    #[arg(long, value_name = "PATH")]
+    btrfs_progs_tree: Option<PathBuf>,
     /// Leave out the VM figures.
     #[arg(long)]
     no_vm: bool,
@@ -108,6 +116,17 @@ pub fn bench(args: &BenchArgs) -> Result<u8> {
         }
         if let (true, Some(tree), Some(image)) = (args.coverage, &copy, &minimal) {
             coverage::cost(tree, image, plain_build, &args.vm, reps, work.path())?;
+        }
+    }
+
+    if args.mutants {
+        match &args.btrfs_progs_tree {
+            Some(tree) => mutants::progs(tree, reps, work.path())?,
+            None => println!("btrfs-progs mutants: not measured (pass --btrfs-progs-tree)"),
+        }
+        match &args.kernel_tree {
+            Some(tree) => mutants::kernel(tree, &args.vm, reps, work.path())?,
+            None => println!("kernel mutants: not measured (pass --kernel-tree)"),
         }
     }
 

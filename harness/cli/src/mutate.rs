@@ -23,7 +23,7 @@ use crate::args::{
 /// docs/mutation.md).
 const MUTATION_SUITE: &[&str] = &["ro-flip-with-delalloc", "random"];
 /// The random case's seed in a mutation run, unless `--random-seed` says otherwise.
-const RANDOM_SEED: u64 = 1;
+pub const RANDOM_SEED: u64 = 1;
 
 #[derive(clap::Args)]
 pub struct MutateArgs {
@@ -138,14 +138,7 @@ pub fn mutate(args: &MutateArgs) -> Result<u8> {
         .join(format!("mutate-{}", short_hash(&parts)));
     let plan = MutationPlan {
         cases,
-        options: CaseOptions {
-            timeout: Duration::from_secs(args.timeout),
-            random: RandomKnobs {
-                seed: Some(args.random_seed),
-                ..RandomKnobs::default()
-            },
-            ..CaseOptions::default()
-        },
+        options: suite_options(args.random_seed, Duration::from_secs(args.timeout)),
         results: results.clone(),
         allowed,
     };
@@ -203,6 +196,9 @@ pub fn mutate(args: &MutateArgs) -> Result<u8> {
         out(&mutation::json(&ran, &score));
     }
     say(&score.line());
+    if let Some(cost) = mutation::cost_line(&ran) {
+        say(&cost);
+    }
     say(&format!(
         "per mutant: caught.txt, missed.txt, unviable.txt, timeout.txt, allowed.txt and each mutant's diff and case results in {}",
         results.display()
@@ -238,13 +234,30 @@ fn select(args: &MutateArgs, tree: &Path, files: &[String]) -> Result<Vec<Mutant
     Ok(mutants)
 }
 
+/// The default mutation suite's cases.
+pub fn mutation_suite() -> Result<Vec<&'static Case>> {
+    MUTATION_SUITE
+        .iter()
+        .map(|name| cases::by_name(name).context("the mutation suite names a missing case"))
+        .collect()
+}
+
+/// The options the suite runs with: the fixed random seed, and `timeout` per case.
+pub fn suite_options(random_seed: u64, timeout: Duration) -> CaseOptions {
+    CaseOptions {
+        timeout,
+        random: RandomKnobs {
+            seed: Some(random_seed),
+            ..RandomKnobs::default()
+        },
+        ..CaseOptions::default()
+    }
+}
+
 /// The suite: the cases and groups named, or the mutation suite.
 fn suite(args: &MutateArgs) -> Result<Vec<&'static Case>> {
     if args.cases.is_empty() && args.groups.is_empty() {
-        return MUTATION_SUITE
-            .iter()
-            .map(|name| cases::by_name(name).context("the mutation suite names a missing case"))
-            .collect();
+        return mutation_suite();
     }
     let selection = runner::Selection {
         names: args.cases.clone(),

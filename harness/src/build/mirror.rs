@@ -27,7 +27,7 @@ use ignore::Match;
 /// What a sync did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Synced {
-    /// Source files in the tree.
+    /// Source files (and symbolic links) in the tree.
     pub files: usize,
     /// Files copied (new or changed since the last sync).
     pub copied: usize,
@@ -120,6 +120,7 @@ pub fn sync(tree: &Path, mirror: &Path) -> Result<Synced> {
                 }
             }
             Kind::Symlink => {
+                synced.files += 1;
                 let target = fs::read_link(&from)?;
                 if fs::read_link(&to).ok().as_deref() != Some(target.as_path()) {
                     remove_any(&to)?;
@@ -331,7 +332,7 @@ mod tests {
         std::os::unix::fs::symlink("send.c", tree.join("fs/btrfs/link.c")).unwrap();
 
         let first = sync(&tree, &mirror).unwrap();
-        assert_eq!((first.files, first.copied, first.removed), (3, 4, 0));
+        assert_eq!((first.files, first.copied, first.removed), (4, 4, 0));
         assert_eq!(
             files(&mirror),
             [

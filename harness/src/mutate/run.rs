@@ -284,6 +284,23 @@ impl Score {
     }
 }
 
+/// The time per mutant (its build and the suite) of the mutants this run built, not those kept
+/// from an earlier one: median and range. `None` if it built none.
+pub fn cost_line(results: &[MutantResult]) -> Option<String> {
+    let times: Vec<Duration> = results
+        .iter()
+        .filter(|r| !r.resumed && !matches!(r.verdict, Verdict::Allowed(_)))
+        .map(|r| r.elapsed)
+        .collect();
+    if times.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "time per mutant (build and suite): {}",
+        crate::bench::spread(&times)
+    ))
+}
+
 /// One line per mutant, as the summaries and the terminal show it.
 pub fn result_line(result: &MutantResult) -> String {
     let m = &result.mutant;
