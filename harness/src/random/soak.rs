@@ -127,7 +127,7 @@ pub fn run_seeds(t: &mut Ctx, setup: &Setup<'_>) -> Result<()> {
             seeds.push("…".into());
         }
         let line = format!(
-            "{case}: known bug `{}` ({}) met by seed(s) {}; the first: {}",
+            "{case}: known bug `{}` ({}) met by seed(s) {}, matched by the fields that differ and the kinds of operation (the exact test: `sendtest validate {case} --seed SEED --patch FIX --kernel-tree TREE` with the bug's proposed fix); the first: {}",
             bug.name,
             bug.summary,
             seeds.join(", "),
