@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use sendtest::context::{CaseOptions, RandomKnobs};
 use sendtest::preflight;
+use sendtest::random::Receive;
 use sendtest::runner::{CaseResult, Outcome};
 use support::{no_tamper, run_loop, Results};
 
@@ -19,6 +20,17 @@ fn run_random(
     broken: bool,
     soak: Option<Duration>,
 ) -> (CaseResult, Results) {
+    run_receiving(name, (seed, ops, snapshots), broken, soak, None)
+}
+
+/// [`run_random`], with every chain received `receive`'s way if given.
+fn run_receiving(
+    name: &str,
+    (seed, ops, snapshots): (u64, usize, usize),
+    broken: bool,
+    soak: Option<Duration>,
+    receive: Option<Receive>,
+) -> (CaseResult, Results) {
     let options = CaseOptions {
         // With a tamper hook, the random case truncates the largest received file by a byte.
         tamper: broken.then_some(no_tamper as sendtest::context::Tamper),
@@ -27,10 +39,77 @@ fn run_random(
             seed: Some(seed),
             ops: Some(ops),
             snapshots: Some(snapshots),
+            receive,
         },
         ..CaseOptions::default()
     };
     run_loop(name, options)
+}
+
+#[test]
+fn each_way_to_receive_runs_and_a_planted_difference_is_still_named() {
+    if !preflight::loopback_or_skip("random: ways to receive") {
+        return;
+    }
+    for way in Receive::ALL {
+        // Every received tree is broken: the largest file loses its last byte.
+        let (result, _results) = run_receiving("random", (7, 40, 2), true, None, Some(way));
+        let Outcome::Failed(reason) = &result.outcome else {
+            panic!(
+                "{}: a broken received tree passed: {:?}",
+                way.name(),
+                result.outcome
+            )
+        };
+        assert!(
+            reason.contains(": field size: expected ")
+                && reason.contains("differs from its source"),
+            "{}: {reason}",
+            way.name()
+        );
+        assert!(
+            reason.contains(&format!("--receive {}", way.name())),
+            "{}: the replay command keeps the way: {reason}",
+            way.name()
+        );
+        let commands = std::fs::read_to_string(result.dir.join("commands.log")).unwrap();
+        let receives: Vec<&str> = commands
+            .lines()
+            .filter(|l| l.contains("btrfs receive -q"))
+            .collect();
+        assert!(!receives.is_empty(), "{}: no receive ran", way.name());
+        let expected = match way {
+            Receive::Plain => "btrfs receive -q -f ",
+            Receive::ForceDecompress => "btrfs receive -q --force-decompress -f ",
+            Receive::Nested => "/a/b",
+            Receive::Twice => "/two",
+            Receive::RootMount => "btrfs receive -q -m /",
+        };
+        assert!(
+            receives.iter().all(|l| l.contains(expected)) || way == Receive::Twice,
+            "{}: {receives:#?}",
+            way.name()
+        );
+        assert!(
+            receives.iter().any(|l| l.contains(expected)),
+            "{}: {receives:#?}",
+            way.name()
+        );
+        let script = std::fs::read_dir(&result.dir)
+            .unwrap()
+            .flatten()
+            .find(|e| e.file_name().to_string_lossy().ends_with(".sh"))
+            .map(|e| std::fs::read_to_string(e.path()).unwrap())
+            .expect("a script");
+        let in_script = match way {
+            Receive::Plain => "btrfs -q receive -f ",
+            Receive::ForceDecompress => "btrfs -q receive --force-decompress -f ",
+            Receive::Nested => "mkdir -p \"$work/dst/a/b\"",
+            Receive::Twice => "\"$work/dst/two\" || status=1",
+            Receive::RootMount => "btrfs -q receive -m \"$work/dst\" -f ",
+        };
+        assert!(script.contains(in_script), "{}:\n{script}", way.name());
+    }
 }
 
 /// One seed of `name`, as it is.

@@ -27,6 +27,8 @@ pub struct RandomKnobs {
     pub seed: Option<u64>,
     pub ops: Option<usize>,
     pub snapshots: Option<usize>,
+    /// How every chain receives, instead of a way drawn from its seed (`--receive`).
+    pub receive: Option<crate::random::Receive>,
 }
 
 /// The time a case may take beyond its `--duration` unless `--timeout` says otherwise.

@@ -15,6 +15,7 @@ mod keep;
 pub mod known;
 mod noise;
 pub mod ops;
+mod receive;
 mod replay;
 mod script;
 pub mod shrink;
@@ -24,6 +25,7 @@ pub use chain::{ChainFailure, Chains, Checked, Verdict, FAILED_DUMP, FAILED_STRE
 pub use keep::{shrink_and_keep, Found};
 pub use known::{KnownBug, Replay, Sends};
 pub use ops::{Falloc, Op, Sharing};
+pub use receive::Receive;
 pub use replay::{replay, Protocol, FSTESTS_TEST};
 pub use script::{script, ScriptOptions};
 pub use soak::{run_seeds, seeds_ran, Setup, DEFAULT_OPS, DEFAULT_SNAPSHOTS};

@@ -73,6 +73,7 @@ fn run_broken(case: &Case, soak: Option<Duration>) -> (CaseResult, String, tempf
             seed: Some(7),
             ops: Some(60),
             snapshots: Some(1),
+            receive: None,
         },
         ..CaseOptions::default()
     };

@@ -47,6 +47,10 @@ pub struct CaseArgs {
     /// Random cases: snapshots taken among the operations (each one more send in the chain).
     #[arg(long, value_name = "N")]
     snapshots: Option<u64>,
+    /// Random cases: receive every chain this way instead of the way drawn from its seed:
+    /// plain, force-decompress, nested, twice, root-mount.
+    #[arg(long, value_name = "WAY")]
+    receive: Option<sendtest::random::Receive>,
     /// Keep a failed case's scratch images and print how to mount them; the next run (or
     /// `sendtest clean`) removes them.
     #[arg(long)]
@@ -63,6 +67,7 @@ impl CaseArgs {
                 seed: self.seed,
                 ops: self.ops.map(|n| n as usize),
                 snapshots: self.snapshots.map(|n| n as usize),
+                receive: self.receive,
             },
             tamper: None,
             keep_failed: self.keep_failed,

@@ -11,7 +11,7 @@ use sendtest::backend;
 use sendtest::case::Require;
 use sendtest::context::{CaseOptions, RandomKnobs};
 use sendtest::preflight;
-use sendtest::random::{ops, script, ScriptOptions};
+use sendtest::random::{ops, script, Receive, ScriptOptions};
 use sendtest::runner::{self, Outcome};
 
 /// Whether the scripts' tools are here; when they are not, a test is skipped (or fails under
@@ -65,6 +65,7 @@ fn the_script_of_a_broken_tree_fails_with_either_comparison() {
             seed: Some(42),
             ops: Some(300),
             snapshots: Some(4),
+            receive: Some(Receive::Plain),
         },
         ..CaseOptions::default()
     };
@@ -94,25 +95,31 @@ fn scripts_of_lists_that_pass_pass_with_either_comparison() {
         return;
     }
     // Seeds that the random case passes at this size (its tests run 1-20); the third also
-    // with protocol 2 where it can.
+    // with protocol 2 where it can. Each receives another way.
+    let proto2 = Require::SendProtocol(2).unmet().is_none();
     let runs = [
-        (1, false),
-        (2, false),
-        (3, Require::SendProtocol(2).unmet().is_none()),
+        (1, false, Receive::Twice),
+        (2, false, Receive::RootMount),
+        (3, proto2, Receive::ForceDecompress),
+        (4, false, Receive::Nested),
     ];
     let dir = tempfile::tempdir().unwrap();
-    for (seed, proto2) in runs {
+    for (seed, proto2, receive) in runs {
         let list = ops::generate(seed, 400, 5);
         let options = ScriptOptions {
             break_received: false,
             proto2,
             ignore: vec!["ctime".into(), "layout".into(), ".:mtime".into()],
+            receive,
         };
         let path = dir.path().join(format!("random-{seed}.sh"));
         std::fs::write(&path, script(seed, &list, &options, "none: a test")).unwrap();
         for with_sendtest in [true, false] {
             let (code, stdout, shown) = run_script(&path, with_sendtest);
-            let shown = format!("seed {seed}, protocol 2: {proto2}: {shown}");
+            let shown = format!(
+                "seed {seed}, protocol 2: {proto2}, receive {}: {shown}",
+                receive.name()
+            );
             assert_eq!(code, Some(0), "{shown}");
             assert!(
                 stdout.contains("passed: the failure did not reproduce"),

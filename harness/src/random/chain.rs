@@ -9,6 +9,7 @@ use xshell::cmd;
 
 use super::noise::make_noise;
 use super::ops::Op;
+use super::receive::Receive;
 use super::script::ScriptOptions;
 use crate::context::Ctx;
 use crate::manifest::{self, Ignore, Manifest};
@@ -68,6 +69,8 @@ pub struct Chains<'a> {
     /// While the chain sends, run operations from this seed in another subvolume of the same
     /// filesystem, with a balance now and then when there is room.
     pub noise: Option<u64>,
+    /// How and where the streams are received.
+    pub receive: Receive,
 }
 
 impl<'a> Chains<'a> {
@@ -99,6 +102,7 @@ impl<'a> Chains<'a> {
             break_received: false,
             proto2: false,
             noise: None,
+            receive: Receive::Plain,
         })
     }
 
@@ -108,6 +112,7 @@ impl<'a> Chains<'a> {
             break_received: self.break_received,
             proto2: self.proto2,
             ignore: self.ignore_args.clone(),
+            receive: self.receive,
         }
     }
 
@@ -119,6 +124,9 @@ impl<'a> Chains<'a> {
         let vol = self.ctx.create_subvolume(&self.source.join(&name))?;
         let received = self.dest.join(&name);
         std::fs::create_dir(&received)?;
+        for target in self.receive.targets(&received) {
+            std::fs::create_dir_all(target)?;
+        }
         let mut snapshots = Vec::new();
         for op in ops {
             if *op == Op::Snapshot {
@@ -152,13 +160,15 @@ impl<'a> Chains<'a> {
             }
         };
         for snapshot in snapshots.iter().rev() {
-            let _ = self
-                .ctx
-                .delete_subvolume_quickly(&received.join(file_name(snapshot)));
+            for target in self.receive.targets(&received) {
+                let _ = self
+                    .ctx
+                    .delete_subvolume_quickly(&target.join(file_name(snapshot)));
+            }
             self.ctx.delete_subvolume_quickly(snapshot)?;
         }
         self.ctx.delete_subvolume_quickly(&vol)?;
-        let _ = std::fs::remove_dir(&received);
+        let _ = std::fs::remove_dir_all(&received);
         Ok(match outcome {
             Ok(()) => Verdict::Matched,
             Err(failure) => Verdict::Failed(failure),
@@ -199,29 +209,65 @@ impl<'a> Chains<'a> {
             ));
             sent.map_err(|e| ChainFailure::failed(format!("send of snapshot {i} failed: {e:#}")))?;
             checked.sends += 1;
-            self.ctx
-                .run(cmd!(sh, "btrfs receive -q -f {stream} {received}"))
-                .map_err(|e| {
-                    self.keep_stream(&stream, i);
-                    ChainFailure::failed(format!("receive of snapshot {i} failed: {e:#}"))
-                })?;
-            let got = received.join(file_name(snapshot));
+            let mount = self.dest.display().to_string();
+            let options = self.receive.options(&mount);
+            for target in self.receive.targets(received) {
+                let options = &options;
+                self.ctx
+                    .run(cmd!(
+                        sh,
+                        "btrfs receive -q {options...} -f {stream} {target}"
+                    ))
+                    .map_err(|e| {
+                        self.keep_stream(&stream, i);
+                        ChainFailure::failed(format!("receive of snapshot {i} failed: {e:#}"))
+                    })?;
+            }
+            for (target, dir) in self
+                .receive
+                .targets(received)
+                .iter()
+                .zip(self.receive.dirs())
+            {
+                let got = target.join(file_name(snapshot));
+                self.compare(snapshot, &got, dir, i, &stream)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Compares `got`, received into `dir` of the chain's directory, with its source
+    /// `snapshot` (the `i`th of the chain, sent in `stream`).
+    fn compare(
+        &self,
+        snapshot: &Path,
+        got: &Path,
+        dir: &str,
+        i: usize,
+        stream: &Path,
+    ) -> std::result::Result<(), ChainFailure> {
+        {
             if self.break_received {
-                break_tree(self.ctx, &got).map_err(|e| {
+                break_tree(self.ctx, got).map_err(|e| {
                     ChainFailure::failed(format!("breaking the received tree: {e:#}"))
                 })?;
             }
             let differences = Manifest::of_tree(snapshot)
-                .and_then(|source| Ok((source, Manifest::of_tree(&got)?)))
+                .and_then(|source| Ok((source, Manifest::of_tree(got)?)))
                 .map(|(source, got)| manifest::compare(&source, &got, &self.ignore))
                 .map_err(|e| ChainFailure::failed(format!("manifest of snapshot {i}: {e:#}")))?;
             if !differences.is_empty() {
-                self.keep_stream(&stream, i);
+                self.keep_stream(stream, i);
                 let shown: Vec<String> =
                     differences.iter().take(3).map(|d| d.to_string()).collect();
                 return Err(ChainFailure {
                     message: format!(
-                        "received snapshot {i} differs from its source: {}",
+                        "received snapshot {i}{} differs from its source: {}",
+                        if dir.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" (into {dir}/)")
+                        },
                         shown.join("; ")
                     ),
                     differences: differences

@@ -85,6 +85,9 @@ pub fn shrink_and_keep(
     if let Some(n) = knobs.snapshots {
         replay.push_str(&format!(" --snapshots {n}"));
     }
+    if let Some(way) = knobs.receive {
+        replay.push_str(&format!(" --receive {}", way.name()));
+    }
     let indices: Vec<String> = minimal.iter().map(|(i, _)| i.to_string()).collect();
     let mut listing = format!(
         "seed {seed}\nreplay {replay}\nindices {}\n# {} of {} operations; the failure: {}\n",

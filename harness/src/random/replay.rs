@@ -47,6 +47,7 @@ pub fn replay(
     let mut chains = Chains::new(t, &source, &dest, ignore, pass_over)?;
     chains.proto2 = protocol == Protocol::TwoCompressed;
     chains.break_received = t.tampering();
+    chains.receive = t.random_knobs().receive.unwrap_or_default();
     let verdict = chains.check(ops, &mut Default::default())?;
     let message = match &verdict {
         Verdict::Matched => "every received snapshot matched its source".to_string(),

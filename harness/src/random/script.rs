@@ -83,6 +83,8 @@ pub struct ScriptOptions {
     pub proto2: bool,
     /// What the comparison leaves out, as `sendtest manifest --ignore` takes it.
     pub ignore: Vec<String>,
+    /// How and where each stream is received.
+    pub receive: super::Receive,
 }
 
 /// A standalone script: two loop-backed btrfs filesystems, the operations in a subvolume, the
@@ -126,6 +128,22 @@ pub fn script(seed: u64, ops: &[Op], options: &ScriptOptions, failure: &str) -> 
     }
     snapshot(&mut s, snaps);
     let _ = writeln!(s, "cd /\nstatus=0");
+    // Where each stream is received, as the chain does it.
+    let targets: Vec<String> = options
+        .receive
+        .dirs()
+        .iter()
+        .map(|d| {
+            if d.is_empty() {
+                "$work/dst".to_string()
+            } else {
+                format!("$work/dst/{d}")
+            }
+        })
+        .collect();
+    for dir in targets.iter().filter(|d| *d != "$work/dst") {
+        let _ = writeln!(s, "mkdir -p \"{dir}\"");
+    }
     for i in 0..=snaps {
         let parent = if i == 0 {
             String::new()
@@ -134,9 +152,26 @@ pub fn script(seed: u64, ops: &[Op], options: &ScriptOptions, failure: &str) -> 
         };
         let _ = writeln!(
             s,
-            "btrfs -q send {send_options}{parent}-f \"$work/s{i}\" \"$work/src/snap{i}\" || status=1\n\
-             btrfs -q receive -f \"$work/s{i}\" \"$work/dst\" || status=1"
+            "btrfs -q send {send_options}{parent}-f \"$work/s{i}\" \"$work/src/snap{i}\" || status=1"
         );
+        let receive_options: String = options
+            .receive
+            .options("$work/dst")
+            .iter()
+            .map(|o| {
+                if o.starts_with('$') {
+                    format!("\"{o}\" ")
+                } else {
+                    format!("{o} ")
+                }
+            })
+            .collect();
+        for dir in &targets {
+            let _ = writeln!(
+                s,
+                "btrfs -q receive {receive_options}-f \"$work/s{i}\" \"{dir}\" || status=1"
+            );
+        }
         if break_received {
             let _ = writeln!(
                 s,
@@ -147,10 +182,12 @@ pub fn script(seed: u64, ops: &[Op], options: &ScriptOptions, failure: &str) -> 
                  btrfs property set -ts \"$work/dst/snap{i}\" ro true"
             );
         }
-        let _ = writeln!(
-            s,
-            "compare \"$work/src/snap{i}\" \"$work/dst/snap{i}\" || status=1"
-        );
+        for dir in &targets {
+            let _ = writeln!(
+                s,
+                "compare \"$work/src/snap{i}\" \"{dir}/snap{i}\" || status=1"
+            );
+        }
     }
     let _ = writeln!(
         s,

@@ -9,6 +9,7 @@ use super::chain::{Chains, Checked, Verdict};
 use super::keep::{shrink_and_keep, Found};
 use super::known::{self, KnownBug};
 use super::ops;
+use super::receive::Receive;
 use crate::context::Ctx;
 use crate::finding::detected;
 use crate::scratch::ScratchSpec;
@@ -81,6 +82,7 @@ pub fn run_seeds(t: &mut Ctx, setup: &Setup<'_>) -> Result<()> {
         for chains in [&mut plain, &mut encoded] {
             // The noise differs from the chain's operations but follows from the same seed.
             chains.noise = setup.concurrent.then_some(seed ^ 0x005e_ed0f_5eed);
+            chains.receive = knobs.receive.unwrap_or_else(|| Receive::draw(seed));
             if let Verdict::Failed(failure) = chains.check(&list, &mut total)? {
                 let shrunk = shrink_and_keep(chains, seed, &list, &failure)?;
                 let known = known::classify(

@@ -101,6 +101,7 @@ impl Request {
         put("seed", self.random.seed.map(|n| n.to_string()));
         put("ops", self.random.ops.map(|n| n.to_string()));
         put("snapshots", self.random.snapshots.map(|n| n.to_string()));
+        put("receive", self.random.receive.map(|r| r.name().to_string()));
         words.join(" ")
     }
 
@@ -118,6 +119,7 @@ impl Request {
                 Some(("sendtest.seed", n)) => request.random.seed = n.parse().ok(),
                 Some(("sendtest.ops", n)) => request.random.ops = n.parse().ok(),
                 Some(("sendtest.snapshots", n)) => request.random.snapshots = n.parse().ok(),
+                Some(("sendtest.receive", way)) => request.random.receive = way.parse().ok(),
                 None if word == PROBE => request.probe = true,
                 None if word == SHELL => request.shell = true,
                 None if word == COVERAGE => request.coverage = true,
@@ -141,6 +143,7 @@ mod tests {
                 seed: Some(7),
                 ops: Some(2000),
                 snapshots: Some(10),
+                receive: Some(crate::random::Receive::Twice),
             },
             ..CaseOptions::default()
         };

@@ -1,0 +1,143 @@
+//! How and where a chain receives its streams. People who back up with send/receive do more
+//! on the receiving side than `btrfs receive -f STREAM DIR`, and btrfs-progs has had bugs in
+//! each of these ways. A soak draws one per seed, so a seed always receives the same way, and
+//! its script does too; `--receive` fixes one.
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+/// A way to receive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Receive {
+    /// `btrfs receive -f STREAM DIR`.
+    #[default]
+    Plain,
+    /// `--force-decompress`: the receiver decompresses encoded writes itself instead of passing
+    /// them to the kernel.
+    ForceDecompress,
+    /// Into a directory two levels below the chain's.
+    Nested,
+    /// Each stream twice, into two directories of one filesystem (two backup targets); an
+    /// incremental stream's parent was received twice too.
+    Twice,
+    /// With `-m` naming the receiving filesystem's mount point.
+    RootMount,
+}
+
+impl Receive {
+    pub const ALL: [Receive; 5] = [
+        Receive::Plain,
+        Receive::ForceDecompress,
+        Receive::Nested,
+        Receive::Twice,
+        Receive::RootMount,
+    ];
+
+    /// The way a seed's chain receives: half of the seeds plainly, the rest spread over the
+    /// others.
+    pub fn draw(seed: u64) -> Receive {
+        // A multiplicative hash, so that consecutive seeds spread out.
+        match (seed ^ 0x7ece_17e5).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 61 {
+            0..=3 => Receive::Plain,
+            4 => Receive::ForceDecompress,
+            5 => Receive::Nested,
+            6 => Receive::Twice,
+            _ => Receive::RootMount,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Receive::Plain => "plain",
+            Receive::ForceDecompress => "force-decompress",
+            Receive::Nested => "nested",
+            Receive::Twice => "twice",
+            Receive::RootMount => "root-mount",
+        }
+    }
+
+    /// The directories under the chain's that receive each stream (`""`: the chain's own).
+    pub fn dirs(self) -> &'static [&'static str] {
+        match self {
+            Receive::Nested => &["a/b"],
+            Receive::Twice => &["one", "two"],
+            _ => &[""],
+        }
+    }
+
+    /// The directories that receive each stream, under `base`.
+    pub fn targets(self, base: &Path) -> Vec<PathBuf> {
+        self.dirs()
+            .iter()
+            .map(|d| {
+                if d.is_empty() {
+                    base.to_path_buf()
+                } else {
+                    base.join(d)
+                }
+            })
+            .collect()
+    }
+
+    /// The options `btrfs receive` gets, with `mount` the receiving filesystem's mount point.
+    pub fn options(self, mount: &str) -> Vec<String> {
+        match self {
+            Receive::ForceDecompress => vec!["--force-decompress".into()],
+            Receive::RootMount => vec!["-m".into(), mount.into()],
+            _ => Vec::new(),
+        }
+    }
+}
+
+impl FromStr for Receive {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Receive, String> {
+        Receive::ALL
+            .into_iter()
+            .find(|r| r.name() == text)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Receive::ALL.iter().map(|r| r.name()).collect();
+                format!("`{text}` is not a way to receive: {}", names.join(", "))
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seeds_draw_every_way_about_as_often_as_meant() {
+        let mut counts = [0usize; 5];
+        for seed in 0..8000u64 {
+            let drawn = Receive::draw(seed);
+            assert_eq!(drawn, Receive::draw(seed), "a seed always draws the same");
+            counts[Receive::ALL.iter().position(|r| *r == drawn).unwrap()] += 1;
+        }
+        assert!((3600..4400).contains(&counts[0]), "{counts:?}");
+        for count in &counts[1..] {
+            assert!((800..1200).contains(count), "{counts:?}");
+        }
+    }
+
+    #[test]
+    fn names_parse_back_and_each_way_says_where_and_how() {
+        for way in Receive::ALL {
+            assert_eq!(way.name().parse::<Receive>(), Ok(way));
+        }
+        assert!("sideways".parse::<Receive>().unwrap_err().contains("plain"));
+        let base = Path::new("/mnt/dst/chain-1");
+        assert_eq!(
+            Receive::Twice.targets(base),
+            [base.join("one"), base.join("two")]
+        );
+        assert_eq!(Receive::Nested.targets(base), [base.join("a/b")]);
+        assert_eq!(Receive::RootMount.options("/mnt/dst"), ["-m", "/mnt/dst"]);
+        assert_eq!(
+            Receive::ForceDecompress.options("/mnt/dst"),
+            ["--force-decompress"]
+        );
+        assert!(Receive::Plain.options("/mnt/dst").is_empty());
+    }
+}
