@@ -156,19 +156,26 @@ pub fn run(
             break;
         }
         let dir = plan.results.join(dir_name(&mutant.id));
-        let result = match kept(&dir) {
-            Some((verdict, elapsed)) => MutantResult {
+        let kept = kept(&dir);
+        // The allow-list is read afresh each run and wins over a kept verdict, except a
+        // catch: a mutant the suite caught changes behaviour, so it is not equivalent.
+        let caught = matches!(kept, Some((Verdict::Caught { .. }, _)));
+        let result = match (plan.allowed.get(&mutant.id), kept) {
+            (Some(why), kept) if !caught => MutantResult {
+                mutant: mutant.clone(),
+                verdict: Verdict::Allowed(why.clone()),
+                elapsed: Duration::ZERO,
+                resumed: kept.is_some(),
+            },
+            (_, Some((verdict, elapsed))) => MutantResult {
                 mutant: mutant.clone(),
                 verdict,
                 elapsed,
                 resumed: true,
             },
-            None => {
+            (_, None) => {
                 let started = Instant::now();
-                let verdict = match plan.allowed.get(&mutant.id) {
-                    Some(why) => Verdict::Allowed(why.clone()),
-                    None => judge(plan, mutant, target, &dir)?,
-                };
+                let verdict = judge(plan, mutant, target, &dir)?;
                 if interrupt::requested() {
                     break;
                 }
@@ -371,6 +378,84 @@ pub fn json(results: &[MutantResult], score: &Score) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::mutate::operators::{Edit, Operator};
+
+    /// A target that must not be asked to build: every mutant here has a kept verdict or is
+    /// on the allow-list.
+    struct NoBuilds;
+
+    impl Target for NoBuilds {
+        fn build(&mut self, mutant: Option<&Mutant>) -> Result<std::result::Result<(), String>> {
+            panic!("built {mutant:?}")
+        }
+
+        fn backend(&self) -> &dyn Backend {
+            &crate::backend::Loop
+        }
+    }
+
+    fn mutant(id: &str) -> Mutant {
+        Mutant {
+            id: id.into(),
+            file: "a.c".into(),
+            line: 1,
+            operator: Operator::NegateIf,
+            before: String::new(),
+            after: String::new(),
+            diff: String::new(),
+            edit: Edit {
+                operator: Operator::NegateIf,
+                start: 0,
+                end: 0,
+                replacement: String::new(),
+            },
+        }
+    }
+
+    #[test]
+    fn the_allow_list_wins_over_a_kept_verdict_but_not_over_a_catch() {
+        let results = tempfile::tempdir().unwrap();
+        let kept = [
+            ("a.c:1:negate-if:1", Verdict::Missed),
+            (
+                "a.c:2:negate-if:1",
+                Verdict::Caught {
+                    case: "c".into(),
+                    reason: "r".into(),
+                },
+            ),
+        ];
+        for (id, verdict) in &kept {
+            let dir = results.path().join(dir_name(id));
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join("outcome"), verdict.to_file(Duration::from_secs(1))).unwrap();
+        }
+        let ids = [
+            "a.c:1:negate-if:1",
+            "a.c:2:negate-if:1",
+            "a.c:3:negate-if:1",
+        ];
+        let plan = MutationPlan {
+            cases: Vec::new(),
+            options: CaseOptions::default(),
+            results: results.path().to_path_buf(),
+            allowed: ids
+                .iter()
+                .map(|id| (id.to_string(), "prints only".to_string()))
+                .collect(),
+        };
+        let mutants: Vec<Mutant> = ids.iter().map(|id| mutant(id)).collect();
+        let ran = run(&plan, &mutants, &mut NoBuilds, &mut |_| {}).unwrap();
+        let labels: Vec<&str> = ran.iter().map(|r| r.verdict.label()).collect();
+        assert_eq!(labels, ["allowed", "caught", "allowed"]);
+        // The kept verdict stays on disk: without the allow-list, it is missed again.
+        let again = MutationPlan {
+            allowed: Default::default(),
+            ..plan
+        };
+        let ran = run(&again, &mutants[..2], &mut NoBuilds, &mut |_| {}).unwrap();
+        assert_eq!(ran[0].verdict, Verdict::Missed);
+    }
 
     #[test]
     fn verdicts_read_back_from_their_files() {
