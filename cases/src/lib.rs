@@ -86,4 +86,14 @@ mod tests {
             );
         }
     }
+
+    #[test]
+    fn each_known_bug_s_fix_is_a_patch_in_the_repository() {
+        let top = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        for bug in random::KNOWN_BUGS {
+            let fix = bug.fix.unwrap_or_else(|| panic!("{} has no fix", bug.name));
+            let text = std::fs::read_to_string(top.join(fix)).unwrap();
+            assert!(text.starts_with("Subject: [PATCH] "), "{fix}");
+        }
+    }
 }

@@ -68,6 +68,7 @@ pub const KNOWN_BUGS: &[KnownBug] = &[
             ops: DEFAULT_OPS,
             snapshots: DEFAULT_SNAPSHOTS,
         },
+        fix: Some("cases/src/encoded_inline.fix.patch"),
     },
     KnownBug {
         name: "encoded-inline-truncated-then-reflinked",
@@ -83,6 +84,7 @@ pub const KNOWN_BUGS: &[KnownBug] = &[
             ops: DEFAULT_OPS,
             snapshots: DEFAULT_SNAPSHOTS,
         },
+        fix: Some("cases/src/encoded_inline.fix.patch"),
     },
     KnownBug {
         name: "setuid-after-chown",
@@ -97,6 +99,7 @@ pub const KNOWN_BUGS: &[KnownBug] = &[
             ops: 2000,
             snapshots: 10,
         },
+        fix: Some("cases/src/setuid_after_chown.fix.patch"),
     },
 ];
 

@@ -26,6 +26,7 @@ const BROKEN: KnownBug = KnownBug {
         ops: 60,
         snapshots: 1,
     },
+    fix: None,
 };
 
 /// Declared for protocol 2 only, so protocol 1's failures are new.

@@ -33,6 +33,9 @@ pub struct KnownBug {
     pub ops: &'static [&'static str],
     /// A seed that shows it.
     pub found_by: Replay,
+    /// Its proposed fix, a patch in this repository (`cases/src/….fix.patch`), for the exact
+    /// test of a failure that matches: it is this bug if it goes away with the fix.
+    pub fix: Option<&'static str>,
 }
 
 /// A seed and its list size: `sendtest run <case> --seed S --ops N --snapshots M`.
@@ -124,6 +127,7 @@ mod tests {
             ops: 200,
             snapshots: 3,
         },
+        fix: None,
     };
 
     fn differs(fields: &[&str]) -> ChainFailure {

@@ -39,6 +39,18 @@ pub(super) const COMPRESSED: ScratchSpec = ScratchSpec {
     mount_options: "compress=zstd",
 };
 
+/// ` --ops N --snapshots M` as the run was given them, for a command that replays a seed.
+fn list_size(knobs: &crate::context::RandomKnobs) -> String {
+    let mut text = String::new();
+    if let Some(n) = knobs.ops {
+        text.push_str(&format!(" --ops {n}"));
+    }
+    if let Some(n) = knobs.snapshots {
+        text.push_str(&format!(" --snapshots {n}"));
+    }
+    text
+}
+
 /// How many seeds a random case's headlines say it ran (the first headline of [`run_seeds`]).
 pub fn seeds_ran(headlines: &str) -> Option<u64> {
     headlines.lines().find_map(|line| {
@@ -128,8 +140,16 @@ pub fn run_seeds(t: &mut Ctx, setup: &Setup<'_>) -> Result<()> {
         if seen.len() > 5 {
             seeds.push("…".into());
         }
+        let exact = match bug.fix {
+            Some(fix) => format!(
+                "the exact test, whether it goes away with the bug's fix: `sendtest validate {case} --seed {}{} --patch {fix} --kernel-tree TREE`",
+                seen[0].seed,
+                list_size(&knobs)
+            ),
+            None => "no fix to test it against".to_string(),
+        };
         let line = format!(
-            "{case}: known bug `{}` ({}) met by seed(s) {}, matched by the fields that differ and the kinds of operation (the exact test: `sendtest validate {case} --seed SEED --patch FIX --kernel-tree TREE` with the bug's proposed fix); the first: {}",
+            "{case}: known bug `{}` ({}) met by seed(s) {}, matched by the fields that differ and the kinds of operation ({exact}); the first: {}",
             bug.name,
             bug.summary,
             seeds.join(", "),
