@@ -113,16 +113,23 @@ fn kernel_send_coverage_in_guests() {
     let Some(tree) = tree("SENDTEST_KERNEL_TREE") else {
         return;
     };
+    // With a btrfs-progs tree too, when there is one: its programs run in the guests, and
+    // their counters come back with the kernel's.
+    let progs = std::env::var_os("SENDTEST_PROGS_TREE").map(PathBuf::from);
     let dir = tempfile::tempdir().unwrap();
     let results = dir.path().join("results");
-    let (out, pid) = run_sendtest(&[
+    let mut args = vec![
         "coverage",
         "--kernel-tree",
         tree.to_str().unwrap(),
         "ro-flip-with-delalloc",
         "--results",
         results.to_str().unwrap(),
-    ]);
+    ];
+    if let Some(progs) = &progs {
+        args.extend(["--btrfs-progs-tree", progs.to_str().unwrap()]);
+    }
+    let (out, pid) = run_sendtest(&args);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(
         out.status.code(),
@@ -137,5 +144,9 @@ fn kernel_send_coverage_in_guests() {
         0
     );
     assert!(stdout.contains("fs/btrfs/send.c: lines "), "{stdout}");
+    if let Some(progs) = &progs {
+        let info = results.join("latest/coverage/btrfs-progs.info");
+        assert!(calls(&info, progs, "cmds/receive.c", "do_receive") > 0);
+    }
     assert!(leftovers_after_settling(pid).is_empty());
 }

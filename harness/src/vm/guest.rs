@@ -86,7 +86,7 @@ fn boot_and_run(cases: &[&Case]) -> Result<()> {
         return Ok(());
     }
     // Init is single-threaded here, so changing the environment is safe.
-    std::env::set_var("PATH", "/usr/sbin:/usr/bin:/sbin:/bin");
+    std::env::set_var("PATH", super::initramfs::GUEST_PATH);
     load_modules()?;
     if request.shell {
         let disks = wait_for_disks(request.scratch_disks)?;

@@ -65,6 +65,21 @@ struct Input {
 
 /// Returns the cached initramfs for `init` and `kernel` (with the shell's programs for `sendtest
 /// shell`), building it if needed.
+/// The guest's PATH (set by its init): where a program must be for a case to find it.
+pub const GUEST_PATH: &str = "/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Where `program`, found at `host`, goes in the initramfs: where it is, if that is in the
+/// guest's PATH, else in /usr/bin (a btrfs-progs tree's build, say, which the host puts first
+/// in its PATH from a directory of the cache).
+fn inside_program(program: &str, host: &Path) -> String {
+    let dir = host.parent().unwrap_or(Path::new("/"));
+    if GUEST_PATH.split(':').any(|d| Path::new(d) == dir) {
+        inside(host)
+    } else {
+        format!("usr/bin/{program}")
+    }
+}
+
 pub fn build(init: &Path, kernel: &Kernel, shell: bool, log: &CommandLog) -> Result<PathBuf> {
     let mut recipe = parse_recipe(RECIPE)?;
     if shell {
@@ -95,7 +110,7 @@ pub fn build(init: &Path, kernel: &Kernel, shell: bool, log: &CommandLog) -> Res
             });
         }
         inputs.push(Input {
-            inside: inside(&path),
+            inside: inside_program(program, &path),
             host: path,
         });
     }
@@ -310,6 +325,22 @@ fn pack(inputs: &[Input], module_list: &str) -> Result<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn programs_go_where_the_guest_s_path_finds_them() {
+        assert_eq!(
+            inside_program("btrfs", Path::new("/usr/bin/btrfs")),
+            "usr/bin/btrfs"
+        );
+        assert_eq!(inside_program("sh", Path::new("/bin/sh")), "bin/sh");
+        assert_eq!(
+            inside_program(
+                "btrfs",
+                Path::new("/root/.cache/sendtest/progs-builds/p/sendtest-bin/btrfs")
+            ),
+            "usr/bin/btrfs"
+        );
+    }
 
     #[test]
     fn the_recipe_parses() {
