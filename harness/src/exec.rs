@@ -226,6 +226,28 @@ pub fn run(cmd: Cmd<'_>, log: &CommandLog) -> Result<Output, CommandError> {
     }
 }
 
+/// [`run`] for a command whose stdout is long and not needed: the log gets its line count
+/// instead of the lines, and so does the caller.
+pub fn run_counting_stdout(cmd: Cmd<'_>, log: &CommandLog) -> Result<Output, CommandError> {
+    let command = cmd.to_string();
+    let started = Instant::now();
+    let mut result = spawn_and_wait(&command, cmd.into(), None, log.deadline());
+    if let Ok(out) = &mut result {
+        out.stdout = format!("({} lines, not kept)\n", out.stdout.lines().count());
+    }
+    log.record(&command, started.elapsed(), &result);
+    let out = result?;
+    if out.status.success() {
+        Ok(out)
+    } else {
+        Err(CommandError::new(
+            command,
+            Failure::Exited(out.status),
+            out.stderr,
+        ))
+    }
+}
+
 /// Runs `cmd` and returns its output whatever its exit status. Fails only when it cannot start
 /// or a stop signal arrives while it runs.
 pub fn output(cmd: Cmd<'_>, log: &CommandLog) -> Result<Output, CommandError> {

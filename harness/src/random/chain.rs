@@ -209,6 +209,18 @@ impl<'a> Chains<'a> {
             ));
             sent.map_err(|e| ChainFailure::failed(format!("send of snapshot {i} failed: {e:#}")))?;
             checked.sends += 1;
+            // Every stream must parse: what `btrfs receive --dump` prints is not kept (the
+            // stream of a failure is, with its dump).
+            crate::exec::run_counting_stdout(
+                cmd!(sh, "btrfs receive --dump -f {stream}"),
+                self.ctx.log(),
+            )
+            .map_err(|e| {
+                self.keep_stream(&stream, i);
+                ChainFailure::failed(format!(
+                    "btrfs receive --dump of snapshot {i}'s stream failed: {e:#}"
+                ))
+            })?;
             let mount = self.dest.display().to_string();
             let options = self.receive.options(&mount);
             for target in self.receive.targets(received) {
