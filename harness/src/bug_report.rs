@@ -16,30 +16,83 @@ use crate::random::{FAILED_DUMP, FSTESTS_TEST};
 /// that differs.
 const WHOLE_DUMP: usize = 40;
 
-/// The report of `case`'s failing run `result`, seen on `seen` (kernel and btrfs-progs, as the
-/// run's properties say them).
-pub fn text(case: &Case, result: &CaseResult, seen: &[(&str, String)]) -> Result<String> {
+/// What a report is about: a case of a finding, or a seed of the random case.
+pub struct Finding<'a> {
+    /// One line on what goes wrong.
+    pub summary: String,
+    /// How to run it again: `sendtest run CASE` or `sendtest run random --seed S`.
+    pub rerun: String,
+    /// The proposed fix, if there is one.
+    pub proposed: Option<&'a str>,
+    /// The reproducer script and the fstests test, in the run's results.
+    pub script: String,
+    pub test: String,
+}
+
+impl Finding<'_> {
+    pub fn of_case(case: &Case) -> Finding<'_> {
+        Finding {
+            summary: case.summary.to_string(),
+            rerun: format!("sendtest run {}", case.name),
+            proposed: case.fix.proposed,
+            script: "replay.sh".into(),
+            test: FSTESTS_TEST.into(),
+        }
+    }
+
+    /// Seed `seed` of the random case, whose failing run said `message`.
+    pub fn of_seed(seed: u64, message: &str) -> Finding<'static> {
+        let what = crate::random::what_differs(message);
+        let summary = if what.is_empty() {
+            format!("seed {seed} of a random list fails")
+        } else {
+            format!(
+                "a received file differs from its source ({})",
+                what.join("; ")
+            )
+        };
+        Finding {
+            summary,
+            rerun: format!("sendtest run random --seed {seed}"),
+            proposed: None,
+            script: format!("random-{seed}.sh"),
+            test: format!("random-{seed}.fstests"),
+        }
+    }
+
+    /// The known bug a failure `message` was matched to, if any: `known bug `NAME`: …`.
+    pub fn known_bug(message: &str) -> Option<&str> {
+        message.strip_prefix("known bug `")?.split('`').next()
+    }
+}
+
+/// The report of a finding's failing run `result`, seen on `seen` (kernel and btrfs-progs, as
+/// the run's properties say them).
+pub fn text(finding: &Finding<'_>, result: &CaseResult, seen: &[(&str, String)]) -> Result<String> {
     let Outcome::Failed(message) = &result.outcome else {
-        anyhow::bail!("{} did not fail, so there is nothing to report", case.name);
+        anyhow::bail!(
+            "`{}` did not fail, so there is nothing to report",
+            finding.rerun
+        );
     };
     let dir = &result.dir;
     let read = |name: &str| {
         std::fs::read_to_string(dir.join(name))
             .with_context(|| format!("the failing run kept no {name} in {}", dir.display()))
     };
-    let script = read("replay.sh")?;
+    let script = read(&finding.script)?;
     let dump = read(FAILED_DUMP)?;
-    let test = read(FSTESTS_TEST)?;
-    let golden = read(&format!("{FSTESTS_TEST}.out"))?;
+    let test = read(&finding.test)?;
+    let golden = read(&format!("{}.out", finding.test))?;
     let message = message.lines().next().unwrap_or_default();
 
     let mut s = String::new();
-    let _ = writeln!(s, "Subject: [BUG] btrfs send: {}\n", case.summary);
+    let _ = writeln!(s, "Subject: [BUG] btrfs send: {}\n", finding.summary);
     let opening = format!(
         "btrfs send/receive gets a file wrong: {}. The random case of sendtest (a send/receive \
          regression harness) found it; the operations below are what its shrinker left of a \
          longer random list.",
-        case.summary
+        finding.summary
     );
     let _ = writeln!(s, "Hello,\n\n{}", wrap(&opening, 72));
     let _ = writeln!(s, "Seen on:");
@@ -65,13 +118,13 @@ pub fn text(case: &Case, result: &CaseResult, seen: &[(&str, String)]) -> Result
         },
         indent(&relevant(&dump, message))
     );
-    match case.fix.proposed {
+    match finding.proposed {
         Some(patch) => {
             let _ = writeln!(
                 s,
-                "Proposed fix (against linux 6.1; `sendtest validate {} --kernel-tree TREE` shows\n\
-                 the case failing without it and passing with it):\n\n{}",
-                case.name,
+                "Proposed fix (against linux 6.1; `sendtest validate` shows `{}` failing\n\
+                 without it and passing with it):\n\n{}",
+                finding.rerun,
                 indent(patch)
             );
         }
@@ -180,6 +233,7 @@ mod tests {
     #[test]
     fn a_run_that_passed_has_no_report() {
         let case = crate::case::test_case("passes", &[]);
+        let finding = Finding::of_case(&case);
         let result = CaseResult {
             name: "passes".into(),
             iteration: 1,
@@ -187,6 +241,22 @@ mod tests {
             elapsed: std::time::Duration::ZERO,
             dir: "/nonexistent".into(),
         };
-        assert!(text(&case, &result, &[]).is_err());
+        assert!(text(&finding, &result, &[]).is_err());
+        let seed = Finding::of_seed(
+            9,
+            "seed 9: received snapshot 0 differs from its source: f0: field size: expected 20 got 18; shrunk to 9 operations",
+        );
+        assert_eq!(
+            seed.summary,
+            "a received file differs from its source (f0: size expected 20 got 18)"
+        );
+        let known = "known bug `b`: seed 9: received snapshot 0 differs from its source: f0: field sha256: expected 1 got 2; f0: field size: expected 20 got 18; shrunk to 9 operations";
+        assert_eq!(
+            Finding::of_seed(9, known).summary,
+            "a received file differs from its source (f0: data; f0: size expected 20 got 18)"
+        );
+        assert_eq!(Finding::known_bug(known), Some("b"));
+        assert_eq!(Finding::known_bug("seed 9: …"), None);
+        assert_eq!(seed.test, "random-9.fstests");
     }
 }

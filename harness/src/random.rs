@@ -21,7 +21,7 @@ mod script;
 pub mod shrink;
 mod soak;
 
-pub use chain::{ChainFailure, Chains, Checked, Verdict, FAILED_DUMP, FAILED_STREAM};
+pub use chain::{what_differs, ChainFailure, Chains, Checked, Verdict, FAILED_DUMP, FAILED_STREAM};
 pub use keep::{shrink_and_keep, Found};
 pub use known::{KnownBug, Replay, Sends};
 pub use ops::{Falloc, Op, Sharing};

@@ -1,11 +1,12 @@
-//! `sendtest report CASE`: run a finding's case once and print it as a bug report for the
-//! linux-btrfs list (also kept as `report.txt` in the case's results).
+//! `sendtest report CASE|SEED`: run a finding's case (or a seed of the random case) once and
+//! print it as a bug report for the linux-btrfs list (also kept as `report.txt` in the case's
+//! results).
 
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use sendtest::backend::{self, Backend};
-use sendtest::context::CaseOptions;
+use sendtest::context::{CaseOptions, RandomKnobs};
 use sendtest::report::{EXIT_ERROR, EXIT_FAILED, EXIT_PASSED};
 use sendtest::{bug_report, preflight, results, runner};
 
@@ -13,8 +14,15 @@ use crate::args::{out, say, sweep_dead_runs, KernelConfigArgs, ProgsArgs, Result
 
 #[derive(clap::Args)]
 pub struct ReportArgs {
-    /// The case of a finding (`sendtest list -g unfixed` shows them).
+    /// The case of a finding (`sendtest list -g unfixed` shows them), or a seed of the random
+    /// case.
     case: String,
+    /// With a seed: the list's size, as the run that found it had it.
+    #[arg(long, value_name = "N")]
+    ops: Option<usize>,
+    /// With a seed: the snapshots among the operations.
+    #[arg(long, value_name = "N")]
+    snapshots: Option<usize>,
     /// Run it in a guest booting a kernel built from this tree (default: loop devices on the
     /// running kernel).
     #[arg(long, value_name = "PATH", conflicts_with = "kernel")]
@@ -30,8 +38,16 @@ pub struct ReportArgs {
 }
 
 pub fn report(args: &ReportArgs) -> Result<u8> {
-    let case = cases::by_name(&args.case)
-        .with_context(|| format!("no case `{}`; `sendtest list` shows the cases", args.case))?;
+    let seed: Option<u64> = args.case.parse().ok();
+    let case = match seed {
+        Some(_) => cases::by_name("random").context("no random case")?,
+        None => cases::by_name(&args.case).with_context(|| {
+            format!(
+                "no case `{}`; `sendtest list -g unfixed` shows the findings' cases, or give a seed",
+                args.case
+            )
+        })?,
+    };
     sweep_dead_runs();
     args.progs.apply()?;
     let backend: Box<dyn Backend> = match (&args.kernel_tree, &args.vm.kernel) {
@@ -46,12 +62,38 @@ pub fn report(args: &ReportArgs) -> Result<u8> {
         }
     };
     let run_dir = results::new_run_dir(&args.output.results)?;
-    let result = runner::run_one(case, &run_dir, CaseOptions::default(), backend.as_ref());
+    let options = CaseOptions {
+        random: RandomKnobs {
+            seed,
+            ops: args.ops,
+            snapshots: args.snapshots,
+            receive: None,
+        },
+        ..CaseOptions::default()
+    };
+    let result = runner::run_one(case, &run_dir, options, backend.as_ref());
     let mut seen = backend.properties();
     seen.push(("btrfs-progs", crate::run::installed_progs()));
     match &result.outcome {
-        runner::Outcome::Failed(_) => {
-            let text = bug_report::text(case, &result, &seen)?;
+        runner::Outcome::Failed(message) => {
+            let finding = match seed {
+                Some(seed) => {
+                    let mut finding = bug_report::Finding::of_seed(seed, message);
+                    // A known bug's case holds its proposed fix.
+                    if let Some(known) =
+                        bug_report::Finding::known_bug(message).and_then(cases::by_name)
+                    {
+                        finding.proposed = known.fix.proposed;
+                        finding.summary = format!(
+                            "{} (matched to the known bug {}: {})",
+                            finding.summary, known.name, known.summary
+                        );
+                    }
+                    finding
+                }
+                None => bug_report::Finding::of_case(case),
+            };
+            let text = bug_report::text(&finding, &result, &seen)?;
             std::fs::write(result.dir.join("report.txt"), &text)?;
             out(&text);
             say(&format!(
@@ -63,7 +105,7 @@ pub fn report(args: &ReportArgs) -> Result<u8> {
         runner::Outcome::Passed => {
             say(&format!(
                 "{} passed on {}: the bug did not reproduce, so there is nothing to report",
-                case.name,
+                args.case,
                 backend.place()
             ));
             Ok(EXIT_FAILED)

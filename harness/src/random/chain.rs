@@ -325,6 +325,27 @@ impl Chains<'_> {
     }
 }
 
+/// What a chain's failure `message` says differs, short: `f: size expected 20 got 18`, and
+/// `f: data` for a checksum (`[known bug `X`: ][seed S: ]received snapshot 1 differs from its
+/// source: f: field size: expected 20 got 18; f: field sha256: …[; shrunk …]`).
+pub fn what_differs(message: &str) -> Vec<String> {
+    let list = message
+        .split_once("differs from its source: ")
+        .map_or("", |(_, rest)| rest);
+    let mut what = Vec::new();
+    for item in list.split("; ") {
+        let Some((path, rest)) = item.split_once(": field ") else {
+            break;
+        };
+        what.push(match rest.split_once(": ") {
+            Some(("sha256", _)) => format!("{path}: data"),
+            Some((field, values)) => format!("{path}: {field} {values}"),
+            None => format!("{path}: {rest}"),
+        });
+    }
+    what
+}
+
 /// The stream that failed, and its dump, in the case's results.
 pub const FAILED_STREAM: &str = "failed.stream";
 pub const FAILED_DUMP: &str = "failed.dump";

@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 use anyhow::Result;
 
 use super::chain::{ChainFailure, Chains, Checked, Verdict};
+use super::fstests::fstests_test;
 use super::ops::{self, Op};
 use super::script::script;
 use super::shrink;
@@ -103,6 +104,22 @@ pub fn shrink_and_keep(
     let script = script(seed, &just, &chains.script_options(), &last_failure.message);
     let script_path = results.join(format!("random-{seed}.sh"));
     std::fs::write(&script_path, &script)?;
+    // The same list as an fstests test, for a bug report (`sendtest report SEED`).
+    let test = fstests_test(
+        &just,
+        &chains.script_options(),
+        &format!(
+            "A send/receive bug: a received file differs from its source ({}).\nThe test checks that every received snapshot matches its source.\n\nFound by sendtest's random case, seed {seed}, shrunk to {} operations.",
+            super::chain::what_differs(&last_failure.message).join("; "),
+            minimal.len()
+        ),
+        "btrfs: send: <the fix's subject>",
+    );
+    std::fs::write(results.join(format!("random-{seed}.fstests")), test.script)?;
+    std::fs::write(
+        results.join(format!("random-{seed}.fstests.out")),
+        test.golden,
+    )?;
     Ok(Found {
         seed,
         shown: format!(
