@@ -214,7 +214,11 @@ impl CommandLog {
 /// Runs `cmd` and fails unless it exits 0.
 pub fn run(cmd: Cmd<'_>, log: &CommandLog) -> Result<Output, CommandError> {
     let command = cmd.to_string();
-    let out = output(cmd, log)?;
+    exited_zero(command, output(cmd, log)?)
+}
+
+/// `out` if `command` exited 0, else the error that says how it exited.
+fn exited_zero(command: String, out: Output) -> Result<Output, CommandError> {
     if out.status.success() {
         Ok(out)
     } else {
@@ -236,16 +240,7 @@ pub fn run_counting_stdout(cmd: Cmd<'_>, log: &CommandLog) -> Result<Output, Com
         out.stdout = format!("({} lines, not kept)\n", out.stdout.lines().count());
     }
     log.record(&command, started.elapsed(), &result);
-    let out = result?;
-    if out.status.success() {
-        Ok(out)
-    } else {
-        Err(CommandError::new(
-            command,
-            Failure::Exited(out.status),
-            out.stderr,
-        ))
-    }
+    exited_zero(command, result?)
 }
 
 /// Runs `cmd` and returns its output whatever its exit status. Fails only when it cannot start

@@ -10,7 +10,6 @@ use sendtest::backend::Backend;
 use sendtest::bench::{self, spread};
 use sendtest::build::kernel::{self as kernel_build, Revert};
 use sendtest::context::CaseOptions;
-use sendtest::outcome::CaseResult;
 use sendtest::runner::{self, Plan};
 use sendtest::{coverage, interrupt, random, report};
 
@@ -97,7 +96,7 @@ fn auto_group(vm: &dyn Backend, reps: usize, work: &Path, label: &str) -> Result
         let started = Instant::now();
         let results = runner::execute(&plan, vm, &|_| {}).results;
         times.push(started.elapsed());
-        passed(&results)?;
+        super::all_passed(&results)?;
     }
     Ok(times)
 }
@@ -112,23 +111,11 @@ fn soak(vm: &dyn Backend, work: &Path, label: &str) -> Result<u64> {
         ..CaseOptions::default()
     };
     let result = runner::run_one(case, &dir, options, vm);
-    passed(std::slice::from_ref(&result))?;
+    super::all_passed(std::slice::from_ref(&result))?;
     random::seeds_ran(&report::headlines(&result).join("\n")).with_context(|| {
         format!(
             "the soak's headlines name no seed count ({})",
             dir.display()
         )
     })
-}
-
-fn passed(results: &[CaseResult]) -> Result<()> {
-    if let Some(bad) = results.iter().find(|r| !r.outcome.is_pass()) {
-        anyhow::bail!(
-            "{} did not pass while benchmarking ({}); results in {}",
-            bad.name,
-            bad.outcome.label(),
-            bad.dir.display()
-        );
-    }
-    Ok(())
 }
