@@ -37,8 +37,12 @@ pub const PROGS_MAKE_ARGS: &[&str] = &["EXTRA_CFLAGS=--coverage", "EXTRA_LDFLAGS
 
 /// The patch that profiles `fs/btrfs` in a kernel tree, and the options that collect it.
 pub fn kernel_variant(tree: &Path) -> Result<(String, ExtraConfig)> {
-    let makefile = std::fs::read_to_string(tree.join(KERNEL_MAKEFILE))
-        .with_context(|| format!("reading {KERNEL_MAKEFILE} in {}", tree.display()))?;
+    let makefile = std::fs::read_to_string(tree.join(KERNEL_MAKEFILE)).with_context(|| {
+        format!(
+            "{} is not a Linux kernel tree (no {KERNEL_MAKEFILE}): pass --kernel-tree with one",
+            tree.display()
+        )
+    })?;
     let profiled = format!("{PROFILE_LINE}\n{makefile}");
     let patch = crate::mutate::mutant::unified_diff(KERNEL_MAKEFILE, &makefile, &profiled);
     let mut config = ExtraConfig::default();

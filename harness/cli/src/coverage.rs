@@ -20,6 +20,7 @@ use crate::args::{
 };
 
 #[derive(clap::Args)]
+#[command(group(clap::ArgGroup::new("tree").required(true).multiple(true).args(["kernel_tree", "btrfs_progs_tree"])))]
 pub struct CoverageArgs {
     /// The cases to run (default: the `auto` group).
     cases: Vec<String>,
@@ -27,11 +28,7 @@ pub struct CoverageArgs {
     #[arg(short = 'g', long = "group", value_name = "GROUP")]
     groups: Vec<String>,
     /// Build this kernel tree with counters in fs/btrfs and run the cases in guests booting it.
-    #[arg(
-        long,
-        value_name = "PATH",
-        required_unless_present = "btrfs_progs_tree"
-    )]
+    #[arg(long, value_name = "PATH")]
     kernel_tree: Option<PathBuf>,
     /// Build btrfs and mkfs.btrfs from this btrfs-progs tree with counters, and use them (on
     /// loop devices, or in the guests with --kernel-tree).
