@@ -102,6 +102,14 @@ fn each_outcome_happens_and_a_rerun_resumes() {
             "{",
             "{ for (;;) sleep(1);",
         ),
+        // Another that does not compile, elsewhere: its reason must be its own error.
+        mutant(
+            &tree,
+            "unviable-too",
+            "static int process_rmdir(",
+            "{",
+            "{ nor does this;",
+        ),
     ];
     let cases = vec![cases::by_name("ro-flip-with-delalloc").unwrap()];
     let results = tempfile::tempdir().unwrap();
@@ -121,7 +129,7 @@ fn each_outcome_happens_and_a_rerun_resumes() {
     let verdicts: Vec<&str> = ran.iter().map(|r| r.verdict.label()).collect();
     assert_eq!(
         verdicts,
-        ["caught", "missed", "unviable", "timeout"],
+        ["caught", "missed", "unviable", "timeout", "unviable"],
         "{ran:#?}"
     );
     let Verdict::Caught { case, reason } = &ran[0].verdict else {
@@ -133,6 +141,13 @@ fn each_outcome_happens_and_a_rerun_resumes() {
         unreachable!()
     };
     assert!(why.contains("error"), "{why}");
+    for i in [2, 4] {
+        let Verdict::Unviable(why) = &ran[i].verdict else {
+            unreachable!()
+        };
+        let own = format!("{FILE}:{}:", mutants[i].line);
+        assert!(why.starts_with(&own), "not the error of {own}: {why}");
+    }
     let missed = std::fs::read_to_string(results.path().join("missed.txt")).unwrap();
     assert!(missed.contains(&mutants[1].id), "{missed}");
 
@@ -140,7 +155,10 @@ fn each_outcome_happens_and_a_rerun_resumes() {
     let again = run::run(&plan, &mutants, &mut target, &mut |_| {}).unwrap();
     assert!(again.iter().all(|r| r.resumed));
     let verdicts: Vec<&str> = again.iter().map(|r| r.verdict.label()).collect();
-    assert_eq!(verdicts, ["caught", "missed", "unviable", "timeout"]);
+    assert_eq!(
+        verdicts,
+        ["caught", "missed", "unviable", "timeout", "unviable"]
+    );
 }
 
 #[test]

@@ -82,6 +82,9 @@ pub fn build_variant(
     std::fs::create_dir_all(&dir)?;
     let _lock = lock(&dir, say)?;
     let log_path = dir.join("sendtest-build.log");
+    // A fresh log per build, so that the error lines of a build that fails are its own (a
+    // mutant's, not an earlier one's).
+    let _ = std::fs::remove_file(&log_path);
     let log = CommandLog::create(&dir.join("sendtest-commands.log"))?;
     let what = format!("btrfs-progs tree {}", tree.display());
     let not_building = not_building(&what, &log_path, (&tree, &tree));
