@@ -84,6 +84,7 @@ fn each_way_to_receive_runs_and_a_planted_difference_is_still_named() {
             Receive::Nested => "/a/b",
             Receive::Twice => "/two",
             Receive::RootMount => "btrfs receive -q -m /",
+            Receive::Chroot => "btrfs receive -q --chroot -f ",
         };
         assert!(
             receives.iter().all(|l| l.contains(expected)) || way == Receive::Twice,
@@ -107,6 +108,7 @@ fn each_way_to_receive_runs_and_a_planted_difference_is_still_named() {
             Receive::Nested => "mkdir -p \"$work/dst/a/b\"",
             Receive::Twice => "\"$work/dst/two\" || status=1",
             Receive::RootMount => "btrfs -q receive -m \"$work/dst\" -f ",
+            Receive::Chroot => "btrfs -q receive --chroot -f ",
         };
         assert!(script.contains(in_script), "{}:\n{script}", way.name());
     }

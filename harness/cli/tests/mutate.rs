@@ -123,6 +123,7 @@ fn each_outcome_happens_and_a_rerun_resumes() {
         results: results.path().to_path_buf(),
         allowed: Default::default(),
     };
+    let path_before = std::env::var_os("PATH");
     let mut target = ProgsTarget::new(&tree).unwrap();
     run::baseline(&plan, &mut target).unwrap();
     let ran = run::run(&plan, &mutants, &mut target, &mut |_| {}).unwrap();
@@ -154,6 +155,9 @@ fn each_outcome_happens_and_a_rerun_resumes() {
     // A rerun takes what was kept and builds nothing.
     let again = run::run(&plan, &mutants, &mut target, &mut |_| {}).unwrap();
     assert!(again.iter().all(|r| r.resumed));
+    // Done with the mutants, PATH no longer leads to the last one's `btrfs`.
+    drop(target);
+    assert_eq!(std::env::var_os("PATH"), path_before);
     let verdicts: Vec<&str> = again.iter().map(|r| r.verdict.label()).collect();
     assert_eq!(
         verdicts,

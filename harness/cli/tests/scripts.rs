@@ -102,6 +102,7 @@ fn scripts_of_lists_that_pass_pass_with_either_comparison() {
         (2, false, Receive::RootMount),
         (3, proto2, Receive::ForceDecompress),
         (4, false, Receive::Nested),
+        (5, false, Receive::Chroot),
     ];
     let dir = tempfile::tempdir().unwrap();
     for (seed, proto2, receive) in runs {

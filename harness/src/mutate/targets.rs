@@ -114,6 +114,14 @@ impl ProgsTarget {
     }
 }
 
+impl Drop for ProgsTarget {
+    /// Puts PATH back as it was, so that nothing after the mutants (a kernel target's
+    /// initramfs, say) takes the last mutant's `btrfs`.
+    fn drop(&mut self) {
+        std::env::set_var("PATH", &self.path);
+    }
+}
+
 impl Target for ProgsTarget {
     fn build(&mut self, mutant: Option<&Mutant>) -> Result<std::result::Result<(), String>> {
         let files = match mutant {

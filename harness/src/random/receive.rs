@@ -22,27 +22,32 @@ pub enum Receive {
     Twice,
     /// With `-m` naming the receiving filesystem's mount point.
     RootMount,
+    /// `--chroot`: the receiver confines itself to the directory it receives into.
+    Chroot,
 }
 
 impl Receive {
-    pub const ALL: [Receive; 5] = [
+    pub const ALL: [Receive; 6] = [
         Receive::Plain,
         Receive::ForceDecompress,
         Receive::Nested,
         Receive::Twice,
         Receive::RootMount,
+        Receive::Chroot,
     ];
 
-    /// The way a seed's chain receives: half of the seeds plainly, the rest spread over the
-    /// others.
+    /// The way a seed's chain receives: half of the seeds plainly, an eighth each
+    /// `force-decompress`, `nested` and `twice`, a sixteenth each `root-mount` and `chroot`.
     pub fn draw(seed: u64) -> Receive {
         // A multiplicative hash, so that consecutive seeds spread out.
-        match (seed ^ 0x7ece_17e5).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 61 {
+        let hash = (seed ^ 0x7ece_17e5).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        match hash >> 61 {
             0..=3 => Receive::Plain,
             4 => Receive::ForceDecompress,
             5 => Receive::Nested,
             6 => Receive::Twice,
-            _ => Receive::RootMount,
+            _ if (hash >> 60) & 1 == 0 => Receive::RootMount,
+            _ => Receive::Chroot,
         }
     }
 
@@ -53,6 +58,7 @@ impl Receive {
             Receive::Nested => "nested",
             Receive::Twice => "twice",
             Receive::RootMount => "root-mount",
+            Receive::Chroot => "chroot",
         }
     }
 
@@ -84,6 +90,7 @@ impl Receive {
         match self {
             Receive::ForceDecompress => vec!["--force-decompress".into()],
             Receive::RootMount => vec!["-m".into(), mount.into()],
+            Receive::Chroot => vec!["--chroot".into()],
             _ => Vec::new(),
         }
     }
@@ -109,15 +116,18 @@ mod tests {
 
     #[test]
     fn seeds_draw_every_way_about_as_often_as_meant() {
-        let mut counts = [0usize; 5];
+        let mut counts = [0usize; 6];
         for seed in 0..8000u64 {
             let drawn = Receive::draw(seed);
             assert_eq!(drawn, Receive::draw(seed), "a seed always draws the same");
             counts[Receive::ALL.iter().position(|r| *r == drawn).unwrap()] += 1;
         }
         assert!((3600..4400).contains(&counts[0]), "{counts:?}");
-        for count in &counts[1..] {
+        for count in &counts[1..4] {
             assert!((800..1200).contains(count), "{counts:?}");
+        }
+        for count in &counts[4..] {
+            assert!((350..650).contains(count), "{counts:?}");
         }
     }
 
@@ -138,6 +148,7 @@ mod tests {
             Receive::ForceDecompress.options("/mnt/dst"),
             ["--force-decompress"]
         );
+        assert_eq!(Receive::Chroot.options("/mnt/dst"), ["--chroot"]);
         assert!(Receive::Plain.options("/mnt/dst").is_empty());
     }
 }
