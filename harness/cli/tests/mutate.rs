@@ -19,6 +19,10 @@ use sendtest::mutate::targets::{KernelTarget, ProgsTarget};
 
 const FILE: &str = "cmds/receive.c";
 
+/// The btrfs-progs target puts each mutant's `btrfs` first in this process's PATH, where a
+/// kernel target looks for the `btrfs` of its guests: the two tests take turns.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// A mutant of `cmds/receive.c` that replaces the first `from` after `after` with `to`.
 fn mutant(tree: &std::path::Path, name: &str, after: &str, from: &str, to: &str) -> Mutant {
     mutant_of(tree, FILE, name, after, from, to)
@@ -70,6 +74,7 @@ fn each_outcome_happens_and_a_rerun_resumes() {
     if !sendtest::preflight::loopback_or_skip("mutate outcomes") {
         return;
     }
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let mutants = [
         // Every write of the stream is dropped: received files are empty.
         mutant(
@@ -173,6 +178,7 @@ fn a_kernel_mutant_that_hangs_the_guest_is_a_timeout_and_one_that_oopses_it_is_c
         );
         return;
     };
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let send = "fs/btrfs/send.c";
     let mutants = [
         // Send spins forever: the guest never finishes the case.
