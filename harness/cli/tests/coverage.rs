@@ -37,6 +37,18 @@ fn calls(info: &Path, tree: &Path, file: &str, function: &str) -> u64 {
         .1
 }
 
+/// What a `sendtest` that must have exited 0 printed on stdout.
+fn succeeded(out: &std::process::Output) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
 /// A patch that changes the line containing `needle` in `file`: only its line number matters.
 fn touching(tree: &Path, file: &str, needle: &str) -> String {
     let old = std::fs::read_to_string(tree.join(file)).unwrap();
@@ -76,13 +88,7 @@ fn btrfs_progs_receive_coverage_on_loop_devices() {
         "--results",
         results.to_str().unwrap(),
     ]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = succeeded(&out);
     let info = results.join("latest/coverage/btrfs-progs.info");
     assert!(calls(&info, &tree, "cmds/receive.c", "do_receive") > 0);
     assert_eq!(
@@ -130,13 +136,7 @@ fn kernel_send_coverage_in_guests() {
         args.extend(["--btrfs-progs-tree", progs.to_str().unwrap()]);
     }
     let (out, pid) = run_sendtest(&args);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = succeeded(&out);
     let info = results.join("latest/coverage/kernel.info");
     assert!(calls(&info, &tree, "fs/btrfs/send.c", "btrfs_ioctl_send") > 0);
     assert_eq!(
