@@ -3,5 +3,6 @@
 
 pub mod mutant;
 pub mod operators;
+pub mod patched;
 pub mod run;
 pub mod targets;

@@ -288,7 +288,7 @@ pub fn patch_text(tree: &Path, spec: &str) -> Result<String> {
         .context("running git")?;
     if !out.status.success() {
         anyhow::bail!(
-            "--in-diff {spec}: neither a patch file nor a revision of {} ({})",
+            "{spec}: neither a patch file nor a revision of {} ({})",
             tree.display(),
             String::from_utf8_lossy(&out.stderr).trim()
         );

@@ -10,6 +10,7 @@ use sendtest::build::{short_hash, RECEIVE_FILES, SEND_FILES};
 use sendtest::case::Case;
 use sendtest::context::{CaseOptions, RandomKnobs};
 use sendtest::mutate::mutant::{self, Mutant, Shard};
+use sendtest::mutate::patched::PatchedView;
 use sendtest::mutate::run::{self as mutation, MutationPlan, Score, Target};
 use sendtest::mutate::targets::{KernelTarget, ProgsTarget};
 use sendtest::report::{EXIT_FAILED, EXIT_PASSED};
@@ -51,6 +52,10 @@ pub struct MutateArgs {
     /// adds or changes.
     #[arg(long, value_name = "PATCH|REV")]
     in_diff: Option<String>,
+    /// Mutate the tree with this patch applied (a file, or a revision as for --in-diff): with
+    /// `--in-diff` the same patch, the faults a fix could have, before posting it.
+    #[arg(long, value_name = "PATCH|REV")]
+    patch: Option<String>,
     /// At most N mutants, drawn with --seed.
     #[arg(long, value_name = "N", value_parser = at_least_one)]
     max: Option<u64>,
@@ -97,7 +102,17 @@ pub fn mutate(args: &MutateArgs) -> Result<u8> {
     } else {
         args.files.clone()
     };
-    let mutants = select(args, &tree, &files)?;
+    let view = match &args.patch {
+        Some(spec) => Some(PatchedView::new(
+            &tree,
+            &files,
+            &patch_text(&tree, spec)?,
+            spec,
+        )?),
+        None => None,
+    };
+    let source = view.as_ref().map_or(tree.as_path(), |v| v.dir());
+    let mutants = select(args, &tree, source, &files)?;
     if args.list {
         for m in &mutants {
             out(&format!(
@@ -117,8 +132,14 @@ pub fn mutate(args: &MutateArgs) -> Result<u8> {
         }
         None => Default::default(),
     };
-    // One results directory per tree, files' contents and suite: a rerun resumes there.
-    let mut key_parts: Vec<Vec<u8>> = vec![tree.display().to_string().into_bytes()];
+    // One results directory per tree, files' contents and suite, and per sendtest binary (its
+    // cases and random generator are the suite too): a rerun of the same command resumes there,
+    // and a rebuilt sendtest starts afresh rather than mix verdicts of two suites.
+    let exe = std::env::current_exe().context("finding the sendtest binary")?;
+    let mut key_parts: Vec<Vec<u8>> = vec![
+        tree.display().to_string().into_bytes(),
+        std::fs::read(&exe).with_context(|| format!("reading {}", exe.display()))?,
+    ];
     for file in &files {
         key_parts.push(std::fs::read(tree.join(file)).unwrap_or_default());
     }
@@ -131,6 +152,9 @@ pub fn mutate(args: &MutateArgs) -> Result<u8> {
             .into_bytes(),
     );
     key_parts.push(args.random_seed.to_le_bytes().to_vec());
+    if let Some(view) = &view {
+        key_parts.push(view.patch.clone().into_bytes());
+    }
     let parts: Vec<&[u8]> = key_parts.iter().map(Vec::as_slice).collect();
     let results = args
         .output
@@ -144,15 +168,21 @@ pub fn mutate(args: &MutateArgs) -> Result<u8> {
     };
     sweep_dead_runs();
     let mut target: Box<dyn Target> = match &args.kernel_tree {
-        Some(_) => Box::new(KernelTarget::new(
-            &tree,
-            args.config.extra()?,
-            args.vm.options(None),
-            &std::env::current_exe().context("finding the sendtest binary")?,
-        )?),
+        Some(_) => {
+            let mut target =
+                KernelTarget::new(&tree, args.config.extra()?, args.vm.options(None), &exe)?;
+            if let Some(view) = &view {
+                target.base_patch = view.patch.clone();
+            }
+            Box::new(target)
+        }
         None => {
             sendtest::preflight::loopback().map_err(anyhow::Error::msg)?;
-            Box::new(ProgsTarget::new(&tree)?)
+            let mut target = ProgsTarget::new(&tree)?;
+            if let Some(view) = &view {
+                target.base_files = view.files.clone();
+            }
+            Box::new(target)
         }
     };
     say(&format!(
@@ -214,12 +244,12 @@ pub fn mutate(args: &MutateArgs) -> Result<u8> {
     })
 }
 
-/// The mutants the arguments take: the files' mutants, kept to a patch's lines, sampled, and
-/// sharded, in that order.
-fn select(args: &MutateArgs, tree: &Path, files: &[String]) -> Result<Vec<Mutant>> {
+/// The mutants the arguments take: the files' mutants (of `source`: the tree, or the tree with
+/// `--patch`), kept to a patch's lines, sampled, and sharded, in that order.
+fn select(args: &MutateArgs, tree: &Path, source: &Path, files: &[String]) -> Result<Vec<Mutant>> {
     let mut mutants = Vec::new();
     for file in files {
-        mutants.extend(mutant::mutants_of(tree, file)?);
+        mutants.extend(mutant::mutants_of(source, file)?);
     }
     if let Some(spec) = &args.in_diff {
         let patch = patch_text(tree, spec)?;

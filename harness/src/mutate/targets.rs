@@ -47,6 +47,8 @@ pub struct KernelTarget {
     pub vm_options: VmOptions,
     /// The sendtest binary, the guests' init.
     pub init: PathBuf,
+    /// A patch under every mutant (`--patch`): the mutants are of the patched tree.
+    pub base_patch: String,
     vm: Option<Vm>,
     _hold: Flock<File>,
 }
@@ -64,6 +66,7 @@ impl KernelTarget {
             extra,
             vm_options,
             init: init.to_path_buf(),
+            base_patch: String::new(),
             vm: None,
             _hold: hold(tree)?,
         })
@@ -72,8 +75,17 @@ impl KernelTarget {
 
 impl Target for KernelTarget {
     fn build(&mut self, mutant: Option<&Mutant>) -> Result<std::result::Result<(), String>> {
-        let patch = mutant.map_or("", |m| m.diff.as_str());
-        let revert = Revert { name: LABEL, patch };
+        // patch(1) applies the sections of one input in turn, so a mutant of the patched
+        // tree's file follows the patch that made it.
+        let patch = format!(
+            "{}{}",
+            self.base_patch,
+            mutant.map_or("", |m| m.diff.as_str())
+        );
+        let revert = Revert {
+            name: LABEL,
+            patch: &patch,
+        };
         self.vm = None;
         match kernel::build_in(&self.cache, &self.tree, Some(revert), &self.extra, &|_| {}) {
             Ok(built) => {
@@ -99,6 +111,8 @@ impl Target for KernelTarget {
 /// run on loop devices with the mutant's `btrfs` and `mkfs.btrfs` first in PATH.
 pub struct ProgsTarget {
     pub tree: PathBuf,
+    /// Files as a patch under every mutant makes them (`--patch`), relative to the tree.
+    pub base_files: Vec<(String, String)>,
     /// PATH as it was, before any build was put first.
     path: OsString,
     _hold: Flock<File>,
@@ -108,6 +122,7 @@ impl ProgsTarget {
     pub fn new(tree: &Path) -> Result<ProgsTarget> {
         Ok(ProgsTarget {
             tree: tree.to_path_buf(),
+            base_files: Vec::new(),
             path: std::env::var_os("PATH").unwrap_or_default(),
             _hold: hold(tree)?,
         })
@@ -124,10 +139,15 @@ impl Drop for ProgsTarget {
 
 impl Target for ProgsTarget {
     fn build(&mut self, mutant: Option<&Mutant>) -> Result<std::result::Result<(), String>> {
-        let files = match mutant {
-            Some(m) => vec![(m.file.clone(), m.mutated_file(&self.tree)?)],
-            None => Vec::new(),
-        };
+        let mut files = self.base_files.clone();
+        if let Some(m) = mutant {
+            let mutated = match files.iter().find(|(f, _)| *f == m.file) {
+                Some((_, patched)) => m.edit.apply(patched),
+                None => m.mutated_file(&self.tree)?,
+            };
+            files.retain(|(f, _)| *f != m.file);
+            files.push((m.file.clone(), mutated));
+        }
         let variant = Variant {
             make_args: &[],
             label: LABEL,
