@@ -118,7 +118,7 @@ fn run(t: &mut Ctx) -> Result<()> {
     let source = t.create_subvolume(&fs.join("source"))?;
     t.write_files(&source, FILES, Writes::Fsynced)?;
     let churn = t.create_subvolume(&fs.join("churn"))?;
-    let received = t.scratch("received")?;
+    let received = t.scratch_to_receive("received")?;
     let deadline = Instant::now() + t.duration(DEFAULT_DURATION);
 
     for round in 1.. {

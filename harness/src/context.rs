@@ -11,6 +11,7 @@ use anyhow::{Context, Result};
 use tempfile::TempDir;
 use xshell::{cmd, Shell};
 
+use crate::configuration::Configuration;
 use crate::exec::{self, CommandLog};
 use crate::finding::detected;
 use crate::manifest::{self, Ignore, Manifest};
@@ -49,6 +50,8 @@ pub struct CaseOptions {
     pub tamper: Option<Tamper>,
     /// Keep a failed case's scratch images for a look (`--keep-failed`).
     pub keep_failed: bool,
+    /// The mkfs, mount and send options of every scratch filesystem and send (`-c`).
+    pub configuration: &'static Configuration,
 }
 
 impl Default for CaseOptions {
@@ -60,6 +63,7 @@ impl Default for CaseOptions {
             random: RandomKnobs::default(),
             tamper: None,
             keep_failed: false,
+            configuration: crate::configuration::DEFAULT,
         }
     }
 }
@@ -141,12 +145,15 @@ impl Ctx {
         let build = std::fs::read_to_string("/proc/version").unwrap_or_default();
         let btrfs = crate::preflight::find_in_path("btrfs").context("no btrfs in PATH")?;
         let version = self.run(cmd!(self.sh, "{btrfs} --version"))?.stdout;
+        let config = self.options.configuration;
         let text = format!(
-            "kernel: {}\nkernel build: {}\nbtrfs-progs: {} ({})\n",
+            "kernel: {}\nkernel build: {}\nbtrfs-progs: {} ({})\nconfiguration: {} ({})\n",
             kernel.trim(),
             build.trim(),
             version.trim(),
-            btrfs.display()
+            btrfs.display(),
+            config.name,
+            config.describe()
         );
         self.keep("environment", &text)
     }
@@ -154,6 +161,17 @@ impl Ctx {
     /// A fresh, mounted scratch btrfs named `name`; returns where it is mounted.
     pub fn scratch(&mut self, name: &str) -> Result<PathBuf> {
         self.scratch_with(name, ScratchSpec::default())
+    }
+
+    /// A fresh, mounted scratch btrfs named `name` that only receives: the configuration's
+    /// receiving-side options (`receive-*`) apply to it.
+    pub fn scratch_to_receive(&mut self, name: &str) -> Result<PathBuf> {
+        self.scratch_made(name, ScratchSpec::default(), true)
+    }
+
+    /// The configuration the case runs under (`-c`).
+    pub fn configuration(&self) -> &'static Configuration {
+        self.options.configuration
     }
 
     /// Runs a command built with `cmd!(ctx.sh(), …)`; a failure is an environment error.
@@ -185,8 +203,12 @@ impl Ctx {
     /// Sends `subvol` to a stream file in the results directory. A failing send is a finding.
     pub fn send(&self, subvol: &Path) -> Result<PathBuf> {
         let stream = self.results.join(format!("{}.stream", file_name(subvol)?));
-        exec::run(cmd!(self.sh, "btrfs send -f {stream} {subvol}"), &self.log)
-            .map_err(|e| finding_unless_interrupted("btrfs send failed", e))?;
+        let options = self.options.configuration.send;
+        exec::run(
+            cmd!(self.sh, "btrfs send {options...} -f {stream} {subvol}"),
+            &self.log,
+        )
+        .map_err(|e| finding_unless_interrupted("btrfs send failed", e))?;
         Ok(stream)
     }
 
@@ -201,7 +223,7 @@ impl Ctx {
     /// Sends `subvol` and receives it on a fresh scratch filesystem named `received`.
     pub fn send_receive(&mut self, subvol: &Path) -> Result<PathBuf> {
         let stream = self.send(subvol)?;
-        let dest = self.scratch("received")?;
+        let dest = self.scratch_to_receive("received")?;
         self.receive(&stream, &dest, file_name(subvol)?)
     }
 
@@ -287,8 +309,26 @@ pub struct TreeTop {
 
 /// Helpers for cases that race send against other operations.
 impl Ctx {
-    /// A fresh, mounted scratch btrfs made as `spec` says (size, mkfs options).
+    /// A fresh, mounted scratch btrfs made as `spec` says (size, mkfs options), with the
+    /// configuration's options after the spec's.
     pub fn scratch_with(&mut self, name: &str, spec: ScratchSpec<'_>) -> Result<PathBuf> {
+        self.scratch_made(name, spec, false)
+    }
+
+    fn scratch_made(
+        &mut self,
+        name: &str,
+        spec: ScratchSpec<'_>,
+        receives: bool,
+    ) -> Result<PathBuf> {
+        let config = self.options.configuration;
+        let mkfs_args = config.mkfs_args(spec.mkfs_args, receives);
+        let mount_options = config.mount_options(spec.mount_options, receives);
+        let spec = ScratchSpec {
+            size: spec.size,
+            mkfs_args: &mkfs_args,
+            mount_options: &mount_options,
+        };
         let scratch = Scratch::create(
             &self.sh,
             &self.log,

@@ -39,7 +39,10 @@ pub fn run(case: &Case, dir: &Path, options: CaseOptions, devices: Arc<Devices>)
             "cannot create results directory {}: {e}",
             dir.display()
         )),
-        Ok(()) => match case.unmet_requirement() {
+        Ok(()) => match case
+            .unmet_requirement()
+            .or_else(|| options.configuration.unmet())
+        {
             Some(why) => Outcome::NotRun(why),
             None => run_on_a_thread(case, dir, options, devices),
         },

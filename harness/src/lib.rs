@@ -10,6 +10,7 @@ pub mod bug_report;
 pub mod build;
 pub mod cache;
 pub mod case;
+pub mod configuration;
 pub mod context;
 pub mod coverage;
 pub mod cpio;

@@ -85,9 +85,11 @@ pub fn summary(results: &[CaseResult], previous: &Times, run_dir: &Path) -> Stri
         by_case.entry(&result.name).or_default().push(result);
     }
     let mut out = String::new();
+    // Names under a configuration (`CASE@NAME`) may be longer than the usual column.
+    let width = by_case.keys().map(|n| n.len()).max().unwrap_or(0).max(28);
     if !by_case.is_empty() {
         out.push_str(&format!(
-            "{:<28} {:<14} {:>8} {:>9}\n",
+            "{:<width$} {:<14} {:>8} {:>9}\n",
             "case", "result", "time", "previous"
         ));
     }
@@ -113,7 +115,9 @@ pub fn summary(results: &[CaseResult], previous: &Times, run_dir: &Path) -> Stri
         let before = previous
             .get(name)
             .map_or("-".to_string(), |t| format!("{:.1}s", t.as_secs_f64()));
-        out.push_str(&format!("{name:<28} {verdict:<14} {time:>8} {before:>9}\n"));
+        out.push_str(&format!(
+            "{name:<width$} {verdict:<14} {time:>8} {before:>9}\n"
+        ));
     }
     let mut not_run: Vec<String> = Vec::new();
     let mut failures: Vec<String> = Vec::new();

@@ -20,6 +20,8 @@ pub enum Require {
     SendProtocol(u32),
     /// A btrfs feature the kernel lists in `/sys/fs/btrfs/features/`.
     KernelFeature(&'static str),
+    /// A filesystem feature `mkfs.btrfs -O list-all` offers.
+    MkfsFeature(&'static str),
 }
 
 const FEATURES: &str = "/sys/fs/btrfs/features";
@@ -52,6 +54,11 @@ impl Require {
             }
             Require::KernelFeature(name) => (!Path::new(FEATURES).join(name).exists())
                 .then(|| format!("needs the kernel's btrfs feature `{name}` (not in {FEATURES})")),
+            Require::MkfsFeature(name) => (!offers_feature(&mkfs_features(), name)).then(|| {
+                format!(
+                    "needs mkfs.btrfs with the feature `{name}`, which `mkfs.btrfs -O list-all` does not offer here"
+                )
+            }),
         }
     }
 }
@@ -62,6 +69,29 @@ fn kernel_send_protocol(features: &Path) -> u32 {
         .ok()
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(1)
+}
+
+/// What `mkfs.btrfs -O list-all` prints (to stderr in older versions).
+fn mkfs_features() -> String {
+    let Some(mkfs) = find_in_path("mkfs.btrfs") else {
+        return String::new();
+    };
+    std::process::Command::new(mkfs)
+        .args(["-O", "list-all"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map(|out| {
+            String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr)
+        })
+        .unwrap_or_default()
+}
+
+/// Whether a `mkfs.btrfs -O list-all` listing offers `name` (a line starting with it).
+fn offers_feature(listing: &str, name: &str) -> bool {
+    listing
+        .lines()
+        .any(|l| l.split_whitespace().next() == Some(name))
 }
 
 /// What `btrfs send --help` prints (it goes to stdout or stderr depending on the version).
@@ -99,6 +129,14 @@ mod tests {
             package: "dash",
         };
         assert_eq!(present.unmet(), None);
+    }
+
+    #[test]
+    fn mkfs_features_are_read_from_its_listing() {
+        let listing = "Filesystem features available:\nmixed-bg            - mixed data\nno-holes            - no explicit hole extents (compat=3.14)\n";
+        assert!(offers_feature(listing, "no-holes"));
+        assert!(!offers_feature(listing, "block-group-tree"));
+        assert!(!offers_feature(listing, "holes"));
     }
 
     #[test]

@@ -11,6 +11,7 @@ use std::time::Instant;
 
 use crate::backend::Backend;
 use crate::case::Case;
+use crate::configuration::Configuration;
 use crate::context::CaseOptions;
 use crate::interrupt;
 pub use crate::outcome::{CaseResult, Outcome};
@@ -35,6 +36,48 @@ pub struct Plan<'a> {
     pub reruns: u32,
     /// A case that was not run counts as failed (`--require-all`).
     pub require_all: bool,
+    /// Each case runs under each of these (`-c`), as `CASE@CONFIGURATION` unless it is the
+    /// default; none: once, under `options.configuration`.
+    pub configurations: Vec<&'static Configuration>,
+}
+
+/// One case under one configuration: what a plan runs and a result names.
+#[derive(Clone, Copy)]
+struct Unit<'a> {
+    case: &'a Case,
+    configuration: &'static Configuration,
+}
+
+impl Unit<'_> {
+    /// `CASE`, or `CASE@CONFIGURATION` under another than the default: its results
+    /// directory, and its name in every report.
+    fn name(&self) -> String {
+        if self.configuration.is_default() {
+            self.case.name.to_string()
+        } else {
+            format!("{}@{}", self.case.name, self.configuration.name)
+        }
+    }
+}
+
+impl Plan<'_> {
+    /// Every case under every configuration, configuration by configuration.
+    fn units(&self) -> Vec<Unit<'_>> {
+        let configurations = if self.configurations.is_empty() {
+            vec![self.options.configuration]
+        } else {
+            self.configurations.clone()
+        };
+        configurations
+            .iter()
+            .flat_map(|&configuration| {
+                self.cases.iter().map(move |&case| Unit {
+                    case,
+                    configuration,
+                })
+            })
+            .collect()
+    }
 }
 
 impl<'a> Plan<'a> {
@@ -49,6 +92,7 @@ impl<'a> Plan<'a> {
             until_failure: false,
             reruns: 0,
             require_all: false,
+            configurations: Vec::new(),
         }
     }
 }
@@ -95,7 +139,7 @@ pub fn execute(
         };
         let results = run_batch(
             plan,
-            &plan.cases,
+            &plan.units(),
             &dir,
             plan.jobs,
             iteration,
@@ -114,10 +158,10 @@ pub fn execute(
     all
 }
 
-/// Runs `cases` with results under `dir`, `jobs` at a time.
+/// Runs `units` with results under `dir`, `jobs` at a time.
 fn run_batch(
     plan: &Plan<'_>,
-    cases: &[&Case],
+    units: &[Unit<'_>],
     dir: &Path,
     jobs: usize,
     iteration: u32,
@@ -125,21 +169,26 @@ fn run_batch(
     on_done: &(dyn Fn(&CaseResult) + Sync),
 ) -> Vec<CaseResult> {
     let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<Option<CaseResult>>> = Mutex::new(vec![None; cases.len()]);
+    let results: Mutex<Vec<Option<CaseResult>>> = Mutex::new(vec![None; units.len()]);
     std::thread::scope(|scope| {
-        for _ in 0..jobs.clamp(1, cases.len().max(1)) {
+        for _ in 0..jobs.clamp(1, units.len().max(1)) {
             scope.spawn(|| loop {
                 let i = next.fetch_add(1, Ordering::SeqCst);
-                let Some(case) = cases.get(i) else { break };
-                let case_dir = dir.join(case.name);
+                let Some(unit) = units.get(i) else { break };
+                let name = unit.name();
+                let case_dir = dir.join(&name);
                 let started = Instant::now();
+                let options = CaseOptions {
+                    configuration: unit.configuration,
+                    ..plan.options
+                };
                 let outcome = if interrupt::requested() {
                     Outcome::NotRun("interrupted before it started".into())
                 } else {
-                    backend.run(case, &case_dir, &plan.options)
+                    backend.run(unit.case, &case_dir, &options)
                 };
                 let result = finish(
-                    case,
+                    name,
                     case_dir,
                     iteration,
                     started,
@@ -163,7 +212,7 @@ fn run_batch(
 /// case not run fails when all are required, and the `outcome` file is rewritten with the time
 /// the backend took (a guest's boot included).
 fn finish(
-    case: &Case,
+    name: String,
     dir: PathBuf,
     iteration: u32,
     started: Instant,
@@ -184,7 +233,7 @@ fn finish(
         let _ = std::fs::write(dir.join("outcome"), outcome.to_file(elapsed));
     }
     CaseResult {
-        name: case.name.to_string(),
+        name,
         iteration,
         outcome,
         elapsed,
@@ -207,8 +256,9 @@ fn rerun_failures(
         .collect();
     failed.dedup();
     let mut reruns = Vec::new();
+    let units = plan.units();
     for name in failed {
-        let Some(case) = plan.cases.iter().find(|c| c.name == name) else {
+        let Some(unit) = units.iter().find(|u| u.name() == name) else {
             continue;
         };
         let dir = plan.results.join("reruns").join(name);
@@ -224,7 +274,7 @@ fn rerun_failures(
             }
             let result = run_batch(
                 plan,
-                &[*case],
+                &[*unit],
                 &dir.join(k.to_string()),
                 1,
                 k,
@@ -253,7 +303,7 @@ pub fn run_one(
         options,
         ..Plan::new(vec![case], results.to_path_buf(), 1)
     };
-    run_batch(&plan, &plan.cases, results, 1, 1, backend, &|_| {})
+    run_batch(&plan, &plan.units(), results, 1, 1, backend, &|_| {})
         .pop()
         .expect("a batch of one case has one result")
 }

@@ -8,6 +8,7 @@ use anyhow::{Context, Result};
 use clap::ValueEnum;
 use sendtest::build::kernel::{self as kernel_build, ExtraConfig, KernelBuild, Revert};
 use sendtest::build::progs;
+use sendtest::configuration::Configuration;
 use sendtest::context::{CaseOptions, RandomKnobs};
 use sendtest::vm::{AccelChoice, Vm, VmOptions};
 use sendtest::workdir;
@@ -55,6 +56,22 @@ pub struct CaseArgs {
     /// `sendtest clean`) removes them.
     #[arg(long)]
     keep_failed: bool,
+    /// Filesystem configurations (mkfs, mount and send options; `sendtest list -c`): `run`
+    /// runs each case under each, as CASE@NAME; other commands take one.
+    #[arg(
+        short = 'c',
+        long = "configuration",
+        value_name = "NAME[,NAME…]",
+        value_delimiter = ',',
+        value_parser = configuration
+    )]
+    configurations: Vec<&'static Configuration>,
+}
+
+fn configuration(name: &str) -> Result<&'static Configuration, String> {
+    sendtest::configuration::parse(&[name.to_string()])?
+        .pop()
+        .ok_or_else(|| "an empty configuration name: `sendtest list -c` shows them".to_string())
 }
 
 impl CaseArgs {
@@ -71,7 +88,33 @@ impl CaseArgs {
             },
             tamper: None,
             keep_failed: self.keep_failed,
+            configuration: self
+                .configurations
+                .first()
+                .copied()
+                .unwrap_or(sendtest::configuration::DEFAULT),
         }
+    }
+
+    /// Each configuration given once, in order (`run` runs every case under each).
+    pub fn configurations(&self) -> Vec<&'static Configuration> {
+        let mut each: Vec<&'static Configuration> = Vec::new();
+        for config in &self.configurations {
+            if !each.iter().any(|c| c.name == config.name) {
+                each.push(config);
+            }
+        }
+        each
+    }
+
+    /// For commands that run under one configuration: the options, or one line saying so.
+    pub fn one_configuration(&self) -> Result<CaseOptions> {
+        if self.configurations().len() > 1 {
+            anyhow::bail!(
+                "this command runs under one configuration: give -c once (`sendtest run` takes several)"
+            );
+        }
+        Ok(self.options())
     }
 }
 

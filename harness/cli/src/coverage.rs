@@ -141,7 +141,7 @@ pub fn coverage(args: &CoverageArgs) -> Result<u8> {
         .jobs
         .map_or_else(|| backend.default_jobs(cores), |j| j as usize);
     let plan = Plan {
-        options: args.options.options(),
+        options: args.options.one_configuration()?,
         ..Plan::new(cases, run_dir.clone(), jobs)
     };
     say(&format!(

@@ -292,7 +292,7 @@ fn validate_case(args: &ValidateArgs) -> Result<u8> {
         &with_vm,
         &without_vm,
         args.runs,
-        &args.options.options(),
+        &args.options.one_configuration()?,
         &run_dir,
         &|label, run, result| {
             out(&format!(

@@ -122,6 +122,7 @@ pub fn run(args: &RunArgs) -> Result<u8> {
         until_failure: args.until_failure.is_some(),
         reruns: args.rerun_failures.unwrap_or(0) as u32,
         require_all: args.require_all || preflight::require_all(),
+        configurations: args.options.configurations(),
         ..Plan::new(cases, run_dir.clone(), jobs)
     };
     say(&format!(

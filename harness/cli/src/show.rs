@@ -23,6 +23,24 @@ pub struct ListArgs {
     /// One JSON document: each case's name, groups, requirements, summary and fix.
     #[arg(long)]
     json: bool,
+    /// The filesystem configurations `run -c` takes, instead of the cases.
+    #[arg(short = 'c', long = "configurations")]
+    configurations: bool,
+}
+
+/// `sendtest list -c`: each configuration, its options and what it is for.
+fn list_configurations() {
+    let all = sendtest::configuration::ALL;
+    let width = all.iter().map(|c| c.name.len()).max().unwrap_or(0);
+    for config in all {
+        out(&format!(
+            "{:width$}  {}\n{:width$}  {}\n",
+            config.name,
+            config.describe(),
+            "",
+            config.summary
+        ));
+    }
 }
 
 /// The cases `args` select; with no filter or group, all of them (not only `auto`, as `run`
@@ -53,6 +71,10 @@ fn all_groups() -> Vec<String> {
 }
 
 pub fn list(args: &ListArgs) -> Result<u8> {
+    if args.configurations {
+        list_configurations();
+        return Ok(EXIT_PASSED);
+    }
     let cases = listed(args)?;
     if args.json {
         out(&list_json(&cases));
@@ -89,6 +111,7 @@ fn requirements(case: &Case) -> Vec<String> {
             Require::Command { program, .. } => format!("`{program}`"),
             Require::SendProtocol(n) => format!("send protocol {n}"),
             Require::KernelFeature(name) => format!("btrfs feature {name}"),
+            Require::MkfsFeature(name) => format!("mkfs feature {name}"),
         })
         .collect()
 }

@@ -97,28 +97,30 @@ fn scripts_of_lists_that_pass_pass_with_either_comparison() {
     // Seeds that the random case passes at this size (its tests run 1-20); the third also
     // with protocol 2 where it can. Each receives another way.
     let proto2 = Require::SendProtocol(2).unmet().is_none();
+    // Some under a configuration, whose options the script's mkfs and mount lines carry.
     let runs = [
-        (1, false, Receive::Twice),
-        (2, false, Receive::RootMount),
-        (3, proto2, Receive::ForceDecompress),
-        (4, false, Receive::Nested),
-        (5, false, Receive::Chroot),
+        (1, false, Receive::Twice, "default"),
+        (2, false, Receive::RootMount, "receive-compress"),
+        (3, proto2, Receive::ForceDecompress, "holes"),
+        (4, false, Receive::Nested, "nodesize-4k"),
+        (5, false, Receive::Chroot, "receive-holes"),
     ];
     let dir = tempfile::tempdir().unwrap();
-    for (seed, proto2, receive) in runs {
+    for (seed, proto2, receive, config) in runs {
         let list = ops::generate(seed, 400, 5);
         let options = ScriptOptions {
             break_received: false,
             proto2,
             ignore: vec!["ctime".into(), "layout".into(), ".:mtime".into()],
             receive,
+            configuration: sendtest::configuration::by_name(config).unwrap(),
         };
         let path = dir.path().join(format!("random-{seed}.sh"));
         std::fs::write(&path, script(seed, &list, &options, "none: a test")).unwrap();
         for with_sendtest in [true, false] {
             let (code, stdout, shown) = run_script(&path, with_sendtest);
             let shown = format!(
-                "seed {seed}, protocol 2: {proto2}, receive {}: {shown}",
+                "seed {seed}, protocol 2: {proto2}, receive {}, configuration {config}: {shown}",
                 receive.name()
             );
             assert_eq!(code, Some(0), "{shown}");

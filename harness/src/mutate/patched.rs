@@ -29,7 +29,9 @@ impl PatchedView {
         if touched.is_empty() {
             bail!("{name} changes no file: pass a unified diff (`git format-patch` or `diff -u`)");
         }
-        let dir = tempfile::Builder::new().prefix("sendtest-patched").tempdir()?;
+        let dir = tempfile::Builder::new()
+            .prefix("sendtest-patched")
+            .tempdir()?;
         let all: BTreeSet<&str> = files
             .iter()
             .map(String::as_str)

@@ -113,6 +113,17 @@ impl<'a> Chains<'a> {
             proto2: self.proto2,
             ignore: self.ignore_args.clone(),
             receive: self.receive,
+            configuration: self.ctx.configuration(),
+        }
+    }
+
+    /// The options of each `btrfs send`: protocol 2 with compressed data, or the
+    /// configuration's.
+    pub fn send_options(&self) -> &'static [&'static str] {
+        if self.proto2 {
+            PROTO2
+        } else {
+            self.ctx.configuration().send
         }
     }
 
@@ -193,11 +204,7 @@ impl<'a> Chains<'a> {
     ) -> std::result::Result<(), ChainFailure> {
         let sh = self.ctx.sh();
         let stream = self.ctx.work_dir().join("random.stream");
-        let protocol: &[&str] = if self.proto2 {
-            &["--proto", "2", "--compressed-data"]
-        } else {
-            &[]
-        };
+        let protocol = self.send_options();
         for (i, snapshot) in snapshots.iter().enumerate() {
             let parent: Vec<&Path> = match i {
                 0 => Vec::new(),
@@ -313,12 +320,13 @@ impl Chains<'_> {
             Ok(out) => out.stdout,
             Err(e) => format!("btrfs receive --dump failed: {e:#}\n"),
         };
+        let options = self.send_options();
         let header = format!(
-            "# btrfs receive --dump of the stream of snapshot {snapshot} ({})\n",
-            if self.proto2 {
-                "protocol 2, compressed data"
+            "# btrfs receive --dump of the stream of snapshot {snapshot} (btrfs send {})\n",
+            if options.is_empty() {
+                "with default options".to_string()
             } else {
-                "protocol 1"
+                options.join(" ")
             }
         );
         let _ = std::fs::write(results.join(FAILED_DUMP), header + &dump);
@@ -345,6 +353,9 @@ pub fn what_differs(message: &str) -> Vec<String> {
     }
     what
 }
+
+/// What the protocol-2 chain sends with.
+pub const PROTO2: &[&str] = &["--proto", "2", "--compressed-data"];
 
 /// The stream that failed, and its dump, in the case's results.
 pub const FAILED_STREAM: &str = "failed.stream";

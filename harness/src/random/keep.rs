@@ -89,6 +89,7 @@ pub fn shrink_and_keep(
     if let Some(way) = knobs.receive {
         replay.push_str(&format!(" --receive {}", way.name()));
     }
+    replay.push_str(&super::soak::configuration_arg(chains.ctx()));
     let indices: Vec<String> = minimal.iter().map(|(i, _)| i.to_string()).collect();
     let mut listing = format!(
         "seed {seed}\nreplay {replay}\nindices {}\n# {} of {} operations; the failure: {}\n",

@@ -43,7 +43,7 @@ pub fn replay(
         Protocol::One => t.scratch("source")?,
         Protocol::TwoCompressed => t.scratch_with("compressed", COMPRESSED)?,
     };
-    let dest = t.scratch("received")?;
+    let dest = t.scratch_to_receive("received")?;
     let mut chains = Chains::new(t, &source, &dest, ignore, pass_over)?;
     chains.proto2 = protocol == Protocol::TwoCompressed;
     chains.break_received = t.tampering();

@@ -4,6 +4,7 @@
 use std::fmt::Write as _;
 
 use super::ops::Op;
+use crate::configuration::Configuration;
 
 /// Fields of the manifest that the script's comparison takes with `stat`, and how.
 const STAT_FIELDS: &[(&str, &str)] = &[
@@ -75,7 +76,7 @@ fn compare_function(ignore: &[String]) -> String {
 }
 
 /// How a script runs its chain, as [`Chains`] does.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct ScriptOptions {
     /// Truncate the largest received file, as [`Chains::break_received`].
     pub break_received: bool,
@@ -85,16 +86,58 @@ pub struct ScriptOptions {
     pub ignore: Vec<String>,
     /// How and where each stream is received.
     pub receive: super::Receive,
+    /// The mkfs, mount and send options the chain ran with.
+    pub configuration: &'static Configuration,
+}
+
+impl Default for ScriptOptions {
+    fn default() -> ScriptOptions {
+        ScriptOptions {
+            break_received: false,
+            proto2: false,
+            ignore: Vec::new(),
+            receive: super::Receive::default(),
+            configuration: crate::configuration::DEFAULT,
+        }
+    }
+}
+
+/// `words` as shell words followed by a space each; empty for none.
+fn words(words: &[&str]) -> String {
+    words.iter().map(|w| format!("{w} ")).collect()
+}
+
+/// `-o OPTIONS ` for mount, or nothing.
+fn mount_o(options: &str) -> String {
+    if options.is_empty() {
+        String::new()
+    } else {
+        format!("-o {options} ")
+    }
 }
 
 /// A standalone script: two loop-backed btrfs filesystems, the operations in a subvolume, the
 /// snapshots, the send/receive chain, and a comparison of each pair.
 pub fn script(seed: u64, ops: &[Op], options: &ScriptOptions, failure: &str) -> String {
     let break_received = options.break_received;
-    let (mount_options, send_options) = if options.proto2 {
-        ("-o compress=zstd ", "--proto 2 --compressed-data ")
+    let config = options.configuration;
+    let (source_own, send_options) = if options.proto2 {
+        ("compress=zstd", words(super::chain::PROTO2))
     } else {
-        ("", "")
+        ("", words(config.send))
+    };
+    let src_mkfs = words(&config.mkfs_args(&[], false));
+    let dst_mkfs = words(&config.mkfs_args(&[], true));
+    let src_mount = mount_o(&config.mount_options(source_own, false));
+    let dst_mount = mount_o(&config.mount_options("", true));
+    let configured = if config.is_default() {
+        String::new()
+    } else {
+        format!(
+            "# Configuration `{}`: {}.\n",
+            config.name,
+            config.describe()
+        )
     };
     let mut s = String::new();
     let _ = writeln!(
@@ -102,10 +145,10 @@ pub fn script(seed: u64, ops: &[Op], options: &ScriptOptions, failure: &str) -> 
         "#!/bin/bash\n# sendtest random, seed {seed}: {} operations and {} snapshots that fail:\n#   {failure}\n\
          # Run as root. Needs btrfs-progs, xfsprogs (xfs_io), attr (setfattr, getfattr), coreutils,\n\
          # findutils and diffutils. SENDTEST=/path/to/sendtest compares with its manifests instead.\n\
-         set -u\n{}work=$(mktemp -d)\ntruncate -s 4G \"$work/src.img\" \"$work/dst.img\"\n\
+         {configured}set -u\n{}work=$(mktemp -d)\ntruncate -s 4G \"$work/src.img\" \"$work/dst.img\"\n\
          src=$(losetup -f --show \"$work/src.img\"); dst=$(losetup -f --show \"$work/dst.img\")\n\
-         mkfs.btrfs -q -f \"$src\" >/dev/null; mkfs.btrfs -q -f \"$dst\" >/dev/null\n\
-         mkdir \"$work/src\" \"$work/dst\"; mount {mount_options}\"$src\" \"$work/src\"; mount \"$dst\" \"$work/dst\"\n\
+         mkfs.btrfs -q -f {src_mkfs}\"$src\" >/dev/null; mkfs.btrfs -q -f {dst_mkfs}\"$dst\" >/dev/null\n\
+         mkdir \"$work/src\" \"$work/dst\"; mount {src_mount}\"$src\" \"$work/src\"; mount {dst_mount}\"$dst\" \"$work/dst\"\n\
          btrfs -q subvolume create \"$work/src/vol\"\ncd \"$work/src/vol\"",
         ops.iter().filter(|o| **o != Op::Snapshot).count(),
         ops.iter().filter(|o| **o == Op::Snapshot).count() + 1,

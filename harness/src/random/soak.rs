@@ -74,7 +74,7 @@ pub fn run_seeds(t: &mut Ctx, setup: &Setup<'_>) -> Result<()> {
     let snapshots = knobs.snapshots.unwrap_or(DEFAULT_SNAPSHOTS);
     let source = t.scratch("source")?;
     let compressed = t.scratch_with("compressed", COMPRESSED)?;
-    let dest = t.scratch("received")?;
+    let dest = t.scratch_to_receive("received")?;
     let soak = t.requested_duration();
     let first = knobs.seed.unwrap_or_else(seed_from_clock);
     let mut plain = Chains::new(t, &source, &dest, setup.ignore, setup.pass_over)?;
@@ -142,9 +142,10 @@ pub fn run_seeds(t: &mut Ctx, setup: &Setup<'_>) -> Result<()> {
         }
         let exact = match bug.fix {
             Some(fix) => format!(
-                "the exact test, whether it goes away with the bug's fix: `sendtest validate {case} --seed {}{} --patch {fix} --kernel-tree TREE`",
+                "the exact test, whether it goes away with the bug's fix: `sendtest validate {case} --seed {}{}{} --patch {fix} --kernel-tree TREE`",
                 seen[0].seed,
-                list_size(&knobs)
+                list_size(&knobs),
+                configuration_arg(t)
             ),
             None => "no fix to test it against".to_string(),
         };
@@ -219,11 +220,27 @@ impl<'b> Findings<'b> {
     }
 }
 
-/// The case's name: its results directory's.
+/// The case's name: its results directory's, without the configuration (`random@holes`).
 pub(super) fn case_name(ctx: &Ctx) -> String {
-    ctx.results()
+    let dir = ctx
+        .results()
         .file_name()
-        .map_or("random".into(), |n| n.to_string_lossy().into_owned())
+        .map_or("random".into(), |n| n.to_string_lossy().into_owned());
+    match dir.split_once('@') {
+        Some((case, _)) => case.to_string(),
+        None => dir,
+    }
+}
+
+/// ` -c NAME` for a command that replays under the case's configuration; empty for the
+/// default.
+pub(super) fn configuration_arg(ctx: &Ctx) -> String {
+    let config = ctx.configuration();
+    if config.is_default() {
+        String::new()
+    } else {
+        format!(" -c {}", config.name)
+    }
 }
 
 fn seed_from_clock() -> u64 {

@@ -37,6 +37,8 @@ pub struct Request {
     pub load_factor: Option<f64>,
     /// `--seed`, `--ops`, `--snapshots` of the host's run.
     pub random: RandomKnobs,
+    /// The configuration's name (`-c`), unless it is the default.
+    pub configuration: Option<String>,
 }
 
 impl Request {
@@ -55,6 +57,8 @@ impl Request {
             timeout: Some(timeout.as_secs().max(1)),
             load_factor: (options.load_factor != 1.0).then_some(options.load_factor),
             random: options.random,
+            configuration: (!options.configuration.is_default())
+                .then(|| options.configuration.name.to_string()),
             ..Request::default()
         }
     }
@@ -69,6 +73,11 @@ impl Request {
             tamper: None,
             // The host keeps a guest's disks; the guest has nothing to keep.
             keep_failed: false,
+            configuration: self
+                .configuration
+                .as_deref()
+                .and_then(crate::configuration::by_name)
+                .unwrap_or(crate::configuration::DEFAULT),
         }
     }
 
@@ -102,6 +111,7 @@ impl Request {
         put("ops", self.random.ops.map(|n| n.to_string()));
         put("snapshots", self.random.snapshots.map(|n| n.to_string()));
         put("receive", self.random.receive.map(|r| r.name().to_string()));
+        put("config", self.configuration.clone());
         words.join(" ")
     }
 
@@ -120,6 +130,7 @@ impl Request {
                 Some(("sendtest.ops", n)) => request.random.ops = n.parse().ok(),
                 Some(("sendtest.snapshots", n)) => request.random.snapshots = n.parse().ok(),
                 Some(("sendtest.receive", way)) => request.random.receive = way.parse().ok(),
+                Some(("sendtest.config", name)) => request.configuration = Some(name.to_string()),
                 None if word == PROBE => request.probe = true,
                 None if word == SHELL => request.shell = true,
                 None if word == COVERAGE => request.coverage = true,
@@ -145,6 +156,7 @@ mod tests {
                 snapshots: Some(10),
                 receive: Some(crate::random::Receive::Twice),
             },
+            configuration: crate::configuration::by_name("holes").unwrap(),
             ..CaseOptions::default()
         };
         let request = Request::case("random", 3, &options, Duration::from_secs(270));
@@ -155,6 +167,7 @@ mod tests {
         assert_eq!(options_back.duration, options.duration);
         assert_eq!(options_back.load_factor, 2.5);
         assert_eq!(options_back.random, options.random);
+        assert_eq!(options_back.configuration.name, "holes");
         assert_eq!(options_back.timeout, Duration::from_secs(270));
         let plain = Request::case(
             "ro-flip-with-delalloc",
