@@ -78,6 +78,12 @@ fn each_way_to_receive_runs_and_a_planted_difference_is_still_named() {
             .filter(|l| l.contains("btrfs receive -q"))
             .collect();
         assert!(!receives.is_empty(), "{}: no receive ran", way.name());
+        if way == Receive::PrefixMount {
+            assert!(
+                commands.contains("# mounted a tmpfs on ") && commands.contains("/sub beside"),
+                "{commands}"
+            );
+        }
         let expected = match way {
             Receive::Plain => "btrfs receive -q -f ",
             Receive::ForceDecompress => "btrfs receive -q --force-decompress -f ",
@@ -85,6 +91,8 @@ fn each_way_to_receive_runs_and_a_planted_difference_is_still_named() {
             Receive::Twice => "/two",
             Receive::RootMount => "btrfs receive -q -m /",
             Receive::Chroot => "btrfs receive -q --chroot -f ",
+            Receive::MaxErrors => "btrfs receive -q --max-errors 0 -f ",
+            Receive::PrefixMount => "/subdir",
         };
         assert!(
             receives.iter().all(|l| l.contains(expected)) || way == Receive::Twice,
@@ -109,6 +117,8 @@ fn each_way_to_receive_runs_and_a_planted_difference_is_still_named() {
             Receive::Twice => "\"$work/dst/two\" || status=1",
             Receive::RootMount => "btrfs -q receive -m \"$work/dst\" -f ",
             Receive::Chroot => "btrfs -q receive --chroot -f ",
+            Receive::MaxErrors => "btrfs -q receive --max-errors 0 -f ",
+            Receive::PrefixMount => "mount -t tmpfs -o size=1m tmpfs \"$work/dst/sub\"",
         };
         assert!(script.contains(in_script), "{}:\n{script}", way.name());
     }

@@ -222,6 +222,18 @@ pub const ALL: &[Configuration] = &[
         send: &[],
         requires: &[],
     },
+    Configuration {
+        name: "receive-small",
+        summary: "the receiving filesystem is 256 MiB: a receiver with little room, where a \
+                  stream too big for it must end in a clear ENOSPC failure of receive (the \
+                  harness says so, as an environment error), never in a tree that differs",
+        mkfs: &[],
+        mount: "",
+        receive_mkfs: &["-b", "256M"],
+        receive_mount: "",
+        send: &[],
+        requires: &[],
+    },
 ];
 
 /// The configurations `names` (comma-separated, repeatable) names, in order, each once.

@@ -215,8 +215,12 @@ impl Ctx {
     /// Receives `stream` into directory `dest`; returns the received subvolume. A failing
     /// receive is a finding.
     pub fn receive(&self, stream: &Path, dest: &Path, subvol_name: &str) -> Result<PathBuf> {
-        exec::run(cmd!(self.sh, "btrfs receive -f {stream} {dest}"), &self.log)
-            .map_err(|e| finding_unless_interrupted("btrfs receive failed", e))?;
+        exec::run(cmd!(self.sh, "btrfs receive -f {stream} {dest}"), &self.log).map_err(|e| {
+            match crate::finding::receive_out_of_space(&e.to_string(), dest) {
+                Some(full) => full,
+                None => finding_unless_interrupted("btrfs receive failed", e),
+            }
+        })?;
         Ok(dest.join(subvol_name))
     }
 

@@ -117,6 +117,37 @@ fn time_limits_and_full_disks() {
     );
     assert_eq!(our_leftovers(), Vec::<String>::new());
 
+    // A stream bigger than the receiving filesystem of `receive-small`: receive fails with
+    // ENOSPC, and the harness says the receiver is full, not that the trees differ.
+    let receiver_full = case("receiver-full", |t| {
+        let fs = t.scratch("source")?;
+        let vol = t.create_subvolume(&fs.join("vol"))?;
+        const BIGGER: FileSpec = FileSpec {
+            name: "bigger-than-the-receiver",
+            ranges: &[(0, 320 << 20)],
+            size: 320 << 20,
+            xattrs: &[],
+        };
+        t.write_files(&vol, &[BIGGER], Writes::Fsynced)?;
+        t.set_readonly(&vol)?;
+        let received = t.send_receive(&vol)?;
+        t.compare(&vol, &received)
+    });
+    let (result, _results) = run_loop(
+        &receiver_full,
+        CaseOptions {
+            timeout: Duration::from_secs(120),
+            configuration: sendtest::configuration::by_name("receive-small").unwrap(),
+            ..CaseOptions::default()
+        },
+    );
+    assert!(
+        matches!(&result.outcome, Outcome::Error(r) if r.contains("is full (ENOSPC;") && r.contains("no difference")),
+        "{:?}",
+        result.outcome
+    );
+    assert_eq!(our_leftovers(), Vec::<String>::new());
+
     // The hung case's private directory holds nothing but its owner file; remove it, as the
     // next harness run would.
     for entry in std::fs::read_dir(std::env::temp_dir()).unwrap().flatten() {

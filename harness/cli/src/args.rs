@@ -49,7 +49,7 @@ pub struct CaseArgs {
     #[arg(long, value_name = "N")]
     snapshots: Option<u64>,
     /// Random cases: receive every chain this way instead of the way drawn from its seed:
-    /// plain, force-decompress, nested, twice, root-mount, chroot.
+    /// plain, force-decompress, nested, twice, root-mount, chroot, max-errors, prefix-mount.
     #[arg(long, value_name = "WAY")]
     receive: Option<sendtest::random::Receive>,
     /// Keep a failed case's scratch images and print how to mount them; the next run (or

@@ -104,6 +104,8 @@ fn scripts_of_lists_that_pass_pass_with_either_comparison() {
         (3, proto2, Receive::ForceDecompress, "holes"),
         (4, false, Receive::Nested, "nodesize-4k"),
         (5, false, Receive::Chroot, "receive-holes"),
+        (6, false, Receive::MaxErrors, "max-inline-0"),
+        (7, false, Receive::PrefixMount, "default"),
     ];
     let dir = tempfile::tempdir().unwrap();
     for (seed, proto2, receive, config) in runs {

@@ -13,6 +13,7 @@ use super::receive::Receive;
 use super::script::ScriptOptions;
 use crate::context::Ctx;
 use crate::manifest::{self, Ignore, Manifest};
+use crate::mount::Mount;
 
 /// How one chain went.
 #[derive(Debug, Default, Clone)]
@@ -31,6 +32,8 @@ pub struct ChainFailure {
     pub message: String,
     /// The (path, field) pairs that differed; none when a send or receive failed.
     pub differences: Vec<(String, String)>,
+    /// A receive failed for a full receiving filesystem: an environment error, not a finding.
+    pub out_of_space: bool,
 }
 
 /// What a chain came to.
@@ -47,6 +50,7 @@ impl ChainFailure {
         ChainFailure {
             message,
             differences: Vec::new(),
+            out_of_space: false,
         }
     }
 }
@@ -138,6 +142,19 @@ impl<'a> Chains<'a> {
         for target in self.receive.targets(&received) {
             std::fs::create_dir_all(target)?;
         }
+        let beside = match self.receive.beside() {
+            Some(dir) => {
+                let at = received.join(dir);
+                std::fs::create_dir(&at)?;
+                let mount = Mount::new(Path::new("tmpfs"), &at, "tmpfs", "size=1m")?;
+                self.ctx.note(&format!(
+                    "mounted a tmpfs on {} beside the receiving directory",
+                    at.display()
+                ));
+                Some(mount)
+            }
+            None => None,
+        };
         let mut snapshots = Vec::new();
         for op in ops {
             if *op == Op::Snapshot {
@@ -179,9 +196,13 @@ impl<'a> Chains<'a> {
             self.ctx.delete_subvolume_quickly(snapshot)?;
         }
         self.ctx.delete_subvolume_quickly(&vol)?;
+        if let Some(mount) = beside {
+            mount.unmount()?;
+        }
         let _ = std::fs::remove_dir_all(&received);
         Ok(match outcome {
             Ok(()) => Verdict::Matched,
+            Err(failure) if failure.out_of_space => anyhow::bail!("{}", failure.message),
             Err(failure) => Verdict::Failed(failure),
         })
     }
@@ -239,7 +260,16 @@ impl<'a> Chains<'a> {
                     ))
                     .map_err(|e| {
                         self.keep_stream(&stream, i);
-                        ChainFailure::failed(format!("receive of snapshot {i} failed: {e:#}"))
+                        let text = format!("{e:#}");
+                        match crate::finding::receive_out_of_space(&text, &self.dest) {
+                            Some(full) => ChainFailure {
+                                out_of_space: true,
+                                ..ChainFailure::failed(format!("receive of snapshot {i}: {full:#}"))
+                            },
+                            None => ChainFailure::failed(format!(
+                                "receive of snapshot {i} failed: {text}"
+                            )),
+                        }
                     })?;
             }
             for (target, dir) in self
@@ -289,6 +319,7 @@ impl<'a> Chains<'a> {
                         },
                         shown.join("; ")
                     ),
+                    out_of_space: false,
                     differences: differences
                         .iter()
                         .map(|d| {

@@ -134,6 +134,7 @@ mod tests {
         ChainFailure {
             message: "differs".into(),
             differences: fields.iter().map(|f| ("f".into(), f.to_string())).collect(),
+            out_of_space: false,
         }
     }
 
@@ -171,6 +172,7 @@ mod tests {
         let failed = ChainFailure {
             message: "send of snapshot 0 failed".into(),
             differences: Vec::new(),
+            out_of_space: false,
         };
         assert!(!SIZE.matches(&failed, &list(), true));
     }

@@ -24,20 +24,30 @@ pub enum Receive {
     RootMount,
     /// `--chroot`: the receiver confines itself to the directory it receives into.
     Chroot,
+    /// `--max-errors 0`: the receiver goes on after errors instead of stopping at the first
+    /// (a correct stream has none, so every receive must still succeed).
+    MaxErrors,
+    /// Into `subdir` while another filesystem (a tmpfs) is mounted on `sub` beside it: the
+    /// receiver must find the filesystem it receives into by whole path components, not by a
+    /// string prefix of a mount point.
+    PrefixMount,
 }
 
 impl Receive {
-    pub const ALL: [Receive; 6] = [
+    pub const ALL: [Receive; 8] = [
         Receive::Plain,
         Receive::ForceDecompress,
         Receive::Nested,
         Receive::Twice,
         Receive::RootMount,
         Receive::Chroot,
+        Receive::MaxErrors,
+        Receive::PrefixMount,
     ];
 
     /// The way a seed's chain receives: half of the seeds plainly, an eighth each
-    /// `force-decompress`, `nested` and `twice`, a sixteenth each `root-mount` and `chroot`.
+    /// `force-decompress`, `nested` and `twice`, a thirty-second each `root-mount`, `chroot`,
+    /// `max-errors` and `prefix-mount`.
     pub fn draw(seed: u64) -> Receive {
         // A multiplicative hash, so that consecutive seeds spread out.
         let hash = (seed ^ 0x7ece_17e5).wrapping_mul(0x9e37_79b9_7f4a_7c15);
@@ -46,8 +56,12 @@ impl Receive {
             4 => Receive::ForceDecompress,
             5 => Receive::Nested,
             6 => Receive::Twice,
-            _ if (hash >> 60) & 1 == 0 => Receive::RootMount,
-            _ => Receive::Chroot,
+            _ => match (hash >> 59) & 3 {
+                0 => Receive::RootMount,
+                1 => Receive::Chroot,
+                2 => Receive::MaxErrors,
+                _ => Receive::PrefixMount,
+            },
         }
     }
 
@@ -59,6 +73,17 @@ impl Receive {
             Receive::Twice => "twice",
             Receive::RootMount => "root-mount",
             Receive::Chroot => "chroot",
+            Receive::MaxErrors => "max-errors",
+            Receive::PrefixMount => "prefix-mount",
+        }
+    }
+
+    /// A directory beside the receiving one, under the chain's, with a tmpfs mounted on it
+    /// while the chain receives.
+    pub fn beside(self) -> Option<&'static str> {
+        match self {
+            Receive::PrefixMount => Some("sub"),
+            _ => None,
         }
     }
 
@@ -67,6 +92,7 @@ impl Receive {
         match self {
             Receive::Nested => &["a/b"],
             Receive::Twice => &["one", "two"],
+            Receive::PrefixMount => &["subdir"],
             _ => &[""],
         }
     }
@@ -91,6 +117,7 @@ impl Receive {
             Receive::ForceDecompress => vec!["--force-decompress".into()],
             Receive::RootMount => vec!["-m".into(), mount.into()],
             Receive::Chroot => vec!["--chroot".into()],
+            Receive::MaxErrors => vec!["--max-errors".into(), "0".into()],
             _ => Vec::new(),
         }
     }
@@ -116,7 +143,7 @@ mod tests {
 
     #[test]
     fn seeds_draw_every_way_about_as_often_as_meant() {
-        let mut counts = [0usize; 6];
+        let mut counts = [0usize; 8];
         for seed in 0..8000u64 {
             let drawn = Receive::draw(seed);
             assert_eq!(drawn, Receive::draw(seed), "a seed always draws the same");
@@ -127,7 +154,7 @@ mod tests {
             assert!((800..1200).contains(count), "{counts:?}");
         }
         for count in &counts[4..] {
-            assert!((350..650).contains(count), "{counts:?}");
+            assert!((150..350).contains(count), "{counts:?}");
         }
     }
 
@@ -149,6 +176,12 @@ mod tests {
             ["--force-decompress"]
         );
         assert_eq!(Receive::Chroot.options("/mnt/dst"), ["--chroot"]);
+        assert_eq!(
+            Receive::MaxErrors.options("/mnt/dst"),
+            ["--max-errors", "0"]
+        );
+        assert_eq!(Receive::PrefixMount.targets(base), [base.join("subdir")]);
+        assert_eq!(Receive::PrefixMount.beside(), Some("sub"));
         assert!(Receive::Plain.options("/mnt/dst").is_empty());
     }
 }

@@ -187,6 +187,14 @@ pub fn script(seed: u64, ops: &[Op], options: &ScriptOptions, failure: &str) -> 
     for dir in targets.iter().filter(|d| *d != "$work/dst") {
         let _ = writeln!(s, "mkdir -p \"{dir}\"");
     }
+    let beside = options.receive.beside().map(|d| format!("$work/dst/{d}"));
+    if let Some(dir) = &beside {
+        let _ = writeln!(
+            s,
+            "# Another filesystem on a path that the receiving one's begins with.\n\
+             mkdir -p \"{dir}\"; mount -t tmpfs -o size=1m tmpfs \"{dir}\""
+        );
+    }
     for i in 0..=snaps {
         let parent = if i == 0 {
             String::new()
@@ -231,6 +239,9 @@ pub fn script(seed: u64, ops: &[Op], options: &ScriptOptions, failure: &str) -> 
                 "compare \"$work/src/snap{i}\" \"{dir}/snap{i}\" || status=1"
             );
         }
+    }
+    if let Some(dir) = &beside {
+        let _ = writeln!(s, "umount \"{dir}\"");
     }
     let _ = writeln!(
         s,
