@@ -347,3 +347,86 @@ fn a_kernel_that_is_not_a_bzimage_is_a_one_line_error() {
         assert!(err.contains(message), "{err}");
     }
 }
+
+#[test]
+fn in_guests_every_way_to_receive_and_configurations_run_with_their_options() {
+    if !vm_available("receive ways and configurations in guests") {
+        return;
+    }
+    for way in sendtest::random::Receive::ALL {
+        let results = tempfile::tempdir().unwrap();
+        let mut args = vec![
+            "random",
+            "--seed",
+            "7",
+            "--ops",
+            "40",
+            "--snapshots",
+            "1",
+            "--receive",
+            way.name(),
+        ];
+        // Two ways run under configurations too: one on the receiving side only, one on both.
+        let configs = match way {
+            sendtest::random::Receive::PrefixMount => "receive-holes,compress-zstd",
+            sendtest::random::Receive::MaxErrors => "receive-compress",
+            _ => "default",
+        };
+        args.extend(["-c", configs]);
+        let (out, pid) = run_vm(results.path(), &args);
+        assert_eq!(out.status.code(), Some(0), "{}: {}", way.name(), text(&out));
+        for config in configs.split(',') {
+            let name = if config == "default" {
+                "random".to_string()
+            } else {
+                format!("random@{config}")
+            };
+            let log = std::fs::read_to_string(
+                results
+                    .path()
+                    .join("latest")
+                    .join(&name)
+                    .join("commands.log"),
+            )
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+            let receives: Vec<&str> = log
+                .lines()
+                .filter(|l| l.contains("$ btrfs receive -q"))
+                .collect();
+            assert!(!receives.is_empty(), "{name} {}: {log}", way.name());
+            let options = way.options("/mount").join(" ");
+            if !options.is_empty() && way != sendtest::random::Receive::RootMount {
+                assert!(
+                    receives.iter().all(|l| l.contains(&options)),
+                    "{name} {}: {receives:#?}",
+                    way.name()
+                );
+            }
+            for dir in way.dirs().iter().filter(|d| !d.is_empty()) {
+                assert!(
+                    receives.iter().any(|l| l.ends_with(&format!("/{dir}"))),
+                    "{name} {}: {receives:#?}",
+                    way.name()
+                );
+            }
+            let expected_in_log = match config {
+                "receive-holes" => "-O ^no-holes -L sendtest-received",
+                "compress-zstd" => "btrfs send -q --proto 2 --compressed-data -f",
+                "receive-compress" => "mounted at /tmp/sendtest-",
+                _ => "$ btrfs receive",
+            };
+            assert!(log.contains(expected_in_log), "{name}: {log}");
+            if config == "receive-compress" {
+                assert!(
+                    log.lines().any(|l| l.contains("# scratch received: ")
+                        && l.contains("(compress-force=zlib)")),
+                    "{log}"
+                );
+            }
+            if way == sendtest::random::Receive::PrefixMount {
+                assert!(log.contains("# mounted a tmpfs on "), "{log}");
+            }
+        }
+        assert_eq!(leftovers_after_settling(pid), Vec::<String>::new());
+    }
+}
