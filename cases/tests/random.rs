@@ -124,6 +124,51 @@ fn each_way_to_receive_runs_and_a_planted_difference_is_still_named() {
     }
 }
 
+#[test]
+fn a_hole_filled_with_zeros_on_receive_is_caught_by_the_layout_oracle_alone() {
+    if !preflight::loopback_or_skip("random: filled hole") {
+        return;
+    }
+    // The same data and size, zeros where the source has a hole: only the holes rule sees it.
+    let options = CaseOptions {
+        tamper: Some(no_tamper as sendtest::context::Tamper),
+        breakage: sendtest::context::Breakage::FillHole,
+        random: RandomKnobs {
+            seed: Some(11),
+            ops: Some(120),
+            snapshots: Some(2),
+            receive: None,
+        },
+        ..CaseOptions::default()
+    };
+    // The control: the same seed, unbroken, passes with the rule on.
+    let (control, _control_results) = run_loop(
+        "random",
+        CaseOptions {
+            tamper: None,
+            ..options
+        },
+    );
+    assert_eq!(control.outcome, Outcome::Passed);
+    let (result, _results) = run_loop("random", options);
+    let Outcome::Failed(reason) = &result.outcome else {
+        panic!(
+            "a received hole filled with zeros passed: {:?}",
+            result.outcome
+        )
+    };
+    assert!(
+        reason.contains(": field holes: expected data only in ")
+            && reason.contains(", a hole in the source"),
+        "{reason}"
+    );
+    let log = std::fs::read_to_string(result.dir.join("commands.log")).unwrap();
+    assert!(log.contains(" with zeros"), "the tree was broken: {log}");
+    // The script compares allocated blocks for it.
+    let script = std::fs::read_to_string(result.dir.join("random-11.sh")).unwrap();
+    assert!(script.contains("blocks=%b"), "{script}");
+}
+
 /// One seed of `name`, as it is.
 fn run_seed(name: &str, seed: u64, ops: usize, snapshots: usize) -> (CaseResult, Results) {
     run_random(name, (seed, ops, snapshots), false, None)

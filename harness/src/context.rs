@@ -32,6 +32,18 @@ pub struct RandomKnobs {
     pub receive: Option<crate::random::Receive>,
 }
 
+/// How the random cases break each received tree in tests of their checks: each break is a
+/// property of the received tree that one check must notice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Breakage {
+    /// The largest file loses its last byte (its size and data differ).
+    #[default]
+    Truncate,
+    /// Zeros are written over a hole of a file, which keeps its data and size: only the
+    /// layout oracle's holes rule can tell.
+    FillHole,
+}
+
 /// The time a case may take beyond its `--duration` unless `--timeout` says otherwise.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
 
@@ -48,6 +60,8 @@ pub struct CaseOptions {
     pub random: RandomKnobs,
     /// Applied to every received tree before comparison (tests of the checker only).
     pub tamper: Option<Tamper>,
+    /// How the random cases break a received tree when `tamper` is set (tests only).
+    pub breakage: Breakage,
     /// Keep a failed case's scratch images for a look (`--keep-failed`).
     pub keep_failed: bool,
     /// The mkfs, mount and send options of every scratch filesystem and send (`-c`).
@@ -62,6 +76,7 @@ impl Default for CaseOptions {
             load_factor: 1.0,
             random: RandomKnobs::default(),
             tamper: None,
+            breakage: Breakage::default(),
             keep_failed: false,
             configuration: crate::configuration::DEFAULT,
         }
@@ -355,6 +370,11 @@ impl Ctx {
     /// Whether received trees are to be tampered with (tests of the checks only).
     pub fn tampering(&self) -> bool {
         self.options.tamper.is_some()
+    }
+
+    /// How the random cases break received trees when [`Self::tampering`].
+    pub fn breakage(&self) -> Option<Breakage> {
+        self.tampering().then_some(self.options.breakage)
     }
 
     /// The case's private directory, for files that are not results (streams of a chain).

@@ -87,6 +87,7 @@ impl CaseArgs {
                 receive: self.receive,
             },
             tamper: None,
+            breakage: Default::default(),
             keep_failed: self.keep_failed,
             configuration: self
                 .configurations

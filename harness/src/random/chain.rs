@@ -11,8 +11,8 @@ use super::noise::make_noise;
 use super::ops::Op;
 use super::receive::Receive;
 use super::script::ScriptOptions;
-use crate::context::Ctx;
-use crate::manifest::{self, Ignore, Manifest};
+use crate::context::{Breakage, Ctx};
+use crate::manifest::{self, holes, Ignore, Manifest};
 use crate::mount::Mount;
 
 /// How one chain went.
@@ -66,8 +66,8 @@ pub struct Chains<'a> {
     /// What `ignore` was made of, as `sendtest manifest --ignore` takes it, for the scripts.
     ignore_args: Vec<String>,
     attempt: usize,
-    /// Truncate a received file by one byte before comparing (tests of the chain only).
-    pub break_received: bool,
+    /// Break each received tree this way before comparing (tests of the checks only).
+    pub break_received: Option<Breakage>,
     /// Send with `--proto 2 --compressed-data` (the source should be mounted with compression).
     pub proto2: bool,
     /// While the chain sends, run operations from this seed in another subvolume of the same
@@ -103,7 +103,7 @@ impl<'a> Chains<'a> {
             ignore: Ignore::new(&ignore_args)?,
             ignore_args,
             attempt: 0,
-            break_received: false,
+            break_received: None,
             proto2: false,
             noise: None,
             receive: Receive::Plain,
@@ -113,7 +113,7 @@ impl<'a> Chains<'a> {
     /// How [`script`] should run a chain to do what this one does.
     pub fn script_options(&self) -> ScriptOptions {
         ScriptOptions {
-            break_received: self.break_received,
+            break_received: self.break_received == Some(Breakage::Truncate),
             proto2: self.proto2,
             ignore: self.ignore_args.clone(),
             receive: self.receive,
@@ -279,31 +279,43 @@ impl<'a> Chains<'a> {
                 .zip(self.receive.dirs())
             {
                 let got = target.join(file_name(snapshot));
-                self.compare(snapshot, &got, dir, i, &stream)?;
+                let parent = i.checked_sub(1).map(|p| snapshots[p].as_path());
+                self.compare(snapshot, parent, &got, dir, i, &stream)?;
             }
         }
         Ok(())
     }
 
     /// Compares `got`, received into `dir` of the chain's directory, with its source
-    /// `snapshot` (the `i`th of the chain, sent in `stream`).
+    /// `snapshot` (the `i`th of the chain, sent in `stream` against `parent`): every field but
+    /// those ignored, then the layout oracle's rules.
     fn compare(
         &self,
         snapshot: &Path,
+        parent: Option<&Path>,
         got: &Path,
         dir: &str,
         i: usize,
         stream: &Path,
     ) -> std::result::Result<(), ChainFailure> {
         {
-            if self.break_received {
-                break_tree(self.ctx, got).map_err(|e| {
+            if let Some(breakage) = self.break_received {
+                break_tree(self.ctx, got, breakage).map_err(|e| {
                     ChainFailure::failed(format!("breaking the received tree: {e:#}"))
                 })?;
             }
             let differences = Manifest::of_tree(snapshot)
                 .and_then(|source| Ok((source, Manifest::of_tree(got)?)))
-                .map(|(source, got)| manifest::compare(&source, &got, &self.ignore))
+                .and_then(|(source, got)| {
+                    let mut differences = manifest::compare(&source, &got, &self.ignore);
+                    if differences.is_empty() && !self.ignore_args.iter().any(|f| f == holes::FIELD)
+                    {
+                        let new = holes::new_paths(snapshot, parent)?;
+                        let is_new = |path: &str| new.get(path).copied().unwrap_or(false);
+                        differences = holes::filled_holes(&source, &got, &is_new);
+                    }
+                    Ok(differences)
+                })
                 .map_err(|e| ChainFailure::failed(format!("manifest of snapshot {i}: {e:#}")))?;
             if !differences.is_empty() {
                 self.keep_stream(stream, i);
@@ -392,17 +404,76 @@ pub const PROTO2: &[&str] = &["--proto", "2", "--compressed-data"];
 pub const FAILED_STREAM: &str = "failed.stream";
 pub const FAILED_DUMP: &str = "failed.dump";
 
-/// The deliberate fault of [`Chains::break_received`]: the largest file loses its last byte.
-fn break_tree(ctx: &Ctx, received: &Path) -> Result<()> {
-    let Some(victim) = largest_file(received)? else {
+/// The deliberate fault of [`Chains::break_received`]: the largest file loses its last byte,
+/// or zeros fill the first hole of the first file (in the manifest's order) that has one.
+fn break_tree(ctx: &Ctx, received: &Path, breakage: Breakage) -> Result<()> {
+    let victim = match breakage {
+        Breakage::Truncate => largest_file(received)?.map(|f| (f, None)),
+        Breakage::FillHole => first_hole(received)?.map(|(f, hole)| (f, Some(hole))),
+    };
+    let Some((victim, hole)) = victim else {
         return Ok(());
     };
     let sh = ctx.sh();
     ctx.run(cmd!(sh, "btrfs property set -f -ts {received} ro false"))?;
     let file = std::fs::OpenOptions::new().write(true).open(&victim)?;
-    file.set_len(file.metadata()?.len() - 1)?;
+    match hole {
+        None => file.set_len(file.metadata()?.len() - 1)?,
+        Some((offset, len)) => {
+            use std::os::unix::fs::FileExt;
+            let before = file.metadata()?;
+            file.write_all_at(&vec![0u8; len as usize], offset)?;
+            // The same data and times: only the layout changed.
+            file.set_times(
+                std::fs::FileTimes::new()
+                    .set_accessed(before.accessed()?)
+                    .set_modified(before.modified()?),
+            )?;
+            file.sync_all()?;
+            ctx.note(&format!(
+                "filled {}+{len} of {} with zeros",
+                offset,
+                victim.display()
+            ));
+        }
+    }
     ctx.run(cmd!(sh, "btrfs property set -ts {received} ro true"))?;
     Ok(())
+}
+
+/// A file below `dir` with a hole inside its size, and the hole's first block (or less, at
+/// the end of the file).
+fn first_hole(dir: &Path) -> Result<Option<(PathBuf, (u64, u64))>> {
+    let manifest = Manifest::of_tree(dir)?;
+    for (path, entry) in &manifest.entries {
+        let (Some(layout), Some(size)) = (
+            entry.get("layout"),
+            entry.get("size").and_then(|s| s.parse::<u64>().ok()),
+        ) else {
+            continue;
+        };
+        let mut at = 0u64;
+        let ranges = if layout == "none" { "" } else { layout };
+        for range in ranges.split(',').filter(|r| !r.is_empty()) {
+            let Some((offset, len)) = range
+                .split_once('+')
+                .and_then(|(o, l)| Some((o.parse::<u64>().ok()?, l.parse::<u64>().ok()?)))
+            else {
+                break;
+            };
+            if offset > at {
+                break;
+            }
+            at = offset + len;
+        }
+        if at < size {
+            let start = at.div_ceil(4096) * 4096;
+            if start < size {
+                return Ok(Some((dir.join(path), (start, (size - start).min(4096)))));
+            }
+        }
+    }
+    Ok(None)
 }
 
 fn largest_file(dir: &Path) -> Result<Option<PathBuf>> {

@@ -102,13 +102,22 @@ pub fn shrink_and_keep(
         let _ = writeln!(listing, "{i}\t{op:?}");
     }
     std::fs::write(results.join(format!("random-{seed}.ops")), &listing)?;
-    let script = script(seed, &just, &chains.script_options(), &last_failure.message);
+    let mut options = chains.script_options();
+    // A hole filled on receive shows in the layout and the allocated blocks alone.
+    if last_failure
+        .differences
+        .iter()
+        .any(|(_, field)| field == crate::manifest::holes::FIELD)
+    {
+        options.ignore.retain(|field| field != "layout");
+    }
+    let script = script(seed, &just, &options, &last_failure.message);
     let script_path = results.join(format!("random-{seed}.sh"));
     std::fs::write(&script_path, &script)?;
     // The same list as an fstests test, for a bug report (`sendtest report SEED`).
     let test = fstests_test(
         &just,
-        &chains.script_options(),
+        &options,
         &format!(
             "A send/receive bug: a received file differs from its source ({}).\nThe test checks that every received snapshot matches its source.\n\nFound by sendtest's random case, seed {seed}, shrunk to {} operations.",
             super::chain::what_differs(&last_failure.message).join("; "),

@@ -46,7 +46,7 @@ pub fn replay(
     let dest = t.scratch_to_receive("received")?;
     let mut chains = Chains::new(t, &source, &dest, ignore, pass_over)?;
     chains.proto2 = protocol == Protocol::TwoCompressed;
-    chains.break_received = t.tampering();
+    chains.break_received = t.breakage();
     chains.receive = t.random_knobs().receive.unwrap_or_default();
     let verdict = chains.check(ops, &mut Default::default())?;
     let message = match &verdict {

@@ -17,6 +17,8 @@ const STAT_FIELDS: &[(&str, &str)] = &[
     ("hardlink", "links=%h"),
     ("mtime", "mtime=%.9Y"),
     ("atime", "atime=%.9X"),
+    // Where a file's data lies: the blocks it has allocated.
+    ("layout", "blocks=%b"),
 ];
 
 /// The script's `compare SOURCE RECEIVED`: with `sendtest manifest --compare` when $SENDTEST

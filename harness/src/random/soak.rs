@@ -81,7 +81,7 @@ pub fn run_seeds(t: &mut Ctx, setup: &Setup<'_>) -> Result<()> {
     let mut encoded = Chains::new(t, &compressed, &dest, setup.ignore, setup.pass_over)?;
     encoded.proto2 = true;
     for chains in [&mut plain, &mut encoded] {
-        chains.break_received = t.tampering();
+        chains.break_received = t.breakage();
     }
     let started = Instant::now();
     let mut total = Checked::default();

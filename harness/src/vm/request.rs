@@ -71,6 +71,7 @@ impl Request {
             load_factor: self.load_factor.unwrap_or(1.0),
             random: self.random,
             tamper: None,
+            breakage: Default::default(),
             // The host keeps a guest's disks; the guest has nothing to keep.
             keep_failed: false,
             configuration: self
