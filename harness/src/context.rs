@@ -454,6 +454,14 @@ impl Ctx {
 
     /// The top of `subvol`'s tree as last committed.
     pub fn tree_top(&self, subvol: &Path) -> Result<TreeTop> {
+        let (root_id, dump) = self.dump_tree(subvol)?;
+        parse_tree_top(root_id, &dump)
+            .with_context(|| format!("no leaf or node line in dump-tree of root {root_id}"))
+    }
+
+    /// `subvol`'s root id and its tree as last committed, as `btrfs inspect-internal dump-tree`
+    /// prints it (not logged: it can be long).
+    pub fn dump_tree(&self, subvol: &Path) -> Result<(u64, String)> {
         let device = self
             .scratches
             .iter()
@@ -471,14 +479,12 @@ impl Ctx {
             .trim()
             .parse()?;
         let id = root_id.to_string();
-        let dump = self
-            .run(cmd!(
-                self.sh,
-                "btrfs inspect-internal dump-tree -t {id} {device}"
-            ))?
-            .stdout;
-        parse_tree_top(root_id, &dump)
-            .with_context(|| format!("no leaf or node line in dump-tree of root {root_id}"))
+        let dump = exec::run(
+            cmd!(self.sh, "btrfs inspect-internal dump-tree -t {id} {device}"),
+            &CommandLog::discard(),
+        )?
+        .stdout;
+        Ok((root_id, dump))
     }
 
     /// Starts `btrfs send` of `subvol` into a pipe drained as `throttle` says, copying the

@@ -7,7 +7,7 @@
 //! The parts: `soak` (the case's loop over seeds), `chain` (one list's snapshots, sends,
 //! receives and comparisons), `noise` (what runs beside a chain in the concurrent variant),
 //! `keep` (shrinking a failure and keeping it), `script` (the standalone reproducer), and
-//! `ops`, `shrink` and `known` beneath them.
+//! `ops` (with `wide`, the wider generator's operations), `shrink` and `known` beneath them.
 
 mod chain;
 pub mod fstests;
@@ -20,6 +20,7 @@ mod replay;
 mod script;
 pub mod shrink;
 mod soak;
+pub mod wide;
 
 pub use chain::{what_differs, ChainFailure, Chains, Checked, Verdict, FAILED_DUMP, FAILED_STREAM};
 pub use keep::{shrink_and_keep, Found};

@@ -156,10 +156,16 @@ impl<'a> Chains<'a> {
             None => None,
         };
         let mut snapshots = Vec::new();
+        // Files unlinked while open stay open until the sends are done: orphan inodes in the
+        // snapshots taken meanwhile.
+        let mut held = Vec::new();
         for op in ops {
             if *op == Op::Snapshot {
                 snapshots.push(self.snapshot(&vol, &name, snapshots.len())?);
             } else {
+                if let Op::Wide(wide) = op {
+                    held.extend(wide.hold(&vol));
+                }
                 // An operation whose precondition does not hold changes nothing.
                 let _ = op.apply(&vol);
                 checked.ops += 1;
@@ -187,6 +193,7 @@ impl<'a> Chains<'a> {
                 outcome
             }
         };
+        drop(held);
         for snapshot in snapshots.iter().rev() {
             for target in self.receive.targets(&received) {
                 let _ = self

@@ -16,6 +16,7 @@ use std::path::Path;
 
 use nix::fcntl::FallocateFlags;
 
+use super::wide::Wide;
 use crate::file_ioctl;
 
 /// Files, directories and names the generator draws from.
@@ -128,6 +129,8 @@ pub enum Op {
     },
     /// Take a read-only snapshot here; it is sent incrementally against the one before.
     Snapshot,
+    /// One of the wider generator's operations.
+    Wide(Wide),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -229,6 +232,7 @@ pub fn generate(seed: u64, count: usize, snapshots: usize) -> Vec<Op> {
         let at = rng.below(ops.len() as u64 + 1) as usize;
         ops.insert(at, Op::Snapshot);
     }
+    super::wide::insert(seed, &mut ops);
     ops
 }
 
@@ -392,6 +396,11 @@ pub const KINDS: &[&str] = &[
     "chown",
     "utimes",
     "snapshot",
+    "link-many",
+    "fill-dir",
+    "setcap",
+    "setacl",
+    "unlink-held",
 ];
 
 impl Op {
@@ -425,6 +434,7 @@ impl Op {
             Op::Chown { .. } => "chown",
             Op::Utimes { .. } => "utimes",
             Op::Snapshot => "snapshot",
+            Op::Wide(wide) => wide.kind(),
         }
     }
 
@@ -533,6 +543,7 @@ impl Op {
                 Ok(())
             }
             Op::Snapshot => Ok(()),
+            Op::Wide(wide) => wide.apply(root),
         }
     }
 
@@ -558,6 +569,7 @@ impl Op {
             | Op::Utimes { path, .. }
             | Op::Chattr { path, .. } => vec![path],
             Op::Snapshot => Vec::new(),
+            Op::Wide(wide) => wide.paths_mut(),
         }
     }
 
@@ -595,6 +607,11 @@ impl Op {
                 Op::Write { len, .. } | Op::Fallocate { len, .. } => *len = (*len / 2).max(1),
                 Op::SetXattr { len, .. } => *len = (*len / 2).max(1),
                 Op::Truncate { size, .. } => *size /= 2,
+                Op::Wide(wide) => {
+                    if let Some(smaller) = wide.halved() {
+                        *wide = smaller;
+                    }
+                }
                 _ => {}
             },
         ];
@@ -699,6 +716,7 @@ impl fmt::Display for Op {
                 nanos,
             } => write!(f, "touch -h -d @{seconds}.{nanos:09} {path}"),
             Op::Snapshot => write!(f, "# snapshot"),
+            Op::Wide(wide) => write!(f, "{wide}"),
         }
     }
 }
@@ -740,7 +758,11 @@ mod tests {
         let a = generate(7, 200, 3);
         assert_eq!(a, generate(7, 200, 3));
         assert_ne!(a, generate(8, 200, 3));
-        assert_eq!(a.len(), 203);
+        assert_eq!(
+            a.len(),
+            208,
+            "200 operations, 3 snapshots and 5 wide operations"
+        );
         assert_eq!(a.iter().filter(|o| **o == Op::Snapshot).count(), 3);
         let kinds: std::collections::HashSet<_> = a.iter().map(std::mem::discriminant).collect();
         assert!(

@@ -1,0 +1,340 @@
+//! The wider generator's operations: what fstests' send tests cover and the small pool of
+//! names never reaches. Hard links by the hundred in one directory (an inode's names outgrow
+//! its inode ref item and spill into extended refs), directories of thousands of entries (a
+//! subvolume tree several levels deep), file capabilities (which a chown clears, so send must
+//! order them after it) and POSIX ACLs, and files unlinked while a process still holds them
+//! open (orphan inodes that a snapshot keeps, and send must pass over).
+//!
+//! They are drawn from a stream of their own ([`insert`]), a few per list, so that a seed's
+//! other operations stay what they were. Large sizes are rare: a list seldom holds more than
+//! one, and the shrinker halves them.
+
+use std::fmt;
+use std::fs::File;
+use std::io;
+use std::path::Path;
+
+use super::ops::{Op, Rng};
+
+/// Directories the wide operations use ("" is the subvolume's top).
+const DIRS: &[&str] = &["", "d0", "d1", "d0/e0"];
+const FILES: &[&str] = &["f0", "f1", "f2", "d0/f4", "d1/f6"];
+
+/// A file capability: revision 2, effective, CAP_NET_RAW permitted.
+const CAPABILITY: [u8; 20] = [
+    0x01, 0x00, 0x00, 0x02, 0x00, 0x20, 0x00, 0x00, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+];
+/// A POSIX ACL: owner rw, user 1000 r, group r-x, mask r-x, other r.
+const ACL: [u8; 44] = [
+    0x02, 0x00, 0x00, 0x00, // version 2
+    0x01, 0x00, 0x06, 0x00, 0xff, 0xff, 0xff, 0xff, // ACL_USER_OBJ rw-
+    0x02, 0x00, 0x04, 0x00, 0xe8, 0x03, 0x00, 0x00, // ACL_USER 1000 r--
+    0x04, 0x00, 0x05, 0x00, 0xff, 0xff, 0xff, 0xff, // ACL_GROUP_OBJ r-x
+    0x10, 0x00, 0x05, 0x00, 0xff, 0xff, 0xff, 0xff, // ACL_MASK r-x
+    0x20, 0x00, 0x04, 0x00, 0xff, 0xff, 0xff, 0xff, // ACL_OTHER r--
+];
+
+/// One wide operation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Wide {
+    /// `count` hard links to `file` in `dir`, named `<file's name>.<k>`, stopping at the first
+    /// that fails.
+    LinkMany {
+        file: String,
+        dir: String,
+        count: u32,
+    },
+    /// `count` empty files `n<k>` in `dir`, stopping at the first that fails.
+    FillDir { dir: String, count: u32 },
+    /// `security.capability` set on `path`.
+    SetCap { path: String },
+    /// A POSIX ACL set on `path`: the access ACL, or a directory's default one.
+    SetAcl { path: String, default: bool },
+    /// `path` opened, then unlinked while open; the chain holds it open until its sends are
+    /// done, so the snapshots in between keep an orphan inode.
+    UnlinkHeld { path: String },
+}
+
+/// Every name [`Wide::kind`] gives.
+pub const KINDS: &[&str] = &["link-many", "fill-dir", "setcap", "setacl", "unlink-held"];
+
+/// Wide operations per base operation: one in this many.
+const RATE: usize = 40;
+
+/// Inserts `ops.len() / RATE` wide operations (at least one) into `ops` at places drawn from
+/// their own stream of `seed`.
+pub fn insert(seed: u64, ops: &mut Vec<Op>) {
+    let mut rng = Rng::new(seed ^ 0x00de_7a11_5eed_u64);
+    let extra = (ops.len() / RATE).max(1);
+    for _ in 0..extra {
+        let op = Op::Wide(one(&mut rng));
+        let at = rng.below(ops.len() as u64 + 1) as usize;
+        ops.insert(at, op);
+    }
+}
+
+fn pick(rng: &mut Rng, items: &[&str]) -> String {
+    items[rng.below(items.len() as u64) as usize].to_string()
+}
+
+/// A size: usually small, one in ten times large.
+fn count(rng: &mut Rng, small: (u64, u64), large: (u64, u64)) -> u32 {
+    let (low, high) = if rng.below(10) == 0 { large } else { small };
+    (low + rng.below(high - low)) as u32
+}
+
+fn one(rng: &mut Rng) -> Wide {
+    match rng.below(100) {
+        0..=24 => Wide::LinkMany {
+            file: pick(rng, FILES),
+            dir: pick(rng, DIRS),
+            count: count(rng, (2, 20), (300, 1200)),
+        },
+        25..=44 => Wide::FillDir {
+            dir: pick(rng, DIRS),
+            count: count(rng, (10, 60), (500, 3000)),
+        },
+        45..=64 => Wide::SetCap {
+            path: pick(rng, FILES),
+        },
+        65..=84 => {
+            let default = rng.below(3) == 0;
+            Wide::SetAcl {
+                path: if default {
+                    pick(rng, &DIRS[1..])
+                } else {
+                    pick(rng, FILES)
+                },
+                default,
+            }
+        }
+        _ => Wide::UnlinkHeld {
+            path: pick(rng, FILES),
+        },
+    }
+}
+
+fn joined(dir: &str, name: &str) -> String {
+    if dir.is_empty() {
+        name.to_string()
+    } else {
+        format!("{dir}/{name}")
+    }
+}
+
+fn base_name(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
+}
+
+impl Wide {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Wide::LinkMany { .. } => "link-many",
+            Wide::FillDir { .. } => "fill-dir",
+            Wide::SetCap { .. } => "setcap",
+            Wide::SetAcl { .. } => "setacl",
+            Wide::UnlinkHeld { .. } => "unlink-held",
+        }
+    }
+
+    /// Applies it under `root`; an error means it stopped where it failed, as the shell's does.
+    pub fn apply(&self, root: &Path) -> io::Result<()> {
+        let at = |p: &str| root.join(p);
+        match self {
+            Wide::LinkMany { file, dir, count } => {
+                for k in 0..*count {
+                    let name = joined(dir, &format!("{}.{k}", base_name(file)));
+                    std::fs::hard_link(at(file), at(&name))?;
+                }
+                Ok(())
+            }
+            Wide::FillDir { dir, count } => {
+                for k in 0..*count {
+                    File::create(at(&joined(dir, &format!("n{k}"))))?;
+                }
+                Ok(())
+            }
+            Wide::SetCap { path } => {
+                crate::xattr::set(&at(path), "security.capability", &CAPABILITY)
+            }
+            Wide::SetAcl { path, default } => {
+                crate::xattr::set(&at(path), acl_name(*default), &ACL)
+            }
+            // As `[ -f PATH ]`: only a regular file (through a symlink too) is held and
+            // unlinked; opening a fifo would block.
+            Wide::UnlinkHeld { path } => {
+                if !std::fs::metadata(at(path))?.is_file() {
+                    return Err(io::Error::from(io::ErrorKind::InvalidInput));
+                }
+                std::fs::remove_file(at(path))
+            }
+        }
+    }
+
+    /// For [`Wide::UnlinkHeld`]: the file opened before it is unlinked, for the chain to hold.
+    pub fn hold(&self, root: &Path) -> Option<File> {
+        match self {
+            Wide::UnlinkHeld { path } => {
+                let path = root.join(path);
+                std::fs::metadata(&path)
+                    .is_ok_and(|m| m.is_file())
+                    .then(|| File::open(&path).ok())
+                    .flatten()
+            }
+            _ => None,
+        }
+    }
+
+    pub fn paths_mut(&mut self) -> Vec<&mut String> {
+        match self {
+            Wide::LinkMany { file, dir, .. } => vec![file, dir],
+            Wide::FillDir { dir, .. } => vec![dir],
+            Wide::SetCap { path } | Wide::SetAcl { path, .. } | Wide::UnlinkHeld { path } => {
+                vec![path]
+            }
+        }
+    }
+
+    /// The same with half the count, for the shrinker; `None` when there is nothing to halve.
+    pub fn halved(&self) -> Option<Wide> {
+        let mut smaller = self.clone();
+        match &mut smaller {
+            Wide::LinkMany { count, .. } | Wide::FillDir { count, .. } if *count > 1 => {
+                *count /= 2;
+                Some(smaller)
+            }
+            _ => None,
+        }
+    }
+}
+
+fn acl_name(default: bool) -> &'static str {
+    if default {
+        "system.posix_acl_default"
+    } else {
+        "system.posix_acl_access"
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    let digits: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!("0x{digits}")
+}
+
+/// The shell commands that do what [`Wide::apply`] does. `UnlinkHeld` holds the file on a
+/// descriptor of the script's shell, which stays open until the script ends.
+impl fmt::Display for Wide {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Wide::LinkMany { file, dir, count } => write!(
+                f,
+                "for k in $(seq 0 {}); do ln {file} {} || break; done",
+                count - 1,
+                joined(dir, &format!("{}.$k", base_name(file)))
+            ),
+            Wide::FillDir { dir, count } => write!(
+                f,
+                "for k in $(seq 0 {}); do : > {} || break; done",
+                count - 1,
+                joined(dir, "n$k")
+            ),
+            Wide::SetCap { path } => write!(
+                f,
+                "setfattr -h -n security.capability -v {} {path}",
+                hex(&CAPABILITY)
+            ),
+            Wide::SetAcl { path, default } => write!(
+                f,
+                "setfattr -h -n {} -v {} {path}",
+                acl_name(*default),
+                hex(&ACL)
+            ),
+            Wide::UnlinkHeld { path } => write!(
+                f,
+                "{{ [ -f {path} ] && exec {{held}}<{path} && unlink {path}; }}"
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_seed_inserts_the_same_few_and_keeps_the_others_in_order() {
+        let base: Vec<Op> = (0..200)
+            .map(|i| Op::Mkdir {
+                path: format!("x{i}"),
+            })
+            .collect();
+        let mut one = base.clone();
+        insert(5, &mut one);
+        let mut again = base.clone();
+        insert(5, &mut again);
+        assert_eq!(one, again);
+        assert_eq!(one.len(), 205);
+        let kept: Vec<&Op> = one.iter().filter(|o| !matches!(o, Op::Wide(_))).collect();
+        assert_eq!(kept, base.iter().collect::<Vec<_>>());
+        let mut kinds = std::collections::BTreeSet::new();
+        for seed in 0..200 {
+            let mut ops = Vec::new();
+            insert(seed, &mut ops);
+            for op in &ops {
+                if let Op::Wide(w) = op {
+                    kinds.insert(w.kind());
+                }
+            }
+        }
+        assert_eq!(kinds.len(), KINDS.len(), "{kinds:?}");
+    }
+
+    #[test]
+    fn applied_here_as_the_shell_would() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir(root.join("d0")).unwrap();
+        std::fs::write(root.join("f0"), b"x").unwrap();
+        let links = Wide::LinkMany {
+            file: "f0".into(),
+            dir: "d0".into(),
+            count: 5,
+        };
+        links.apply(root).unwrap();
+        assert!(root.join("d0/f0.4").exists());
+        assert_eq!(
+            links.to_string(),
+            "for k in $(seq 0 4); do ln f0 d0/f0.$k || break; done"
+        );
+        // The sixth link exists already: it stops there, as `|| break` does.
+        let more = Wide::LinkMany {
+            file: "f0".into(),
+            dir: "d0".into(),
+            count: 9,
+        };
+        assert!(more.apply(root).is_err());
+        let fill = Wide::FillDir {
+            dir: "missing".into(),
+            count: 3,
+        };
+        assert!(fill.apply(root).is_err());
+        assert_eq!(
+            Wide::FillDir {
+                dir: String::new(),
+                count: 2
+            }
+            .to_string(),
+            "for k in $(seq 0 1); do : > n$k || break; done"
+        );
+        assert_eq!(
+            links.halved().map(|w| w.to_string()).unwrap(),
+            "for k in $(seq 0 1); do ln f0 d0/f0.$k || break; done"
+        );
+        let held = Wide::UnlinkHeld { path: "f0".into() };
+        let file = held.hold(root).unwrap();
+        held.apply(root).unwrap();
+        assert!(!root.join("f0").exists());
+        drop(file);
+        assert_eq!(&hex(&CAPABILITY)[..10], "0x01000002");
+    }
+}

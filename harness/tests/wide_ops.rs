@@ -1,0 +1,123 @@
+//! The wider generator's operations on real btrfs: a list of them makes what they are meant to
+//! (extended refs, a subvolume tree with nodes, an orphan inode in a snapshot, capabilities and
+//! ACLs: checked with dump-tree), and the random chain sends, receives and compares it.
+
+mod support;
+
+use sendtest::case::Case;
+use sendtest::context::CaseOptions;
+use sendtest::random::wide::Wide;
+use sendtest::random::{replay, Op, Protocol};
+use sendtest::runner::Outcome;
+use support::run_loop;
+
+fn write(file: &str) -> Op {
+    Op::Write {
+        file: file.into(),
+        offset: 0,
+        len: 5000,
+        byte: b'w',
+        direct: false,
+    }
+}
+
+fn list() -> Vec<Op> {
+    let mut ops = vec![
+        write("f0"),
+        write("f1"),
+        write("f2"),
+        write("f3"),
+        Op::Mkdir { path: "d0".into() },
+        Op::Mkdir { path: "d1".into() },
+        Op::Wide(Wide::SetCap { path: "f0".into() }),
+        Op::Snapshot,
+        // A chown clears the capability; it is set again, so the received file must have it
+        // after the receiver's chown too.
+        Op::Chown {
+            path: "f0".into(),
+            uid: 1000,
+            gid: 100,
+        },
+        Op::Wide(Wide::SetCap { path: "f0".into() }),
+        Op::Wide(Wide::LinkMany {
+            file: "f1".into(),
+            dir: "d0".into(),
+            count: 1500,
+        }),
+        Op::Wide(Wide::FillDir {
+            dir: "d1".into(),
+            count: 2500,
+        }),
+        Op::Wide(Wide::SetAcl {
+            path: "d0".into(),
+            default: true,
+        }),
+        Op::Wide(Wide::SetAcl {
+            path: "f2".into(),
+            default: false,
+        }),
+        Op::Wide(Wide::UnlinkHeld { path: "f3".into() }),
+    ];
+    ops.push(Op::Snapshot);
+    ops
+}
+
+/// Applies the list in a subvolume, snapshots with the unlinked file still open, and checks
+/// the snapshot's tree; then the chain with protocol 1.
+fn run(t: &mut sendtest::context::Ctx) -> anyhow::Result<()> {
+    let fs = t.scratch("layout")?;
+    let vol = t.create_subvolume(&fs.join("vol"))?;
+    let mut held = Vec::new();
+    for op in list().iter().filter(|o| **o != Op::Snapshot) {
+        if let Op::Wide(wide) = op {
+            held.extend(wide.hold(&vol));
+        }
+        op.apply(&vol)?;
+    }
+    anyhow::ensure!(held.len() == 1, "f3 was not held open");
+    let snap = fs.join("snap");
+    let sh = t.sh();
+    t.run(xshell::cmd!(sh, "btrfs subvolume snapshot -r {vol} {snap}"))?;
+    let (_, dump) = t.dump_tree(&snap)?;
+    for (what, expected) in [
+        ("extended refs", "INODE_EXTREF"),
+        ("an orphan item", "ORPHAN_ITEM"),
+        ("a capability", "name: security.capability"),
+        ("a default ACL", "name: system.posix_acl_default"),
+        ("an access ACL", "name: system.posix_acl_access"),
+    ] {
+        anyhow::ensure!(
+            dump.contains(expected),
+            "the snapshot has no {what} ({expected})"
+        );
+    }
+    let top = t.tree_top(&snap)?;
+    anyhow::ensure!(top.level >= 1, "the snapshot's tree is one leaf: {top:?}");
+    drop(held);
+    replay(t, &CASE, &list(), Protocol::One, &[(".", "mtime")])
+}
+
+const CASE: Case = Case {
+    name: "wide-ops",
+    groups: &["test"],
+    summary: "the wider generator's operations",
+    requires: &[],
+    fix: sendtest::case::Fix {
+        commit: "0",
+        subject: "test",
+        fstests: None,
+        revert: None,
+        proposed: None,
+    },
+    ignore: &["ctime", "layout"],
+    run,
+};
+
+#[test]
+fn the_wide_operations_make_what_they_mean_and_are_sent_and_received_whole() {
+    if !sendtest::preflight::loopback_or_skip("wide operations") {
+        return;
+    }
+    let (result, _results) = run_loop(&CASE, CaseOptions::default());
+    assert_eq!(result.outcome, Outcome::Passed);
+}
