@@ -23,6 +23,7 @@ fn run_under(
             ops: Some(60),
             snapshots: Some(2),
             receive: None,
+            parents: None,
         },
         configuration: config,
         ..CaseOptions::default()

@@ -40,6 +40,7 @@ fn run_receiving(
             ops: Some(ops),
             snapshots: Some(snapshots),
             receive,
+            parents: None,
         },
         ..CaseOptions::default()
     };
@@ -138,6 +139,7 @@ fn a_hole_filled_with_zeros_on_receive_is_caught_by_the_layout_oracle_alone() {
             ops: Some(120),
             snapshots: Some(2),
             receive: None,
+            parents: None,
         },
         ..CaseOptions::default()
     };
@@ -167,6 +169,52 @@ fn a_hole_filled_with_zeros_on_receive_is_caught_by_the_layout_oracle_alone() {
     // The script compares allocated blocks for it.
     let script = std::fs::read_to_string(result.dir.join("random-11.sh")).unwrap();
     assert!(script.contains("blocks=%b"), "{script}");
+}
+
+#[test]
+fn each_way_to_pick_parents_runs_with_its_send_options() {
+    if !preflight::loopback_or_skip("random: parents") {
+        return;
+    }
+    use sendtest::random::Parents;
+    for way in Parents::ALL {
+        let options = CaseOptions {
+            random: RandomKnobs {
+                seed: Some(7),
+                ops: Some(60),
+                snapshots: Some(3),
+                receive: Some(Receive::Plain),
+                parents: Some(way),
+            },
+            ..CaseOptions::default()
+        };
+        let (result, _results) = run_loop("random", options);
+        assert_eq!(result.outcome, Outcome::Passed, "{}", way.name());
+        let log = std::fs::read_to_string(result.dir.join("commands.log")).unwrap();
+        let sends: Vec<&str> = log.lines().filter(|l| l.contains("$ btrfs send")).collect();
+        let fourth = |line: &str| line.ends_with(".snap3");
+        let last = sends
+            .iter()
+            .find(|l| fourth(l))
+            .unwrap_or_else(|| panic!("{}: {sends:#?}", way.name()));
+        let expected = match way {
+            Parents::Previous => " -p /",
+            Parents::First => ".snap0 -f ",
+            Parents::Clones => ".snap2 -c /",
+            Parents::FullToo => " -p /",
+        };
+        assert!(last.contains(expected), "{}: {last}", way.name());
+        if way == Parents::FullToo {
+            assert!(
+                sends
+                    .iter()
+                    .filter(|l| fourth(l))
+                    .any(|l| !l.contains(" -p ")),
+                "a full send of the last snapshot: {sends:#?}"
+            );
+            assert!(log.contains("/full"), "{log}");
+        }
+    }
 }
 
 /// One seed of `name`, as it is.

@@ -30,6 +30,8 @@ pub struct RandomKnobs {
     pub snapshots: Option<usize>,
     /// How every chain receives, instead of a way drawn from its seed (`--receive`).
     pub receive: Option<crate::random::Receive>,
+    /// What every chain sends against, instead of a way drawn from its seed (`--parents`).
+    pub parents: Option<crate::random::Parents>,
 }
 
 /// How the random cases break each received tree in tests of their checks: each break is a

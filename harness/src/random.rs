@@ -15,6 +15,7 @@ mod keep;
 pub mod known;
 mod noise;
 pub mod ops;
+mod parents;
 mod receive;
 mod replay;
 mod script;
@@ -26,6 +27,7 @@ pub use chain::{what_differs, ChainFailure, Chains, Checked, Verdict, FAILED_DUM
 pub use keep::{shrink_and_keep, Found};
 pub use known::{KnownBug, Replay, Sends};
 pub use ops::{Falloc, Op, Sharing};
+pub use parents::Parents;
 pub use receive::Receive;
 pub use replay::{replay, Protocol, FSTESTS_TEST};
 pub use script::{script, ScriptOptions};

@@ -75,6 +75,7 @@ fn run_broken(case: &Case, soak: Option<Duration>) -> (CaseResult, String, tempf
             ops: Some(60),
             snapshots: Some(1),
             receive: None,
+            parents: None,
         },
         ..CaseOptions::default()
     };

@@ -52,6 +52,10 @@ pub struct CaseArgs {
     /// plain, force-decompress, nested, twice, root-mount, chroot, max-errors, prefix-mount.
     #[arg(long, value_name = "WAY")]
     receive: Option<sendtest::random::Receive>,
+    /// Random cases: send every chain's later snapshots against this instead of the way
+    /// drawn from its seed: previous, first, clones (-c older ones), full-too (also in full).
+    #[arg(long, value_name = "WAY")]
+    parents: Option<sendtest::random::Parents>,
     /// Keep a failed case's scratch images and print how to mount them; the next run (or
     /// `sendtest clean`) removes them.
     #[arg(long)]
@@ -85,6 +89,7 @@ impl CaseArgs {
                 ops: self.ops.map(|n| n as usize),
                 snapshots: self.snapshots.map(|n| n as usize),
                 receive: self.receive,
+                parents: self.parents,
             },
             tamper: None,
             breakage: Default::default(),

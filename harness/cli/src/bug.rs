@@ -68,6 +68,7 @@ pub fn report(args: &ReportArgs) -> Result<u8> {
             ops: args.ops,
             snapshots: args.snapshots,
             receive: None,
+            parents: None,
         },
         ..CaseOptions::default()
     };

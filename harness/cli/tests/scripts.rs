@@ -66,6 +66,7 @@ fn the_script_of_a_broken_tree_fails_with_either_comparison() {
             ops: Some(300),
             snapshots: Some(4),
             receive: Some(Receive::Plain),
+            parents: None,
         },
         ..CaseOptions::default()
     };
@@ -98,23 +99,38 @@ fn scripts_of_lists_that_pass_pass_with_either_comparison() {
     // with protocol 2 where it can. Each receives another way.
     let proto2 = Require::SendProtocol(2).unmet().is_none();
     // Some under a configuration, whose options the script's mkfs and mount lines carry.
+    // And each sends its later snapshots against one of the ways.
+    use sendtest::random::Parents;
     let runs = [
-        (1, false, Receive::Twice, "default"),
-        (2, false, Receive::RootMount, "receive-compress"),
-        (3, proto2, Receive::ForceDecompress, "holes"),
-        (4, false, Receive::Nested, "nodesize-4k"),
-        (5, false, Receive::Chroot, "receive-holes"),
-        (6, false, Receive::MaxErrors, "max-inline-0"),
-        (7, false, Receive::PrefixMount, "default"),
+        (1, false, Receive::Twice, "default", Parents::Clones),
+        (
+            2,
+            false,
+            Receive::RootMount,
+            "receive-compress",
+            Parents::FullToo,
+        ),
+        (3, proto2, Receive::ForceDecompress, "holes", Parents::First),
+        (4, false, Receive::Nested, "nodesize-4k", Parents::Previous),
+        (5, false, Receive::Chroot, "receive-holes", Parents::FullToo),
+        (
+            6,
+            false,
+            Receive::MaxErrors,
+            "max-inline-0",
+            Parents::Clones,
+        ),
+        (7, false, Receive::PrefixMount, "default", Parents::First),
     ];
     let dir = tempfile::tempdir().unwrap();
-    for (seed, proto2, receive, config) in runs {
+    for (seed, proto2, receive, config, parents) in runs {
         let list = ops::generate(seed, 400, 5);
         let options = ScriptOptions {
             break_received: false,
             proto2,
             ignore: vec!["ctime".into(), "layout".into(), ".:mtime".into()],
             receive,
+            parents,
             configuration: sendtest::configuration::by_name(config).unwrap(),
         };
         let path = dir.path().join(format!("random-{seed}.sh"));
@@ -122,8 +138,9 @@ fn scripts_of_lists_that_pass_pass_with_either_comparison() {
         for with_sendtest in [true, false] {
             let (code, stdout, shown) = run_script(&path, with_sendtest);
             let shown = format!(
-                "seed {seed}, protocol 2: {proto2}, receive {}, configuration {config}: {shown}",
-                receive.name()
+                "seed {seed}, protocol 2: {proto2}, receive {}, configuration {config}, parents {}: {shown}",
+                receive.name(),
+                parents.name()
             );
             assert_eq!(code, Some(0), "{shown}");
             assert!(

@@ -9,6 +9,7 @@ use xshell::cmd;
 
 use super::noise::make_noise;
 use super::ops::Op;
+use super::parents::{Parents, FULL_DIR};
 use super::receive::Receive;
 use super::script::ScriptOptions;
 use crate::context::{Breakage, Ctx};
@@ -75,6 +76,8 @@ pub struct Chains<'a> {
     pub noise: Option<u64>,
     /// How and where the streams are received.
     pub receive: Receive,
+    /// What the later snapshots are sent against.
+    pub parents: Parents,
 }
 
 impl<'a> Chains<'a> {
@@ -107,6 +110,7 @@ impl<'a> Chains<'a> {
             proto2: false,
             noise: None,
             receive: Receive::Plain,
+            parents: Parents::Previous,
         })
     }
 
@@ -117,6 +121,7 @@ impl<'a> Chains<'a> {
             proto2: self.proto2,
             ignore: self.ignore_args.clone(),
             receive: self.receive,
+            parents: self.parents,
             configuration: self.ctx.configuration(),
         }
     }
@@ -196,9 +201,11 @@ impl<'a> Chains<'a> {
         drop(held);
         for snapshot in snapshots.iter().rev() {
             for target in self.receive.targets(&received) {
-                let _ = self
-                    .ctx
-                    .delete_subvolume_quickly(&target.join(file_name(snapshot)));
+                for dir in [target.clone(), target.join(FULL_DIR)] {
+                    let _ = self
+                        .ctx
+                        .delete_subvolume_quickly(&dir.join(file_name(snapshot)));
+                }
             }
             self.ctx.delete_subvolume_quickly(snapshot)?;
         }
@@ -233,11 +240,11 @@ impl<'a> Chains<'a> {
         let sh = self.ctx.sh();
         let stream = self.ctx.work_dir().join("random.stream");
         let protocol = self.send_options();
+        let paths: Vec<&Path> = snapshots.iter().map(PathBuf::as_path).collect();
         for (i, snapshot) in snapshots.iter().enumerate() {
-            let parent: Vec<&Path> = match i {
-                0 => Vec::new(),
-                _ => vec![Path::new("-p"), &snapshots[i - 1]],
-            };
+            let parent = self
+                .parents
+                .options(i, &paths, Path::new("-p"), Path::new("-c"));
             let sent = self.ctx.run(cmd!(
                 sh,
                 "btrfs send -q {protocol...} {parent...} -f {stream} {snapshot}"
@@ -289,7 +296,43 @@ impl<'a> Chains<'a> {
                 let parent = i.checked_sub(1).map(|p| snapshots[p].as_path());
                 self.compare(snapshot, parent, &got, dir, i, &stream)?;
             }
+            if self.parents.full_too(i) {
+                self.send_in_full(snapshot, i, &received.join(self.receive.dirs()[0]))?;
+            }
         }
+        Ok(())
+    }
+
+    /// Sends `snapshot` (the `i`th) again in full, receives it into `full/` under `target`,
+    /// compares it, and deletes it.
+    fn send_in_full(
+        &self,
+        snapshot: &Path,
+        i: usize,
+        target: &Path,
+    ) -> std::result::Result<(), ChainFailure> {
+        let sh = self.ctx.sh();
+        let stream = self.ctx.work_dir().join("random-full.stream");
+        let protocol = self.send_options();
+        let into = target.join(FULL_DIR);
+        let what = format!("the full send of snapshot {i}");
+        std::fs::create_dir_all(&into)
+            .map_err(|e| ChainFailure::failed(format!("creating {}: {e}", into.display())))?;
+        self.ctx
+            .run(cmd!(
+                sh,
+                "btrfs send -q {protocol...} -f {stream} {snapshot}"
+            ))
+            .map_err(|e| ChainFailure::failed(format!("{what} failed: {e:#}")))?;
+        self.ctx
+            .run(cmd!(sh, "btrfs receive -q -f {stream} {into}"))
+            .map_err(|e| {
+                self.keep_stream(&stream, i);
+                ChainFailure::failed(format!("receive of {what} failed: {e:#}"))
+            })?;
+        let got = into.join(file_name(snapshot));
+        self.compare(snapshot, None, &got, FULL_DIR, i, &stream)?;
+        let _ = self.ctx.delete_subvolume_quickly(&got);
         Ok(())
     }
 

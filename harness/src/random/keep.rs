@@ -89,6 +89,9 @@ pub fn shrink_and_keep(
     if let Some(way) = knobs.receive {
         replay.push_str(&format!(" --receive {}", way.name()));
     }
+    if let Some(way) = knobs.parents {
+        replay.push_str(&format!(" --parents {}", way.name()));
+    }
     replay.push_str(&super::soak::configuration_arg(chains.ctx()));
     let indices: Vec<String> = minimal.iter().map(|(i, _)| i.to_string()).collect();
     let mut listing = format!(

@@ -48,6 +48,7 @@ pub fn replay(
     chains.proto2 = protocol == Protocol::TwoCompressed;
     chains.break_received = t.breakage();
     chains.receive = t.random_knobs().receive.unwrap_or_default();
+    chains.parents = t.random_knobs().parents.unwrap_or_default();
     let verdict = chains.check(ops, &mut Default::default())?;
     let message = match &verdict {
         Verdict::Matched => "every received snapshot matched its source".to_string(),

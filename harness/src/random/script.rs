@@ -88,6 +88,8 @@ pub struct ScriptOptions {
     pub ignore: Vec<String>,
     /// How and where each stream is received.
     pub receive: super::Receive,
+    /// What the later snapshots are sent against.
+    pub parents: super::Parents,
     /// The mkfs, mount and send options the chain ran with.
     pub configuration: &'static Configuration,
 }
@@ -99,6 +101,7 @@ impl Default for ScriptOptions {
             proto2: false,
             ignore: Vec::new(),
             receive: super::Receive::default(),
+            parents: super::Parents::default(),
             configuration: crate::configuration::DEFAULT,
         }
     }
@@ -197,12 +200,16 @@ pub fn script(seed: u64, ops: &[Op], options: &ScriptOptions, failure: &str) -> 
              mkdir -p \"{dir}\"; mount -t tmpfs -o size=1m tmpfs \"{dir}\""
         );
     }
+    let snap_paths: Vec<String> = (0..=snaps)
+        .map(|n| format!("\"$work/src/snap{n}\""))
+        .collect();
     for i in 0..=snaps {
-        let parent = if i == 0 {
-            String::new()
-        } else {
-            format!("-p \"$work/src/snap{}\" ", i - 1)
-        };
+        let parent: String = options
+            .parents
+            .options(i, &snap_paths, "-p".to_string(), "-c".to_string())
+            .iter()
+            .map(|word| format!("{word} "))
+            .collect();
         let _ = writeln!(
             s,
             "btrfs -q send {send_options}{parent}-f \"$work/s{i}\" \"$work/src/snap{i}\" || status=1"
@@ -239,6 +246,17 @@ pub fn script(seed: u64, ops: &[Op], options: &ScriptOptions, failure: &str) -> 
             let _ = writeln!(
                 s,
                 "compare \"$work/src/snap{i}\" \"{dir}/snap{i}\" || status=1"
+            );
+        }
+        if options.parents.full_too(i) {
+            let full = format!("{}/{}", targets[0], super::parents::FULL_DIR);
+            let _ = writeln!(
+                s,
+                "# Snapshot {i} again, in full.\n\
+                 mkdir -p \"{full}\"\n\
+                 btrfs -q send {send_options}-f \"$work/f{i}\" \"$work/src/snap{i}\" || status=1\n\
+                 btrfs -q receive -f \"$work/f{i}\" \"{full}\" || status=1\n\
+                 compare \"$work/src/snap{i}\" \"{full}/snap{i}\" || status=1"
             );
         }
     }

@@ -9,6 +9,7 @@ use super::chain::{Chains, Checked, Verdict};
 use super::keep::{shrink_and_keep, Found};
 use super::known::{self, KnownBug};
 use super::ops;
+use super::parents::Parents;
 use super::receive::Receive;
 use crate::context::Ctx;
 use crate::finding::detected;
@@ -95,6 +96,7 @@ pub fn run_seeds(t: &mut Ctx, setup: &Setup<'_>) -> Result<()> {
             // The noise differs from the chain's operations but follows from the same seed.
             chains.noise = setup.concurrent.then_some(seed ^ 0x005e_ed0f_5eed);
             chains.receive = knobs.receive.unwrap_or_else(|| Receive::draw(seed));
+            chains.parents = knobs.parents.unwrap_or_else(|| Parents::draw(seed));
             if let Verdict::Failed(failure) = chains.check(&list, &mut total)? {
                 let shrunk = shrink_and_keep(chains, seed, &list, &failure)?;
                 let known = known::classify(

@@ -112,6 +112,7 @@ impl Request {
         put("ops", self.random.ops.map(|n| n.to_string()));
         put("snapshots", self.random.snapshots.map(|n| n.to_string()));
         put("receive", self.random.receive.map(|r| r.name().to_string()));
+        put("parents", self.random.parents.map(|p| p.name().to_string()));
         put("config", self.configuration.clone());
         words.join(" ")
     }
@@ -131,6 +132,7 @@ impl Request {
                 Some(("sendtest.ops", n)) => request.random.ops = n.parse().ok(),
                 Some(("sendtest.snapshots", n)) => request.random.snapshots = n.parse().ok(),
                 Some(("sendtest.receive", way)) => request.random.receive = way.parse().ok(),
+                Some(("sendtest.parents", way)) => request.random.parents = way.parse().ok(),
                 Some(("sendtest.config", name)) => request.configuration = Some(name.to_string()),
                 None if word == PROBE => request.probe = true,
                 None if word == SHELL => request.shell = true,
@@ -156,6 +158,7 @@ mod tests {
                 ops: Some(2000),
                 snapshots: Some(10),
                 receive: Some(crate::random::Receive::Twice),
+                parents: Some(crate::random::Parents::Clones),
             },
             configuration: crate::configuration::by_name("holes").unwrap(),
             ..CaseOptions::default()
