@@ -56,6 +56,10 @@ pub struct MutateArgs {
     /// `--in-diff` the same patch, the faults a fix could have, before posting it.
     #[arg(long, value_name = "PATCH|REV")]
     patch: Option<String>,
+    /// Only the mutants this file names: a mutant id per line, as `missed.txt` or an
+    /// allow-list has them (say, the mutants an earlier run missed: the work list).
+    #[arg(long, value_name = "FILE")]
+    only: Option<PathBuf>,
     /// At most N mutants, drawn with --seed.
     #[arg(long, value_name = "N", value_parser = at_least_one)]
     max: Option<u64>,
@@ -254,6 +258,23 @@ fn select(args: &MutateArgs, tree: &Path, source: &Path, files: &[String]) -> Re
     if let Some(spec) = &args.in_diff {
         let patch = patch_text(tree, spec)?;
         mutants = mutant::in_diff(mutants, &mutant::changed_lines(&patch));
+    }
+    if let Some(file) = &args.only {
+        let text = std::fs::read_to_string(file)
+            .with_context(|| format!("cannot read --only {}", file.display()))?;
+        let wanted = mutant::ids_in(&text);
+        let unknown = wanted
+            .iter()
+            .filter(|id| !mutants.iter().any(|m| &m.id == *id))
+            .count();
+        if unknown > 0 {
+            say(&format!(
+                "{unknown} of the {} mutant id(s) in {} are not mutants of these files (another tree or version?)",
+                wanted.len(),
+                file.display()
+            ));
+        }
+        mutants.retain(|m| wanted.contains(&m.id));
     }
     if let Some(max) = args.max {
         mutants = mutant::sample(mutants, max as usize, args.seed);

@@ -37,6 +37,23 @@ impl Mutant {
     }
 }
 
+/// The mutant ids in `text`: per line, the first word shaped `FILE:LINE:OPERATOR:N`, as
+/// `missed.txt`, `caught.txt` and allow-lists write them.
+pub fn ids_in(text: &str) -> std::collections::BTreeSet<String> {
+    text.lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .filter_map(|l| {
+            l.split_whitespace().find(|word| {
+                let parts: Vec<&str> = word.split(':').collect();
+                parts.len() == 4
+                    && parts[1].parse::<usize>().is_ok()
+                    && parts[3].parse::<usize>().is_ok()
+            })
+        })
+        .map(str::to_string)
+        .collect()
+}
+
 /// Every mutant of `file` (relative to `tree`), in the order of the text.
 pub fn mutants_of(tree: &Path, file: &str) -> Result<Vec<Mutant>> {
     let path = tree.join(file);
@@ -276,6 +293,19 @@ mod tests {
         assert!(status.success(), "{}", equality.diff);
         let patched = std::fs::read_to_string(dir.path().join("fs/btrfs/send.c")).unwrap();
         assert_eq!(patched, SOURCE.replace("x == 1", "x != 1"));
+    }
+
+    #[test]
+    fn ids_are_read_from_verdict_lists_and_allow_lists() {
+        let text = "missed   cmds/receive.c:96:off-by-one:1 (off-by-one: `a:b:c:1`)\n# a comment x.c:1:y:1\ncommon/send-stream.c:12:negate-if:2 prints only\n";
+        let ids: Vec<String> = ids_in(text).into_iter().collect();
+        assert_eq!(
+            ids,
+            [
+                "cmds/receive.c:96:off-by-one:1",
+                "common/send-stream.c:12:negate-if:2"
+            ]
+        );
     }
 
     #[test]
