@@ -24,6 +24,7 @@ fn run_under(
             snapshots: Some(2),
             receive: None,
             parents: None,
+            seeds: None,
         },
         configuration: config,
         ..CaseOptions::default()

@@ -41,6 +41,7 @@ fn run_receiving(
             snapshots: Some(snapshots),
             receive,
             parents: None,
+            seeds: None,
         },
         ..CaseOptions::default()
     };
@@ -140,6 +141,7 @@ fn a_hole_filled_with_zeros_on_receive_is_caught_by_the_layout_oracle_alone() {
             snapshots: Some(2),
             receive: None,
             parents: None,
+            seeds: None,
         },
         ..CaseOptions::default()
     };
@@ -185,6 +187,7 @@ fn each_way_to_pick_parents_runs_with_its_send_options() {
                 snapshots: Some(3),
                 receive: Some(Receive::Plain),
                 parents: Some(way),
+                seeds: None,
             },
             ..CaseOptions::default()
         };

@@ -32,6 +32,8 @@ pub struct RandomKnobs {
     pub receive: Option<crate::random::Receive>,
     /// What every chain sends against, instead of a way drawn from its seed (`--parents`).
     pub parents: Option<crate::random::Parents>,
+    /// This many seeds from `seed`, reported as a soak is (`--seeds`).
+    pub seeds: Option<u64>,
 }
 
 /// How the random cases break each received tree in tests of their checks: each break is a

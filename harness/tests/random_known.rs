@@ -76,6 +76,7 @@ fn run_broken(case: &Case, soak: Option<Duration>) -> (CaseResult, String, tempf
             snapshots: Some(1),
             receive: None,
             parents: None,
+            seeds: None,
         },
         ..CaseOptions::default()
     };

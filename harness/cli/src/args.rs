@@ -56,6 +56,10 @@ pub struct CaseArgs {
     /// drawn from its seed: previous, first, clones (-c older ones), full-too (also in full).
     #[arg(long, value_name = "WAY")]
     parents: Option<sendtest::random::Parents>,
+    /// Random cases: this many seeds from --seed (a fixed set, reported as a soak is: known
+    /// bugs apart).
+    #[arg(long, value_name = "N", value_parser = at_least_one)]
+    seeds: Option<u64>,
     /// Keep a failed case's scratch images and print how to mount them; the next run (or
     /// `sendtest clean`) removes them.
     #[arg(long)]
@@ -90,6 +94,7 @@ impl CaseArgs {
                 snapshots: self.snapshots.map(|n| n as usize),
                 receive: self.receive,
                 parents: self.parents,
+                seeds: self.seeds,
             },
             tamper: None,
             breakage: Default::default(),

@@ -69,6 +69,7 @@ pub fn report(args: &ReportArgs) -> Result<u8> {
             snapshots: args.snapshots,
             receive: None,
             parents: None,
+            seeds: None,
         },
         ..CaseOptions::default()
     };

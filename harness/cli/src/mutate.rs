@@ -75,6 +75,9 @@ pub struct MutateArgs {
     /// The random case's seed in the suite.
     #[arg(long, default_value_t = RANDOM_SEED)]
     random_seed: u64,
+    /// How many seeds of the random case, from --random-seed, the suite runs.
+    #[arg(long, default_value_t = 1, value_parser = at_least_one)]
+    random_seeds: u64,
     /// Seconds a case may take under a mutant before it counts as a timeout.
     #[arg(long, default_value_t = 120, value_parser = at_least_one)]
     timeout: u64,
@@ -156,6 +159,9 @@ pub fn mutate(args: &MutateArgs) -> Result<u8> {
             .into_bytes(),
     );
     key_parts.push(args.random_seed.to_le_bytes().to_vec());
+    if args.random_seeds > 1 {
+        key_parts.push(args.random_seeds.to_le_bytes().to_vec());
+    }
     if let Some(view) = &view {
         key_parts.push(view.patch.clone().into_bytes());
     }
@@ -166,7 +172,11 @@ pub fn mutate(args: &MutateArgs) -> Result<u8> {
         .join(format!("mutate-{}", short_hash(&parts)));
     let plan = MutationPlan {
         cases,
-        options: suite_options(args.random_seed, Duration::from_secs(args.timeout)),
+        options: suite_options(
+            args.random_seed,
+            args.random_seeds,
+            Duration::from_secs(args.timeout),
+        ),
         results: results.clone(),
         allowed,
     };
@@ -294,11 +304,12 @@ pub fn mutation_suite() -> Result<Vec<&'static Case>> {
 }
 
 /// The options the suite runs with: the fixed random seed, and `timeout` per case.
-pub fn suite_options(random_seed: u64, timeout: Duration) -> CaseOptions {
+pub fn suite_options(random_seed: u64, random_seeds: u64, timeout: Duration) -> CaseOptions {
     CaseOptions {
         timeout,
         random: RandomKnobs {
             seed: Some(random_seed),
+            seeds: (random_seeds > 1).then_some(random_seeds),
             ..RandomKnobs::default()
         },
         ..CaseOptions::default()

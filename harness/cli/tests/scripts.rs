@@ -67,6 +67,7 @@ fn the_script_of_a_broken_tree_fails_with_either_comparison() {
             snapshots: Some(4),
             receive: Some(Receive::Plain),
             parents: None,
+            seeds: None,
         },
         ..CaseOptions::default()
     };

@@ -76,7 +76,10 @@ pub fn run_seeds(t: &mut Ctx, setup: &Setup<'_>) -> Result<()> {
     let source = t.scratch("source")?;
     let compressed = t.scratch_with("compressed", COMPRESSED)?;
     let dest = t.scratch_to_receive("received")?;
+    // A soak goes on until its time is up, or through its number of seeds.
     let soak = t.requested_duration();
+    let seed_count = knobs.seeds;
+    let soaking = soak.is_some() || seed_count.is_some();
     let first = knobs.seed.unwrap_or_else(seed_from_clock);
     let mut plain = Chains::new(t, &source, &dest, setup.ignore, setup.pass_over)?;
     let mut encoded = Chains::new(t, &compressed, &dest, setup.ignore, setup.pass_over)?;
@@ -105,7 +108,7 @@ pub fn run_seeds(t: &mut Ctx, setup: &Setup<'_>) -> Result<()> {
                     &shrunk.minimal,
                     chains.proto2,
                 );
-                if soak.is_none() {
+                if !soaking {
                     t.headline(&shrunk.shown)?;
                     return Err(detected(match known {
                         Some(bug) => format!("known bug `{}`: {}", bug.name, shrunk.message),
@@ -117,7 +120,15 @@ pub fn run_seeds(t: &mut Ctx, setup: &Setup<'_>) -> Result<()> {
                 break;
             }
         }
-        if !soak.is_some_and(|d| started.elapsed() < d) {
+        let time_left = soak.is_some_and(|d| started.elapsed() < d);
+        let seeds_left = seed_count.is_some_and(|n| seeds < n);
+        let stop = match (soak, seed_count) {
+            (Some(_), Some(_)) => !(time_left && seeds_left),
+            (Some(_), None) => !time_left,
+            (None, Some(_)) => !seeds_left,
+            (None, None) => true,
+        };
+        if stop {
             break;
         }
     }

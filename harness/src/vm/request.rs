@@ -113,6 +113,7 @@ impl Request {
         put("snapshots", self.random.snapshots.map(|n| n.to_string()));
         put("receive", self.random.receive.map(|r| r.name().to_string()));
         put("parents", self.random.parents.map(|p| p.name().to_string()));
+        put("seeds", self.random.seeds.map(|n| n.to_string()));
         put("config", self.configuration.clone());
         words.join(" ")
     }
@@ -133,6 +134,7 @@ impl Request {
                 Some(("sendtest.snapshots", n)) => request.random.snapshots = n.parse().ok(),
                 Some(("sendtest.receive", way)) => request.random.receive = way.parse().ok(),
                 Some(("sendtest.parents", way)) => request.random.parents = way.parse().ok(),
+                Some(("sendtest.seeds", n)) => request.random.seeds = n.parse().ok(),
                 Some(("sendtest.config", name)) => request.configuration = Some(name.to_string()),
                 None if word == PROBE => request.probe = true,
                 None if word == SHELL => request.shell = true,
@@ -159,6 +161,7 @@ mod tests {
                 snapshots: Some(10),
                 receive: Some(crate::random::Receive::Twice),
                 parents: Some(crate::random::Parents::Clones),
+                seeds: Some(4),
             },
             configuration: crate::configuration::by_name("holes").unwrap(),
             ..CaseOptions::default()

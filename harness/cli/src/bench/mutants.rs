@@ -63,7 +63,7 @@ fn cost(
     let mutants = mutant::sample(mutants, reps, 1);
     let plan = MutationPlan {
         cases: mutation_suite()?,
-        options: suite_options(RANDOM_SEED, TIMEOUT),
+        options: suite_options(RANDOM_SEED, 1, TIMEOUT),
         results: results.to_path_buf(),
         allowed: Default::default(),
     };
