@@ -8,6 +8,11 @@
 //! operations and 10 snapshots, shrunk from 2,010 operations to 9); `btrfs receive --dump`
 //! shows the lone `chown`. Kernel 6.18 has it, and no kernel fixes it yet, so the case is in the
 //! group `unfixed`, out of `auto`, and runs by name.
+//!
+//! The list also chowns a symlink to another file: a fix must not send a chmod for it, since
+//! the receiver's chmod follows the link and would change the target's mode. Mutation testing
+//! of the proposed fix's lines showed the case passing with the fix's `!S_ISLNK` test broken;
+//! with the symlink it fails.
 
 use sendtest::prelude::*;
 use sendtest::random::{self, Op, Protocol};
@@ -39,9 +44,29 @@ fn run(t: &mut Ctx) -> Result<()> {
             path: f(),
             mode: 0o4755,
         },
+        Op::Write {
+            file: "g".into(),
+            offset: 0,
+            len: 1,
+            byte: b'y',
+            direct: false,
+        },
+        Op::Chmod {
+            path: "g".into(),
+            mode: 0o644,
+        },
+        Op::Symlink {
+            target: "g".into(),
+            path: "l".into(),
+        },
         Op::Snapshot,
         Op::Chown {
             path: f(),
+            uid: 65534,
+            gid: 100,
+        },
+        Op::Chown {
+            path: "l".into(),
             uid: 65534,
             gid: 100,
         },
