@@ -296,7 +296,7 @@ impl<'a> Chains<'a> {
                 let parent = i.checked_sub(1).map(|p| snapshots[p].as_path());
                 self.compare(snapshot, parent, &got, dir, i, &stream)?;
             }
-            if self.parents.full_too(i) {
+            if self.parents.full_too(i, snapshots.len()) {
                 self.send_in_full(snapshot, i, &received.join(self.receive.dirs()[0]))?;
             }
         }

@@ -17,7 +17,7 @@ pub enum Parents {
     First,
     /// `-p` the snapshot before, and `-c` every snapshot older than it as a clone source.
     Clones,
-    /// `-p` the snapshot before; then each later snapshot sent again in full, received beside
+    /// `-p` the snapshot before; then the last snapshot sent again in full, received beside
     /// the chain into `full/`, and compared too.
     FullToo,
 }
@@ -71,9 +71,11 @@ impl Parents {
         options
     }
 
-    /// Whether snapshot `i` is also sent in full and compared.
-    pub fn full_too(self, i: usize) -> bool {
-        self == Parents::FullToo && i > 0
+    /// Whether snapshot `i` of `count` is also sent in full and compared: the last, when
+    /// there is more than one (a full send of every later one would cost a soak a fifth of its
+    /// seeds).
+    pub fn full_too(self, i: usize, count: usize) -> bool {
+        self == Parents::FullToo && i > 0 && i + 1 == count
     }
 }
 
@@ -107,8 +109,9 @@ mod tests {
         assert_eq!(opts(Parents::First, 3), "-p s0");
         assert_eq!(opts(Parents::Clones, 1), "-p s0");
         assert_eq!(opts(Parents::Clones, 3), "-p s2 -c s0 -c s1");
-        assert!(Parents::FullToo.full_too(1) && !Parents::FullToo.full_too(0));
-        assert!(!Parents::Clones.full_too(2));
+        assert!(Parents::FullToo.full_too(3, 4) && !Parents::FullToo.full_too(2, 4));
+        assert!(!Parents::FullToo.full_too(0, 1));
+        assert!(!Parents::Clones.full_too(3, 4));
         for way in Parents::ALL {
             assert_eq!(way.name().parse::<Parents>(), Ok(way));
         }

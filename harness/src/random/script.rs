@@ -248,7 +248,7 @@ pub fn script(seed: u64, ops: &[Op], options: &ScriptOptions, failure: &str) -> 
                 "compare \"$work/src/snap{i}\" \"{dir}/snap{i}\" || status=1"
             );
         }
-        if options.parents.full_too(i) {
+        if options.parents.full_too(i, snaps + 1) {
             let full = format!("{}/{}", targets[0], super::parents::FULL_DIR);
             let _ = writeln!(
                 s,

@@ -89,11 +89,11 @@ fn one(rng: &mut Rng) -> Wide {
         0..=24 => Wide::LinkMany {
             file: pick(rng, FILES),
             dir: pick(rng, DIRS),
-            count: count(rng, (2, 20), (1000, 1300)),
+            count: count(rng, (2, 10), (1000, 1300)),
         },
         25..=44 => Wide::FillDir {
             dir: pick(rng, DIRS),
-            count: count(rng, (10, 60), (400, 1500)),
+            count: count(rng, (5, 30), (400, 1500)),
         },
         45..=64 => Wide::SetCap {
             path: pick(rng, FILES),
