@@ -43,7 +43,7 @@ pub fn fstests_test(ops: &[Op], options: &ScriptOptions, about: &str, fix: &str)
     let _ = writeln!(
         s,
         "#\n. ./common/preamble\n_begin_fstest {groups}\n\n. ./common/filter\n\n\
-         _supported_fs btrfs\n_require_scratch\n_require_fssum"
+         _require_scratch\n_require_fssum"
     );
     if options.proto2 {
         let _ = writeln!(s, "_require_btrfs_send_version 2");
