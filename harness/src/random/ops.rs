@@ -760,8 +760,8 @@ mod tests {
         assert_ne!(a, generate(8, 200, 3));
         assert_eq!(
             a.len(),
-            208,
-            "200 operations, 3 snapshots and 5 wide operations"
+            206,
+            "200 operations, 3 snapshots and 3 wide operations"
         );
         assert_eq!(a.iter().filter(|o| **o == Op::Snapshot).count(), 3);
         let kinds: std::collections::HashSet<_> = a.iter().map(std::mem::discriminant).collect();
