@@ -9,6 +9,7 @@
 //! `keep` (shrinking a failure and keeping it), `script` (the standalone reproducer), and
 //! `ops` (with `wide`, the wider generator's operations), `shrink` and `known` beneath them.
 
+mod breakage;
 mod chain;
 pub mod fstests;
 mod keep;
