@@ -28,9 +28,51 @@ fn script_tools_here() -> bool {
     missing.is_empty()
 }
 
+/// The mounts and loop devices of scripts' images (`…/src.img`, `…/dst.img`) there are now.
+fn script_images() -> Vec<String> {
+    let mut found: Vec<String> = std::fs::read_to_string("/proc/mounts")
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains("/src.img") || l.contains("/dst.img"))
+        .map(str::to_string)
+        .collect();
+    for entry in std::fs::read_dir("/sys/block")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let backing = entry.path().join("loop/backing_file");
+        if let Ok(file) = std::fs::read_to_string(backing) {
+            if file.contains("/src.img") || file.contains("/dst.img") {
+                found.push(file.trim().to_string());
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+/// Scripts run one at a time, so that each can be checked for what it leaves behind.
+static ONE_SCRIPT_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Runs the script at `path`, comparing with sendtest or without: its exit code, its stdout,
-/// and all it printed, for the message of a failed assertion.
+/// and all it printed, for the message of a failed assertion. A script that leaves a mount or
+/// loop device of its images behind fails the test.
 fn run_script(path: &Path, with_sendtest: bool) -> (Option<i32>, String, String) {
+    let _turn = ONE_SCRIPT_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    let before = script_images();
+    let (code, stdout, shown) = run_script_once(path, with_sendtest);
+    let left: Vec<String> = script_images()
+        .into_iter()
+        .filter(|m| !before.contains(m))
+        .collect();
+    assert!(left.is_empty(), "the script left {left:#?} behind: {shown}");
+    (code, stdout, shown)
+}
+
+fn run_script_once(path: &Path, with_sendtest: bool) -> (Option<i32>, String, String) {
     let mut bash = Command::new("bash");
     bash.arg(path);
     if with_sendtest {

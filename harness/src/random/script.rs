@@ -150,7 +150,7 @@ pub fn script(seed: u64, ops: &[Op], options: &ScriptOptions, failure: &str) -> 
         "#!/bin/bash\n# sendtest random, seed {seed}: {} operations and {} snapshots that fail:\n#   {failure}\n\
          # Run as root. Needs btrfs-progs, xfsprogs (xfs_io), attr (setfattr, getfattr), coreutils,\n\
          # findutils and diffutils. SENDTEST=/path/to/sendtest compares with its manifests instead.\n\
-         {configured}set -u\n{}work=$(mktemp -d)\ntruncate -s 4G \"$work/src.img\" \"$work/dst.img\"\n\
+         {configured}set -u\n{}held=()\nwork=$(mktemp -d)\ntruncate -s 4G \"$work/src.img\" \"$work/dst.img\"\n\
          src=$(losetup -f --show \"$work/src.img\"); dst=$(losetup -f --show \"$work/dst.img\")\n\
          mkfs.btrfs -q -f {src_mkfs}\"$src\" >/dev/null; mkfs.btrfs -q -f {dst_mkfs}\"$dst\" >/dev/null\n\
          mkdir \"$work/src\" \"$work/dst\"; mount {src_mount}\"$src\" \"$work/src\"; mount {dst_mount}\"$dst\" \"$work/dst\"\n\
@@ -263,6 +263,9 @@ pub fn script(seed: u64, ops: &[Op], options: &ScriptOptions, failure: &str) -> 
     if let Some(dir) = &beside {
         let _ = writeln!(s, "umount \"{dir}\"");
     }
+    // Files unlinked while open are closed, as the chain closes them, so that the source
+    // unmounts.
+    let _ = writeln!(s, "for fd in \"${{held[@]}}\"; do exec {{fd}}<&-; done");
     let _ = writeln!(
         s,
         "umount \"$work/src\" \"$work/dst\"; losetup -d \"$src\" \"$dst\"; rm -rf \"$work\"\n\

@@ -223,7 +223,8 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 /// The shell commands that do what [`Wide::apply`] does. `UnlinkHeld` holds the file on a
-/// descriptor of the script's shell, which stays open until the script ends.
+/// descriptor of the script's shell, kept in the array `held`, which the script closes after
+/// its sends (as the chain drops its files), before it unmounts.
 impl fmt::Display for Wide {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -252,7 +253,7 @@ impl fmt::Display for Wide {
             ),
             Wide::UnlinkHeld { path } => write!(
                 f,
-                "{{ [ -f {path} ] && exec {{held}}<{path} && unlink {path}; }}"
+                "{{ [ -f {path} ] && exec {{fd}}<{path} && held+=($fd) && unlink {path}; }}"
             ),
         }
     }
