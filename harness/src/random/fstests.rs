@@ -110,6 +110,16 @@ pub fn fstests_test(ops: &[Op], options: &ScriptOptions, about: &str, fix: &str)
              \t$SCRATCH_MNT/snap{i} >> $seqres.full 2>&1"
         );
     }
+    if ops
+        .iter()
+        .any(|op| matches!(op, Op::Wide(super::wide::Wide::UnlinkHeld { .. })))
+    {
+        let _ = writeln!(
+            s,
+            "\n# Close the files held open since they were unlinked.\n\
+             for fd in \"${{held[@]}}\"; do exec {{fd}}<&-; done"
+        );
+    }
     let _ = writeln!(
         s,
         "\n# Receive on a fresh filesystem: each snapshot must have what was sent.\n\
@@ -180,5 +190,12 @@ mod tests {
             "a program called by its plain name"
         );
         assert_eq!(test.golden, "QA output created by NNN\nOK\nOK\n");
+        assert!(!s.contains("held[@]"));
+        let held = [Op::Wide(crate::random::wide::Wide::UnlinkHeld {
+            path: "f".into(),
+        })];
+        let test = fstests_test(&held, &options, "held", "fix");
+        let close = test.script.find("do exec {fd}<&-; done").unwrap();
+        assert!(close < test.script.find("_scratch_unmount").unwrap());
     }
 }
