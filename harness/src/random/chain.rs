@@ -298,6 +298,7 @@ impl<'a> Chains<'a> {
             }
             if self.parents.full_too(i, snapshots.len()) {
                 self.send_in_full(snapshot, i, &received.join(self.receive.dirs()[0]))?;
+                checked.sends += 1;
             }
         }
         Ok(())
