@@ -163,7 +163,7 @@ fn run_in(
             over_time.unwrap_or_default().as_secs()
         )),
         Ok(Err(e)) if is_no_space(&e) => errors.push(format!(
-            "a scratch filesystem is full (ENOSPC), so nothing was learned; make the case's data fit its images: {e:#}"
+            "a scratch filesystem had no room (ENOSPC), so nothing was learned; make the case's data fit its images: {e:#}"
         )),
         Ok(Err(e)) if e.downcast_ref::<Detected>().is_some() => findings.push(format!("{e:#}")),
         Ok(Err(e)) => errors.push(format!("{e:#}")),

@@ -43,9 +43,11 @@ pub fn receive_out_of_space(error: &str, fs: &std::path::Path) -> Option<anyhow:
         Err(e) => format!("its size unknown: {e}"),
     };
     Some(anyhow::anyhow!(
-        "the receiving filesystem {} is full (ENOSPC; {room}): btrfs receive failed as it \
-         should, and this is no difference between what was sent and what was received; give \
-         the receiving filesystem more room (its configuration, -c) ({})",
+        "the receiving filesystem {} had no room for what was sent (ENOSPC; {room}): a full \
+         filesystem, or an item too large for its nodes (a large xattr replaced with 4 KiB \
+         nodes); btrfs receive failed saying so, and this is no difference between what was \
+         sent and what was received; give the receiver more room or larger nodes (its \
+         configuration, -c) ({})",
         fs.display(),
         error.lines().last().unwrap_or(error).trim()
     ))
@@ -67,7 +69,8 @@ mod tests {
         .to_string();
         assert!(error.starts_with("the receiving filesystem "), "{error}");
         assert!(
-            error.contains("is full (ENOSPC; ") && error.contains(" MiB free of "),
+            error.contains("had no room for what was sent (ENOSPC; ")
+                && error.contains(" MiB free of "),
             "{error}"
         );
         assert!(

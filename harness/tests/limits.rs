@@ -142,7 +142,7 @@ fn time_limits_and_full_disks() {
         },
     );
     assert!(
-        matches!(&result.outcome, Outcome::Error(r) if r.contains("is full (ENOSPC;") && r.contains("no difference")),
+        matches!(&result.outcome, Outcome::Error(r) if r.contains("had no room for what was sent (ENOSPC;") && r.contains("no difference")),
         "{:?}",
         result.outcome
     );

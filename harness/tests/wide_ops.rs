@@ -1,6 +1,7 @@
 //! The wider generator's operations on real btrfs: a list of them makes what they are meant to
 //! (extended refs, a subvolume tree with nodes, an orphan inode in a snapshot, capabilities and
-//! ACLs: checked with dump-tree), and the random chain sends, receives and compares it.
+//! ACLs: checked with dump-tree), and the random chain sends, receives and compares it, with a
+//! snapshot flipped read-write, changed and flipped back between.
 
 mod support;
 
@@ -31,6 +32,8 @@ fn list() -> Vec<Op> {
         Op::Mkdir { path: "d1".into() },
         Op::Wide(Wide::SetCap { path: "f0".into() }),
         Op::Snapshot,
+        // The snapshot changed after it was taken: sent, and the next one's parent, as it is.
+        Op::Wide(Wide::FlipSnapshot { touch: true }),
         // A chown clears the capability; it is set again, so the received file must have it
         // after the receiver's chown too.
         Op::Chown {

@@ -154,7 +154,7 @@ fn scripts_of_lists_that_pass_pass_with_either_comparison() {
             Parents::FullToo,
         ),
         (3, proto2, Receive::ForceDecompress, "holes", Parents::First),
-        (4, false, Receive::Nested, "nodesize-4k", Parents::Previous),
+        (4, false, Receive::Nested, "nodesize-64k", Parents::Previous),
         (5, false, Receive::Chroot, "receive-holes", Parents::FullToo),
         (
             6,

@@ -12,6 +12,7 @@ use super::ops::Op;
 use super::parents::{Parents, FULL_DIR};
 use super::receive::Receive;
 use super::script::ScriptOptions;
+use super::wide::{self, Wide};
 use crate::context::{Breakage, Ctx};
 use crate::manifest::{self, holes, Ignore, Manifest};
 use crate::mount::Mount;
@@ -167,6 +168,17 @@ impl<'a> Chains<'a> {
         for op in ops {
             if *op == Op::Snapshot {
                 snapshots.push(self.snapshot(&vol, &name, snapshots.len())?);
+            } else if let Op::Wide(Wide::FlipSnapshot { touch }) = op {
+                if let Some(last) = snapshots.last() {
+                    let sh = self.ctx.sh();
+                    wide::flip(last, *touch, &mut |ro| {
+                        let ro = ro.to_string();
+                        self.ctx
+                            .run(cmd!(sh, "btrfs property set -ts {last} ro {ro}"))
+                            .map(drop)
+                    })?;
+                }
+                checked.ops += 1;
             } else {
                 if let Op::Wide(wide) = op {
                     held.extend(wide.hold(&vol));

@@ -79,6 +79,19 @@ pub fn fstests_test(ops: &[Op], options: &ScriptOptions, about: &str, fix: &str)
             snapshot += 1;
             continue;
         }
+        if let Op::Wide(wide) = op {
+            let last = format!("$SCRATCH_MNT/snap{}", snapshot.saturating_sub(1));
+            if let Some(commands) = wide.flip_commands(&last) {
+                if snapshot > 0 {
+                    let _ = writeln!(
+                        s,
+                        "{} >> $seqres.full 2>&1",
+                        commands.replace("btrfs ", "$BTRFS_UTIL_PROG ")
+                    );
+                }
+                continue;
+            }
+        }
         let mut line = op.to_string();
         for (plain, variable) in PROGRAMS {
             line = line.replace(plain, variable);

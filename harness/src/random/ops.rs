@@ -401,6 +401,7 @@ pub const KINDS: &[&str] = &[
     "setcap",
     "setacl",
     "unlink-held",
+    "flip-snapshot",
 ];
 
 impl Op {

@@ -170,6 +170,17 @@ pub fn script(seed: u64, ops: &[Op], options: &ScriptOptions, failure: &str) -> 
         if *op == Op::Snapshot {
             snapshot(&mut s, snaps);
             snaps += 1;
+        } else if let Op::Wide(wide) = op {
+            let last = format!("\"$work/src/snap{}\"", snaps.saturating_sub(1));
+            match wide.flip_commands(&last) {
+                Some(_) if snaps == 0 => {}
+                Some(commands) => {
+                    let _ = writeln!(s, "{commands}");
+                }
+                None => {
+                    let _ = writeln!(s, "{op} 2>/dev/null");
+                }
+            }
         } else {
             let _ = writeln!(s, "{op} 2>/dev/null");
         }

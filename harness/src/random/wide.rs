@@ -53,10 +53,22 @@ pub enum Wide {
     /// `path` opened, then unlinked while open; the chain holds it open until its sends are
     /// done, so the snapshots in between keep an orphan inode.
     UnlinkHeld { path: String },
+    /// The last snapshot taken flipped read-write and back to read-only (`btrfs property
+    /// set`), with `touch` a byte appended to its `f0` meanwhile: a snapshot changed after it
+    /// was taken is sent, and is the parent of the next, as it is then. The chain does it
+    /// ([`Wide::flip_commands`] for scripts); under the subvolume it changes nothing.
+    FlipSnapshot { touch: bool },
 }
 
 /// Every name [`Wide::kind`] gives.
-pub const KINDS: &[&str] = &["link-many", "fill-dir", "setcap", "setacl", "unlink-held"];
+pub const KINDS: &[&str] = &[
+    "link-many",
+    "fill-dir",
+    "setcap",
+    "setacl",
+    "unlink-held",
+    "flip-snapshot",
+];
 
 /// Wide operations per base operation: one in this many.
 const RATE: usize = 60;
@@ -86,19 +98,19 @@ fn count(rng: &mut Rng, small: (u64, u64), large: (u64, u64)) -> u32 {
 
 fn one(rng: &mut Rng) -> Wide {
     match rng.below(100) {
-        0..=24 => Wide::LinkMany {
+        0..=21 => Wide::LinkMany {
             file: pick(rng, FILES),
             dir: pick(rng, DIRS),
             count: count(rng, (2, 10), (1000, 1300)),
         },
-        25..=44 => Wide::FillDir {
+        22..=39 => Wide::FillDir {
             dir: pick(rng, DIRS),
             count: count(rng, (5, 30), (400, 1500)),
         },
-        45..=64 => Wide::SetCap {
+        40..=57 => Wide::SetCap {
             path: pick(rng, FILES),
         },
-        65..=84 => {
+        58..=74 => {
             let default = rng.below(3) == 0;
             Wide::SetAcl {
                 path: if default {
@@ -109,8 +121,11 @@ fn one(rng: &mut Rng) -> Wide {
                 default,
             }
         }
-        _ => Wide::UnlinkHeld {
+        75..=87 => Wide::UnlinkHeld {
             path: pick(rng, FILES),
+        },
+        _ => Wide::FlipSnapshot {
+            touch: rng.below(2) == 0,
         },
     }
 }
@@ -135,6 +150,7 @@ impl Wide {
             Wide::SetCap { .. } => "setcap",
             Wide::SetAcl { .. } => "setacl",
             Wide::UnlinkHeld { .. } => "unlink-held",
+            Wide::FlipSnapshot { .. } => "flip-snapshot",
         }
     }
 
@@ -169,6 +185,7 @@ impl Wide {
                 }
                 std::fs::remove_file(at(path))
             }
+            Wide::FlipSnapshot { .. } => Ok(()),
         }
     }
 
@@ -193,6 +210,7 @@ impl Wide {
             Wide::SetCap { path } | Wide::SetAcl { path, .. } | Wide::UnlinkHeld { path } => {
                 vec![path]
             }
+            Wide::FlipSnapshot { .. } => Vec::new(),
         }
     }
 
@@ -207,6 +225,48 @@ impl Wide {
             _ => None,
         }
     }
+}
+
+impl Wide {
+    /// For [`Wide::FlipSnapshot`]: the shell commands that do it to the snapshot at `snapshot`
+    /// (a shell word), as the chain's [`flip`] does.
+    pub fn flip_commands(&self, snapshot: &str) -> Option<String> {
+        let Wide::FlipSnapshot { touch } = self else {
+            return None;
+        };
+        let f0 = match snapshot.strip_suffix('"') {
+            Some(open) => format!("{open}/f0\""),
+            None => format!("{snapshot}/f0"),
+        };
+        let touched = if *touch {
+            format!("{{ [ -f {f0} ] && [ ! -L {f0} ] && printf z >> {f0}; }}; ")
+        } else {
+            String::new()
+        };
+        Some(format!(
+            "btrfs property set -ts {snapshot} ro false; {touched}btrfs property set -ts {snapshot} ro true"
+        ))
+    }
+}
+
+/// What [`Wide::FlipSnapshot`] does to `snapshot`, through `set_ro` (the property command).
+pub fn flip(
+    snapshot: &Path,
+    touch: bool,
+    set_ro: &mut dyn FnMut(bool) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    set_ro(false)?;
+    if touch {
+        let f0 = snapshot.join("f0");
+        if std::fs::symlink_metadata(&f0).is_ok_and(|m| m.is_file()) {
+            use std::io::Write;
+            std::fs::OpenOptions::new()
+                .append(true)
+                .open(&f0)?
+                .write_all(b"z")?;
+        }
+    }
+    set_ro(true)
 }
 
 fn acl_name(default: bool) -> &'static str {
@@ -255,6 +315,8 @@ impl fmt::Display for Wide {
                 f,
                 "{{ [ -f {path} ] && exec {{fd}}<{path} && held+=($fd) && unlink {path}; }}"
             ),
+            // Scripts write [`Wide::flip_commands`] in its place.
+            Wide::FlipSnapshot { .. } => write!(f, ": flip the last snapshot"),
         }
     }
 }
@@ -332,6 +394,15 @@ mod tests {
             links.halved().map(|w| w.to_string()).unwrap(),
             "for k in $(seq 0 1); do ln f0 d0/f0.$k || break; done"
         );
+        let flip = Wide::FlipSnapshot { touch: true };
+        assert_eq!(
+            flip.flip_commands("\"$work/src/snap1\"").unwrap(),
+            "btrfs property set -ts \"$work/src/snap1\" ro false; { [ -f \"$work/src/snap1/f0\" ] && [ ! -L \"$work/src/snap1/f0\" ] && printf z >> \"$work/src/snap1/f0\"; }; btrfs property set -ts \"$work/src/snap1\" ro true"
+        );
+        assert!(Wide::FlipSnapshot { touch: false }
+            .flip_commands("$SCRATCH_MNT/snap0")
+            .unwrap()
+            .ends_with("-ts $SCRATCH_MNT/snap0 ro false; btrfs property set -ts $SCRATCH_MNT/snap0 ro true"));
         let held = Wide::UnlinkHeld { path: "f0".into() };
         let file = held.hold(root).unwrap();
         held.apply(root).unwrap();
