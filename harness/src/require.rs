@@ -71,13 +71,14 @@ fn kernel_send_protocol(features: &Path) -> u32 {
         .unwrap_or(1)
 }
 
-/// What `mkfs.btrfs -O list-all` prints (to stderr in older versions).
-fn mkfs_features() -> String {
-    let Some(mkfs) = find_in_path("mkfs.btrfs") else {
+/// What `program args` prints on stdout and stderr together (btrfs-progs' help and listings
+/// go to one or the other depending on the version); empty without the program.
+fn printed_by(program: &str, args: &[&str]) -> String {
+    let Some(path) = find_in_path(program) else {
         return String::new();
     };
-    std::process::Command::new(mkfs)
-        .args(["-O", "list-all"])
+    std::process::Command::new(path)
+        .args(args)
         .stdin(std::process::Stdio::null())
         .output()
         .map(|out| {
@@ -85,6 +86,11 @@ fn mkfs_features() -> String {
                 + &String::from_utf8_lossy(&out.stderr)
         })
         .unwrap_or_default()
+}
+
+/// What `mkfs.btrfs -O list-all` prints.
+fn mkfs_features() -> String {
+    printed_by("mkfs.btrfs", &["-O", "list-all"])
 }
 
 /// Whether a `mkfs.btrfs -O list-all` listing offers `name` (a line starting with it).
@@ -94,20 +100,9 @@ fn offers_feature(listing: &str, name: &str) -> bool {
         .any(|l| l.split_whitespace().next() == Some(name))
 }
 
-/// What `btrfs send --help` prints (it goes to stdout or stderr depending on the version).
+/// What `btrfs send --help` prints.
 fn progs_send_help() -> String {
-    let Some(btrfs) = find_in_path("btrfs") else {
-        return String::new();
-    };
-    std::process::Command::new(btrfs)
-        .args(["send", "--help"])
-        .stdin(std::process::Stdio::null())
-        .output()
-        .map(|out| {
-            String::from_utf8_lossy(&out.stdout).into_owned()
-                + &String::from_utf8_lossy(&out.stderr)
-        })
-        .unwrap_or_default()
+    printed_by("btrfs", &["send", "--help"])
 }
 
 #[cfg(test)]

@@ -105,17 +105,11 @@ pub fn fstests_test(ops: &[Op], options: &ScriptOptions, about: &str, fix: &str)
         ""
     };
     let _ = writeln!(s, "cd /\n");
-    let snap_paths: Vec<String> = (0..snapshots)
-        .map(|n| format!("$SCRATCH_MNT/snap{n}"))
-        .collect();
     for i in 0..snapshots {
         // Full sends of later snapshots (`full-too`) are left to the script.
-        let parent: String = options
+        let parent = options
             .parents
-            .options(i, &snap_paths, "-p".to_string(), "-c".to_string())
-            .iter()
-            .map(|word| format!("{word} "))
-            .collect();
+            .shell_words(i, snapshots, &|n| format!("$SCRATCH_MNT/snap{n}"));
         let _ = writeln!(
             s,
             "$FSSUM_PROG -A -f -w $send_files_dir/{i}.fssum $SCRATCH_MNT/snap{i}\n\

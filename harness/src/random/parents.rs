@@ -71,6 +71,16 @@ impl Parents {
         options
     }
 
+    /// [`Self::options`] for a shell line: each word followed by a space, the snapshots named
+    /// by `path(n)`.
+    pub fn shell_words(self, i: usize, count: usize, path: &dyn Fn(usize) -> String) -> String {
+        let paths: Vec<String> = (0..count).map(path).collect();
+        self.options(i, &paths, "-p".to_string(), "-c".to_string())
+            .iter()
+            .map(|word| format!("{word} "))
+            .collect()
+    }
+
     /// Whether snapshot `i` of `count` is also sent in full and compared: the last, when
     /// there is more than one (a full send of every later one would cost a soak a fifth of its
     /// seeds).

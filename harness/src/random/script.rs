@@ -211,16 +211,10 @@ pub fn script(seed: u64, ops: &[Op], options: &ScriptOptions, failure: &str) -> 
              mkdir -p \"{dir}\"; mount -t tmpfs -o size=1m tmpfs \"{dir}\""
         );
     }
-    let snap_paths: Vec<String> = (0..=snaps)
-        .map(|n| format!("\"$work/src/snap{n}\""))
-        .collect();
     for i in 0..=snaps {
-        let parent: String = options
+        let parent = options
             .parents
-            .options(i, &snap_paths, "-p".to_string(), "-c".to_string())
-            .iter()
-            .map(|word| format!("{word} "))
-            .collect();
+            .shell_words(i, snaps + 1, &|n| format!("\"$work/src/snap{n}\""));
         let _ = writeln!(
             s,
             "btrfs -q send {send_options}{parent}-f \"$work/s{i}\" \"$work/src/snap{i}\" || status=1"

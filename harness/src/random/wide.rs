@@ -354,6 +354,11 @@ mod tests {
     }
 
     #[test]
+    fn the_operations_kinds_list_these_too() {
+        assert!(crate::random::ops::KINDS.ends_with(KINDS));
+    }
+
+    #[test]
     fn applied_here_as_the_shell_would() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
