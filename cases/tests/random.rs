@@ -174,6 +174,52 @@ fn a_hole_filled_with_zeros_on_receive_is_caught_by_the_layout_oracle_alone() {
 }
 
 #[test]
+fn a_received_extent_written_again_uncompressed_is_caught_by_the_layout_oracle_alone() {
+    if !preflight::loopback_or_skip("random: decompressed extent") {
+        return;
+    }
+    // The same data, size and times, but plain where send sent compressed data encoded: only
+    // the compressed rule sees it, in the protocol-2 chain that sends with --compressed-data.
+    let options = CaseOptions {
+        tamper: Some(no_tamper as sendtest::context::Tamper),
+        breakage: sendtest::context::Breakage::Decompress,
+        random: RandomKnobs {
+            seed: Some(11),
+            ops: Some(120),
+            snapshots: Some(2),
+            receive: Some(Receive::Plain),
+            parents: None,
+            seeds: None,
+        },
+        ..CaseOptions::default()
+    };
+    // The control: the same seed, unbroken, passes with the rule on.
+    let (control, _control_results) = run_loop(
+        "random",
+        CaseOptions {
+            tamper: None,
+            ..options
+        },
+    );
+    assert_eq!(control.outcome, Outcome::Passed);
+    let (result, _results) = run_loop("random", options);
+    let Outcome::Failed(reason) = &result.outcome else {
+        panic!(
+            "a received extent written again uncompressed passed: {:?}",
+            result.outcome
+        )
+    };
+    assert!(
+        reason.contains(": field compressed: expected compressed at ")
+            && reason.contains(" not compressed"),
+        "{reason}"
+    );
+    let log = std::fs::read_to_string(result.dir.join("commands.log")).unwrap();
+    assert!(log.contains(", uncompressed"), "the tree was broken: {log}");
+    assert!(log.contains("--compressed-data"), "{log}");
+}
+
+#[test]
 fn each_way_to_pick_parents_runs_with_its_send_options() {
     if !preflight::loopback_or_skip("random: parents") {
         return;

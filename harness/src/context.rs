@@ -46,6 +46,9 @@ pub enum Breakage {
     /// Zeros are written over a hole of a file, which keeps its data and size: only the
     /// layout oracle's holes rule can tell.
     FillHole,
+    /// A compressed extent of a received file is written again, the same data, uncompressed
+    /// (O_DIRECT): only the layout oracle's compressed rule can tell.
+    Decompress,
 }
 
 /// The time a case may take beyond its `--duration` unless `--timeout` says otherwise.

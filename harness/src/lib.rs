@@ -17,6 +17,7 @@ pub mod cpio;
 pub mod dmesg;
 pub mod envelope;
 pub mod exec;
+pub mod extents;
 pub mod file_ioctl;
 pub mod finding;
 pub mod interrupt;

@@ -5,6 +5,7 @@
 //! line per path, is what results directories keep and what `sendtest manifest` prints.
 
 mod compare;
+pub mod compressed;
 pub mod holes;
 mod text;
 mod walk;

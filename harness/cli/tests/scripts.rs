@@ -175,6 +175,7 @@ fn scripts_of_lists_that_pass_pass_with_either_comparison() {
             receive,
             parents,
             configuration: sendtest::configuration::by_name(config).unwrap(),
+            compressed: false,
         };
         let path = dir.path().join(format!("random-{seed}.sh"));
         std::fs::write(&path, script(seed, &list, &options, "none: a test")).unwrap();
@@ -190,6 +191,48 @@ fn scripts_of_lists_that_pass_pass_with_either_comparison() {
                 stdout.contains("passed: the failure did not reproduce"),
                 "{shown}"
             );
+        }
+    }
+}
+
+#[test]
+fn the_compressed_check_of_a_script_fails_where_the_receiver_decompressed() {
+    if !preflight::loopback_or_skip("random scripts: compressed blocks") || !script_tools_here() {
+        return;
+    }
+    if let Some(unmet) = Require::SendProtocol(2).unmet() {
+        assert!(!preflight::require_all(), "{unmet}");
+        eprintln!("skipped: {unmet}");
+        return;
+    }
+    // The script of a compressed-rule failure compares which blocks fiemap reports compressed
+    // (filefrag's `encoded`). Received plainly, the stream's encoded writes are compressed
+    // on the receiver too: it passes. With --force-decompress, the receiver writes them
+    // decompressed on a filesystem that does not compress: it fails, either way it compares.
+    let dir = tempfile::tempdir().unwrap();
+    let list = ops::generate(3, 400, 5);
+    for (receive, fails) in [(Receive::Plain, false), (Receive::ForceDecompress, true)] {
+        let options = ScriptOptions {
+            proto2: true,
+            ignore: vec!["ctime".into(), "layout".into(), ".:mtime".into()],
+            receive,
+            compressed: true,
+            ..ScriptOptions::default()
+        };
+        let path = dir.path().join(format!("random-3-{}.sh", receive.name()));
+        std::fs::write(&path, script(3, &list, &options, "none: a test")).unwrap();
+        for with_sendtest in [true, false] {
+            let (code, stdout, shown) = run_script(&path, with_sendtest);
+            if fails {
+                assert_eq!(code, Some(1), "{shown}");
+                assert!(
+                    stdout.contains(" compressed in the source, not received compressed"),
+                    "{shown}"
+                );
+            } else {
+                assert_eq!(code, Some(0), "{shown}");
+                assert!(!stdout.contains("not received compressed"), "{shown}");
+            }
         }
     }
 }

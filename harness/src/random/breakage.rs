@@ -1,6 +1,7 @@
 //! The deliberate faults of the random chains' tests ([`Breakage`]): a received tree broken
 //! in one property that exactly one check must notice.
 
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
@@ -13,37 +14,132 @@ use crate::manifest::Manifest;
 /// or zeros fill the first hole of the first file (in the manifest's order) that has one.
 pub(super) fn break_tree(ctx: &Ctx, received: &Path, breakage: Breakage) -> Result<()> {
     let victim = match breakage {
-        Breakage::Truncate => largest_file(received)?.map(|f| (f, None)),
-        Breakage::FillHole => first_hole(received)?.map(|(f, hole)| (f, Some(hole))),
+        Breakage::Truncate => largest_file(received)?.map(|f| (f, Fault::LastByte)),
+        Breakage::FillHole => first_hole(received)?.map(|(f, hole)| (f, Fault::Zeros(hole))),
+        Breakage::Decompress => {
+            first_compressed(received)?.map(|(f, range)| (f, Fault::Uncompressed(range)))
+        }
     };
-    let Some((victim, hole)) = victim else {
+    let Some((victim, fault)) = victim else {
         return Ok(());
     };
     let sh = ctx.sh();
     ctx.run(cmd!(sh, "btrfs property set -f -ts {received} ro false"))?;
-    let file = std::fs::OpenOptions::new().write(true).open(&victim)?;
-    match hole {
-        None => file.set_len(file.metadata()?.len() - 1)?,
-        Some((offset, len)) => {
-            use std::os::unix::fs::FileExt;
-            let before = file.metadata()?;
+    let before = std::fs::metadata(&victim)?;
+    match fault {
+        Fault::LastByte => {
+            let file = std::fs::OpenOptions::new().write(true).open(&victim)?;
+            file.set_len(before.len() - 1)?;
+        }
+        Fault::Zeros((offset, len)) => {
+            let file = std::fs::OpenOptions::new().write(true).open(&victim)?;
             file.write_all_at(&vec![0u8; len as usize], offset)?;
-            // The same data and times: only the layout changed.
-            file.set_times(
-                std::fs::FileTimes::new()
-                    .set_accessed(before.accessed()?)
-                    .set_modified(before.modified()?),
-            )?;
-            file.sync_all()?;
+            keep_times(&file, &before)?;
             ctx.note(&format!(
-                "filled {}+{len} of {} with zeros",
-                offset,
+                "filled {offset}+{len} of {} with zeros",
+                victim.display()
+            ));
+        }
+        Fault::Uncompressed((offset, len)) => {
+            let mut data = vec![0u8; len as usize];
+            std::fs::File::open(&victim)?.read_exact_at(&mut data, offset)?;
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .custom_flags(libc::O_DIRECT)
+                .open(&victim)?;
+            // O_DIRECT writes are never compressed; they need a block-aligned buffer.
+            let mut buffer = AlignedBlocks::new(data.len())?;
+            buffer.as_mut().copy_from_slice(&data);
+            file.write_all_at(buffer.as_mut(), offset)?;
+            keep_times(&file, &before)?;
+            ctx.note(&format!(
+                "wrote {offset}+{len} of {} again, uncompressed",
                 victim.display()
             ));
         }
     }
     ctx.run(cmd!(sh, "btrfs property set -ts {received} ro true"))?;
     Ok(())
+}
+
+/// What [`break_tree`] does to its victim.
+enum Fault {
+    LastByte,
+    Zeros((u64, u64)),
+    Uncompressed((u64, u64)),
+}
+
+/// The same data and times after a fault: only the layout changed.
+fn keep_times(file: &std::fs::File, before: &std::fs::Metadata) -> Result<()> {
+    file.set_times(
+        std::fs::FileTimes::new()
+            .set_accessed(before.accessed()?)
+            .set_modified(before.modified()?),
+    )?;
+    file.sync_all()?;
+    Ok(())
+}
+
+/// A zeroed buffer of whole blocks, aligned to the block size, for O_DIRECT.
+struct AlignedBlocks {
+    ptr: *mut u8,
+    layout: std::alloc::Layout,
+}
+
+impl AlignedBlocks {
+    fn new(len: usize) -> Result<AlignedBlocks> {
+        anyhow::ensure!(
+            len > 0 && len % BLOCK as usize == 0,
+            "{len}: not whole blocks"
+        );
+        let layout = std::alloc::Layout::from_size_align(len, BLOCK as usize)?;
+        // SAFETY: `layout` has a non-zero size.
+        let ptr = unsafe { std::alloc::alloc_zeroed(layout) };
+        anyhow::ensure!(!ptr.is_null(), "out of memory for {len} bytes");
+        Ok(AlignedBlocks { ptr, layout })
+    }
+
+    fn as_mut(&mut self) -> &mut [u8] {
+        // SAFETY: `ptr` holds `layout.size()` initialized bytes, owned by `self`.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr, self.layout.size()) }
+    }
+}
+
+impl Drop for AlignedBlocks {
+    fn drop(&mut self) {
+        // SAFETY: allocated in `new` with this layout.
+        unsafe { std::alloc::dealloc(self.ptr, self.layout) }
+    }
+}
+
+const BLOCK: u64 = 4096;
+
+/// A file below `dir` with a compressed regular extent that lies in whole blocks inside its
+/// size, and that extent's range.
+fn first_compressed(dir: &Path) -> Result<Option<(PathBuf, (u64, u64))>> {
+    let manifest = Manifest::of_tree(dir)?;
+    for (path, entry) in &manifest.entries {
+        let Some(size) = entry.get("size").and_then(|s| s.parse::<u64>().ok()) else {
+            continue;
+        };
+        if entry.get("type") != Some("file") {
+            continue;
+        }
+        let file = dir.join(path);
+        for extent in crate::extents::of_file(&file)? {
+            let (start, end) = extent.range();
+            let regular = matches!(extent.kind, crate::extents::Kind::Regular { .. });
+            if regular
+                && extent.is_compressed()
+                && end <= size
+                && start % BLOCK == 0
+                && end % BLOCK == 0
+            {
+                return Ok(Some((file, (start, end - start))));
+            }
+        }
+    }
+    Ok(None)
 }
 
 /// A file below `dir` with a hole inside its size, and the hole's first block (or less, at

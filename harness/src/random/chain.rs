@@ -14,7 +14,7 @@ use super::receive::Receive;
 use super::script::ScriptOptions;
 use super::wide::{self, Wide};
 use crate::context::{Breakage, Ctx};
-use crate::manifest::{self, holes, Ignore, Manifest};
+use crate::manifest::{self, compressed, holes, Ignore, Manifest};
 use crate::mount::Mount;
 
 /// How one chain went.
@@ -124,6 +124,7 @@ impl<'a> Chains<'a> {
             receive: self.receive,
             parents: self.parents,
             configuration: self.ctx.configuration(),
+            compressed: false,
         }
     }
 
@@ -369,13 +370,21 @@ impl<'a> Chains<'a> {
             }
             let differences = Manifest::of_tree(snapshot)
                 .and_then(|source| Ok((source, Manifest::of_tree(got)?)))
-                .and_then(|(source, got)| {
-                    let mut differences = manifest::compare(&source, &got, &self.ignore);
-                    if differences.is_empty() && !self.ignore_args.iter().any(|f| f == holes::FIELD)
+                .and_then(|(source, received)| {
+                    let mut differences = manifest::compare(&source, &received, &self.ignore);
+                    if !differences.is_empty() {
+                        return Ok(differences);
+                    }
+                    let new = holes::new_paths(snapshot, parent)?;
+                    let is_new = |path: &str| new.get(path).copied().unwrap_or(false);
+                    if self.checks(holes::FIELD) {
+                        differences = holes::filled_holes(&source, &received, &is_new);
+                    }
+                    if differences.is_empty()
+                        && self.checks(compressed::FIELD)
+                        && self.keeps_compression(dir)
                     {
-                        let new = holes::new_paths(snapshot, parent)?;
-                        let is_new = |path: &str| new.get(path).copied().unwrap_or(false);
-                        differences = holes::filled_holes(&source, &got, &is_new);
+                        differences = compressed::decompressed(snapshot, got, &source, &is_new)?;
                     }
                     Ok(differences)
                 })
@@ -412,6 +421,19 @@ impl<'a> Chains<'a> {
 }
 
 impl Chains<'_> {
+    /// Whether the layout oracle's rule `field` is on: not when the chain ignores the field.
+    fn checks(&self, field: &str) -> bool {
+        !self.ignore_args.iter().any(|f| f == field)
+    }
+
+    /// Whether what is received into `dir` keeps send's compressed extents compressed: sent
+    /// with `--compressed-data`, and received without `--force-decompress` (the full sends
+    /// into `full/` receive plainly).
+    fn keeps_compression(&self, dir: &str) -> bool {
+        self.send_options().contains(&"--compressed-data")
+            && (dir == FULL_DIR || self.receive != Receive::ForceDecompress)
+    }
+
     /// Keeps a stream that failed, and what `btrfs receive --dump` makes of it, with the case's
     /// results (`failed.stream`, `failed.dump`); a later failure of the same case (the
     /// shrinker's smaller lists) replaces them, so the last kept is the smallest.

@@ -114,6 +114,10 @@ pub fn shrink_and_keep(
     {
         options.ignore.retain(|field| field != "layout");
     }
+    options.compressed = last_failure
+        .differences
+        .iter()
+        .any(|(_, field)| field == crate::manifest::compressed::FIELD);
     let script = script(seed, &just, &options, &last_failure.message);
     let script_path = results.join(format!("random-{seed}.sh"));
     std::fs::write(&script_path, &script)?;

@@ -25,7 +25,11 @@ const STAT_FIELDS: &[(&str, &str)] = &[
 /// names sendtest; else with stat (%N carries symlink targets), cmp for the data and getfattr
 /// for the xattrs, so that the script needs nothing the kernel list would not have. Both leave
 /// out what `ignore` (as `--ignore` takes it) names; for stat, whole fields and the root's.
-fn compare_function(ignore: &[String]) -> String {
+///
+/// With `compressed`, it also checks the layout oracle's compressed rule as `filefrag` shows
+/// it: every block wholly inside a source file's size that fiemap reports compressed
+/// (`encoded`, not inline) is compressed in the received file.
+fn compare_function(ignore: &[String], compressed: bool) -> String {
     let everywhere = |field: &str| ignore.iter().any(|i| i == field);
     let at_root =
         |field: &str| everywhere(field) || ignore.iter().any(|i| *i == format!(".:{field}"));
@@ -55,8 +59,35 @@ fn compare_function(ignore: &[String]) -> String {
     } else {
         "  diff <(xattrs \"$1\") <(xattrs \"$2\") || differs=1\n".to_string()
     };
+    let (encoded, encoded_check) = if compressed {
+        (
+            "encoded() {\n\
+             \x20 (cd \"$1\" && find . -type f -print0 | sort -z | while IFS= read -r -d '' f; do\n\
+             \x20   filefrag -v \"$f\" | awk -v f=\"$f\" -v full=$(( $(stat -c %s \"$f\") / 4096 )) \\\n\
+             \x20     '$1 ~ /^[0-9]+:$/ && $NF ~ /encoded/ && $NF !~ /inline/ {\n\
+             \x20       s = $2; e = $3; sub(/\\.\\./, \"\", s); sub(/:/, \"\", e)\n\
+             \x20       for (b = s + 0; b <= e + 0 && b < full; b++) print f \": block \" b }'\n\
+             \x20 done) | sort\n\
+             }\n",
+            "  comm -23 <(encoded \"$1\") <(encoded \"$2\") | sed 's/$/ compressed in the source, not received compressed/' | grep . && differs=1\n",
+        )
+    } else {
+        ("", "")
+    };
+    let manifest =
+        format!("\"$SENDTEST\" manifest --all-fields {sendtest_ignore}--compare \"$1\" \"$2\"");
+    let with_sendtest = if compressed {
+        format!(
+            "\x20   local differs=0\n\
+             \x20 {manifest} || differs=1\n\
+             \x20 {encoded_check}\
+             \x20   return $differs\n"
+        )
+    } else {
+        format!("\x20   {manifest}\n\x20   return\n")
+    };
     format!(
-        "attributes() {{\n\
+        "{encoded}attributes() {{\n\
          \x20 (cd \"$1\" && stat -c '{root}' . &&\n\
          \x20   find . -mindepth 1 -print0 | sort -z | xargs -0 -r stat -c '{entries}')\n\
          }}\n\
@@ -65,12 +96,11 @@ fn compare_function(ignore: &[String]) -> String {
          }}\n\
          compare() {{\n\
          \x20 if [ -n \"${{SENDTEST:-}}\" ]; then\n\
-         \x20   \"$SENDTEST\" manifest --all-fields {sendtest_ignore}--compare \"$1\" \"$2\"\n\
-         \x20   return\n\
+         {with_sendtest}\
          \x20 fi\n\
          \x20 local differs=0 f\n\
          \x20 diff <(attributes \"$1\") <(attributes \"$2\") || differs=1\n\
-         {data}{xattrs}\
+         {data}{xattrs}{encoded_check}\
          \x20 [ $differs = 0 ] && echo \"no differences: $2\"\n\
          \x20 return $differs\n\
          }}\n"
@@ -92,6 +122,8 @@ pub struct ScriptOptions {
     pub parents: super::Parents,
     /// The mkfs, mount and send options the chain ran with.
     pub configuration: &'static Configuration,
+    /// Compare which blocks are compressed too (a failure of the compressed rule).
+    pub compressed: bool,
 }
 
 impl Default for ScriptOptions {
@@ -103,6 +135,7 @@ impl Default for ScriptOptions {
             receive: super::Receive::default(),
             parents: super::Parents::default(),
             configuration: crate::configuration::DEFAULT,
+            compressed: false,
         }
     }
 }
@@ -157,7 +190,7 @@ pub fn script(seed: u64, ops: &[Op], options: &ScriptOptions, failure: &str) -> 
          btrfs -q subvolume create \"$work/src/vol\"\ncd \"$work/src/vol\"",
         ops.iter().filter(|o| **o != Op::Snapshot).count(),
         ops.iter().filter(|o| **o == Op::Snapshot).count() + 1,
-        compare_function(&options.ignore)
+        compare_function(&options.ignore, options.compressed)
     );
     let mut snaps = 0;
     let snapshot = |s: &mut String, n: usize| {
