@@ -18,7 +18,9 @@
 //! list; `--duration` keeps trying new seeds until the time is up.
 
 use sendtest::prelude::*;
-use sendtest::random::{self, KnownBug, Replay, Sends, Setup, DEFAULT_OPS, DEFAULT_SNAPSHOTS};
+use sendtest::random::{
+    self, KnownBug, Replay, Sends, Setup, StreamSign, DEFAULT_OPS, DEFAULT_SNAPSHOTS,
+};
 
 pub const CASE: Case = Case {
     name: "random",
@@ -68,6 +70,7 @@ pub const KNOWN_BUGS: &[KnownBug] = &[
             ops: DEFAULT_OPS,
             snapshots: DEFAULT_SNAPSHOTS,
         },
+        stream: None,
         fix: Some("cases/src/encoded_inline.fix.patch"),
     },
     KnownBug {
@@ -84,6 +87,7 @@ pub const KNOWN_BUGS: &[KnownBug] = &[
             ops: DEFAULT_OPS,
             snapshots: DEFAULT_SNAPSHOTS,
         },
+        stream: None,
         fix: Some("cases/src/encoded_inline.fix.patch"),
     },
     KnownBug {
@@ -99,7 +103,26 @@ pub const KNOWN_BUGS: &[KnownBug] = &[
             ops: 2000,
             snapshots: 10,
         },
+        stream: None,
         fix: Some("cases/src/setuid_after_chown.fix.patch"),
+    },
+    KnownBug {
+        name: "receive-write-after-rename",
+        summary: "btrfs-progs' receive keeps the file of its last write open by path, and a \
+                  rename or unlink does not close it: a write to a path that names another \
+                  inode by then goes into the first file (a changed file's directory renamed, \
+                  a new directory and file made with the old names: the new file is received \
+                  empty, its data in the old one); see the case receive-write-after-rename",
+        sends: Sends::Any,
+        fields: &["sha256", "size", "mtime"],
+        ops: &["write"],
+        found_by: Replay {
+            seed: 1898057522,
+            ops: DEFAULT_OPS,
+            snapshots: DEFAULT_SNAPSHOTS,
+        },
+        stream: Some(StreamSign::WriteToReusedPath),
+        fix: None,
     },
 ];
 

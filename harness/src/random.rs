@@ -19,9 +19,11 @@ pub mod ops;
 mod parents;
 mod receive;
 mod replay;
+pub mod reshape;
 mod script;
 pub mod shrink;
 mod soak;
+pub mod stream_sign;
 pub mod wide;
 
 pub use chain::{what_differs, ChainFailure, Chains, Checked, Verdict, FAILED_DUMP, FAILED_STREAM};
@@ -33,3 +35,4 @@ pub use receive::Receive;
 pub use replay::{replay, Protocol, FSTESTS_TEST};
 pub use script::{script, ScriptOptions};
 pub use soak::{run_seeds, seeds_ran, Setup, DEFAULT_OPS, DEFAULT_SNAPSHOTS};
+pub use stream_sign::StreamSign;

@@ -26,6 +26,7 @@ const BROKEN: KnownBug = KnownBug {
         ops: 60,
         snapshots: 1,
     },
+    stream: None,
     fix: None,
 };
 

@@ -36,6 +36,8 @@ pub struct ChainFailure {
     pub differences: Vec<(String, String)>,
     /// A receive failed for a full receiving filesystem: an environment error, not a finding.
     pub out_of_space: bool,
+    /// What `btrfs receive --dump` printed of the stream whose received snapshot differed.
+    pub dump: Option<String>,
 }
 
 /// What a chain came to.
@@ -53,6 +55,7 @@ impl ChainFailure {
             message,
             differences: Vec::new(),
             out_of_space: false,
+            dump: None,
         }
     }
 }
@@ -390,7 +393,7 @@ impl<'a> Chains<'a> {
                 })
                 .map_err(|e| ChainFailure::failed(format!("manifest of snapshot {i}: {e:#}")))?;
             if !differences.is_empty() {
-                self.keep_stream(stream, i);
+                let dump = self.keep_stream(stream, i);
                 let shown: Vec<String> =
                     differences.iter().take(3).map(|d| d.to_string()).collect();
                 return Err(ChainFailure {
@@ -404,6 +407,7 @@ impl<'a> Chains<'a> {
                         shown.join("; ")
                     ),
                     out_of_space: false,
+                    dump,
                     differences: differences
                         .iter()
                         .map(|d| {
@@ -436,17 +440,18 @@ impl Chains<'_> {
 
     /// Keeps a stream that failed, and what `btrfs receive --dump` makes of it, with the case's
     /// results (`failed.stream`, `failed.dump`); a later failure of the same case (the
-    /// shrinker's smaller lists) replaces them, so the last kept is the smallest.
-    fn keep_stream(&self, stream: &Path, snapshot: usize) {
+    /// shrinker's smaller lists) replaces them, so the last kept is the smallest. The dump, if
+    /// there is one.
+    fn keep_stream(&self, stream: &Path, snapshot: usize) -> Option<String> {
         let results = self.ctx.results();
         let kept = results.join(FAILED_STREAM);
         if std::fs::copy(stream, &kept).is_err() {
-            return;
+            return None;
         }
         let sh = self.ctx.sh();
-        let dump = match self.ctx.run(cmd!(sh, "btrfs receive --dump -f {kept}")) {
-            Ok(out) => out.stdout,
-            Err(e) => format!("btrfs receive --dump failed: {e:#}\n"),
+        let (dump, parsed) = match self.ctx.run(cmd!(sh, "btrfs receive --dump -f {kept}")) {
+            Ok(out) => (out.stdout, true),
+            Err(e) => (format!("btrfs receive --dump failed: {e:#}\n"), false),
         };
         let options = self.send_options();
         let header = format!(
@@ -458,6 +463,7 @@ impl Chains<'_> {
             }
         );
         let _ = std::fs::write(results.join(FAILED_DUMP), header + &dump);
+        parsed.then_some(dump)
     }
 }
 

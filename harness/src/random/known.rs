@@ -6,6 +6,7 @@
 use anyhow::{bail, Result};
 
 use super::ops::{Op, KINDS};
+use super::stream_sign::StreamSign;
 use super::ChainFailure;
 
 /// Which chain shows a known bug.
@@ -19,7 +20,9 @@ pub enum Sends {
 
 /// A known bug, as data: a failure is this bug when its chain is one that shows it, the fields
 /// that differ are its fields (all of them, and no other), and the shrunk list holds each of
-/// its kinds of operation. A send or receive that fails is never a known bug.
+/// its kinds of operation. A bug with a sign in the stream ([`KnownBug::stream`]) is told by
+/// that sign instead, in the stream whose received snapshot differed, and the fields that
+/// differ need only be among its fields. A send or receive that fails is never a known bug.
 #[derive(Debug)]
 pub struct KnownBug {
     /// A short name for reports.
@@ -27,12 +30,15 @@ pub struct KnownBug {
     /// What goes wrong.
     pub summary: &'static str,
     pub sends: Sends,
-    /// The manifest fields it makes differ, all of them.
+    /// The manifest fields it makes differ, all of them; with a sign in the stream, the fields
+    /// it can make differ.
     pub fields: &'static [&'static str],
     /// Kinds of operation ([`Op::kind`]) that every list shrunk to it holds.
     pub ops: &'static [&'static str],
     /// A seed that shows it.
     pub found_by: Replay,
+    /// What the stream that caused the differences shows, for a bug whose differences vary.
+    pub stream: Option<StreamSign>,
     /// Its proposed fix, a patch in this repository (`cases/src/….fix.patch`), for the exact
     /// test of a failure that matches: it is this bug if it goes away with the fix.
     pub fix: Option<&'static str>,
@@ -59,8 +65,20 @@ impl KnownBug {
             .iter()
             .map(|(_, field)| field.as_str())
             .collect();
+        let fields: std::collections::BTreeSet<&str> = self.fields.iter().copied().collect();
+        let shown = match self.stream {
+            Some(sign) => {
+                !differ.is_empty()
+                    && differ.is_subset(&fields)
+                    && failure
+                        .dump
+                        .as_deref()
+                        .is_some_and(|dump| sign.shown_at(dump).is_some())
+            }
+            None => differ == fields,
+        };
         chain
-            && differ == self.fields.iter().copied().collect()
+            && shown
             && self
                 .ops
                 .iter()
@@ -127,6 +145,7 @@ mod tests {
             ops: 200,
             snapshots: 3,
         },
+        stream: None,
         fix: None,
     };
 
@@ -135,6 +154,7 @@ mod tests {
             message: "differs".into(),
             differences: fields.iter().map(|f| ("f".into(), f.to_string())).collect(),
             out_of_space: false,
+            dump: None,
         }
     }
 
@@ -173,8 +193,31 @@ mod tests {
             message: "send of snapshot 0 failed".into(),
             differences: Vec::new(),
             out_of_space: false,
+            dump: None,
         };
         assert!(!SIZE.matches(&failed, &list(), true));
+    }
+
+    #[test]
+    fn a_bug_with_a_sign_in_the_stream_is_told_by_it_and_fields_among_its_own() {
+        let reused = KnownBug {
+            sends: Sends::Any,
+            fields: &["size", "sha256", "mtime"],
+            ops: &["write"],
+            stream: Some(StreamSign::WriteToReusedPath),
+            ..SIZE
+        };
+        let with_dump = |fields: &[&str], dump: &str| ChainFailure {
+            dump: Some(dump.to_string()),
+            ..differs(fields)
+        };
+        let shown = "write ./s/x offset=0 len=1\nunlink ./s/x\nwrite ./s/x offset=0 len=1\n";
+        let not_shown = "write ./s/x offset=0 len=1\nwrite ./s/x offset=1 len=1\n";
+        assert!(reused.matches(&with_dump(&["size"], shown), &list(), false));
+        assert!(reused.matches(&with_dump(&["mtime", "sha256"], shown), &list(), true));
+        assert!(!reused.matches(&with_dump(&["size"], not_shown), &list(), false));
+        assert!(!reused.matches(&with_dump(&["size", "mode"], shown), &list(), false));
+        assert!(!reused.matches(&differs(&["size"]), &list(), false));
     }
 
     #[test]

@@ -16,6 +16,7 @@ use std::path::Path;
 
 use nix::fcntl::FallocateFlags;
 
+use super::reshape::Reshape;
 use super::wide::Wide;
 use crate::file_ioctl;
 
@@ -131,6 +132,8 @@ pub enum Op {
     Snapshot,
     /// One of the wider generator's operations.
     Wide(Wide),
+    /// One of the operations that reshape the directory tree.
+    Reshape(Reshape),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -233,6 +236,7 @@ pub fn generate(seed: u64, count: usize, snapshots: usize) -> Vec<Op> {
         ops.insert(at, Op::Snapshot);
     }
     super::wide::insert(seed, &mut ops);
+    super::reshape::insert(seed, &mut ops);
     ops
 }
 
@@ -402,6 +406,9 @@ pub const KINDS: &[&str] = &[
     "setacl",
     "unlink-held",
     "flip-snapshot",
+    "remove-tree",
+    "invert",
+    "reparent",
 ];
 
 impl Op {
@@ -436,6 +443,7 @@ impl Op {
             Op::Utimes { .. } => "utimes",
             Op::Snapshot => "snapshot",
             Op::Wide(wide) => wide.kind(),
+            Op::Reshape(reshape) => reshape.kind(),
         }
     }
 
@@ -545,6 +553,7 @@ impl Op {
             }
             Op::Snapshot => Ok(()),
             Op::Wide(wide) => wide.apply(root),
+            Op::Reshape(reshape) => reshape.apply(root),
         }
     }
 
@@ -571,6 +580,7 @@ impl Op {
             | Op::Chattr { path, .. } => vec![path],
             Op::Snapshot => Vec::new(),
             Op::Wide(wide) => wide.paths_mut(),
+            Op::Reshape(reshape) => reshape.paths_mut(),
         }
     }
 
@@ -718,6 +728,7 @@ impl fmt::Display for Op {
             } => write!(f, "touch -h -d @{seconds}.{nanos:09} {path}"),
             Op::Snapshot => write!(f, "# snapshot"),
             Op::Wide(wide) => write!(f, "{wide}"),
+            Op::Reshape(reshape) => write!(f, "{reshape}"),
         }
     }
 }
@@ -761,8 +772,8 @@ mod tests {
         assert_ne!(a, generate(8, 200, 3));
         assert_eq!(
             a.len(),
-            206,
-            "200 operations, 3 snapshots and 3 wide operations"
+            214,
+            "200 operations, 3 snapshots, 3 wide operations and 8 that reshape the tree"
         );
         assert_eq!(a.iter().filter(|o| **o == Op::Snapshot).count(), 3);
         let kinds: std::collections::HashSet<_> = a.iter().map(std::mem::discriminant).collect();
