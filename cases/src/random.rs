@@ -34,6 +34,7 @@ pub const CASE: Case = Case {
         fstests: Some("btrfs/007"),
         revert: None,
         proposed: None,
+        applies_to: Component::Kernel,
     },
     // Send protocol 1 carries data and size, not where holes and preallocated extents lie:
     // the received layout of a file that was fallocated or punched differs, its bytes do not.

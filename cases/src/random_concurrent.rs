@@ -23,6 +23,7 @@ pub const CASE: Case = Case {
         fstests: Some("btrfs/007"),
         revert: None,
         proposed: None,
+        applies_to: Component::Kernel,
     },
     ignore: &["ctime", "layout"],
     run,

@@ -22,6 +22,7 @@ pub const CASE: Case = Case {
         // Drops the flush_delalloc_roots() call from btrfs_ioctl_send().
         revert: Some(include_str!("ro_flip_with_delalloc.revert.patch")),
         proposed: None,
+        applies_to: Component::Kernel,
     },
     ignore: &["ctime"],
     run,

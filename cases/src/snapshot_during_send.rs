@@ -37,6 +37,7 @@ pub const CASE: Case = Case {
         // callers (btrfs_search_slot() and btrfs_next_old_leaf()).
         revert: Some(include_str!("snapshot_during_send.revert.patch")),
         proposed: None,
+        applies_to: Component::Kernel,
     },
     ignore: &["ctime"],
     run,

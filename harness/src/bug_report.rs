@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 
 use anyhow::{Context, Result};
 
-use crate::case::Case;
+use crate::case::{Case, Component};
 use crate::outcome::{CaseResult, Outcome};
 use crate::random::{FAILED_DUMP, FSTESTS_TEST};
 
@@ -24,6 +24,8 @@ pub struct Finding<'a> {
     pub rerun: String,
     /// The proposed fix, if there is one.
     pub proposed: Option<&'a str>,
+    /// What the bug and its fix are in: send in the kernel, or receive in btrfs-progs.
+    pub component: Component,
     /// The reproducer script and the fstests test, in the run's results.
     pub script: String,
     pub test: String,
@@ -35,6 +37,7 @@ impl Finding<'_> {
             summary: case.summary.to_string(),
             rerun: format!("sendtest run {}", case.name),
             proposed: case.fix.proposed,
+            component: case.fix.applies_to,
             script: "replay.sh".into(),
             test: FSTESTS_TEST.into(),
         }
@@ -55,6 +58,7 @@ impl Finding<'_> {
             summary,
             rerun: format!("sendtest run random --seed {seed}"),
             proposed: None,
+            component: Component::Kernel,
             script: format!("random-{seed}.sh"),
             test: format!("random-{seed}.fstests"),
         }
@@ -87,7 +91,11 @@ pub fn text(finding: &Finding<'_>, result: &CaseResult, seen: &[(&str, String)])
     let message = message.lines().next().unwrap_or_default();
 
     let mut s = String::new();
-    let _ = writeln!(s, "Subject: [BUG] btrfs send: {}\n", finding.summary);
+    let (subject, fix_against) = match finding.component {
+        Component::Kernel => ("btrfs send", "linux 6.1"),
+        Component::BtrfsProgs => ("btrfs-progs receive", "btrfs-progs 6.2"),
+    };
+    let _ = writeln!(s, "Subject: [BUG] {subject}: {}\n", finding.summary);
     let opening = format!(
         "btrfs send/receive gets a file wrong: {}. The random case of sendtest (a send/receive \
          regression harness) found it; the operations below are what its shrinker left of a \
@@ -122,7 +130,7 @@ pub fn text(finding: &Finding<'_>, result: &CaseResult, seen: &[(&str, String)])
         Some(patch) => {
             let _ = writeln!(
                 s,
-                "Proposed fix (against linux 6.1; `sendtest validate` shows `{}` failing\n\
+                "Proposed fix (against {fix_against}; `sendtest validate` shows `{}` failing\n\
                  without it and passing with it):\n\n{}",
                 finding.rerun,
                 indent(patch)

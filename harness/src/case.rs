@@ -16,7 +16,7 @@ pub struct Case {
     /// What the case needs beyond its backend (root on loop devices, or a guest). Checked where
     /// the case runs, before it starts; an unmet one makes the case "not run" with the reason.
     pub requires: &'static [Require],
-    /// The kernel change whose absence this case detects.
+    /// The change whose absence this case detects (in the kernel, or in btrfs-progs).
     pub fix: Fix,
     /// Manifest fields this case does not compare (`ctime` can never match after receive).
     pub ignore: &'static [&'static str],
@@ -40,6 +40,15 @@ pub struct Fix {
     /// which `sendtest validate` applies (the fix direction: the case fails on the tree as it
     /// is, and passes with the patch).
     pub proposed: Option<&'static str>,
+    /// Which tree the fix and its patches are changes to.
+    pub applies_to: Component,
+}
+
+/// What a fix changes: send in the kernel, or receive in btrfs-progs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Component {
+    Kernel,
+    BtrfsProgs,
 }
 
 impl Fix {
@@ -62,6 +71,7 @@ impl Fix {
         fstests: None,
         revert: None,
         proposed: None,
+        applies_to: Component::Kernel,
     };
 }
 
@@ -90,6 +100,7 @@ pub(crate) fn test_case(name: &'static str, groups: &'static [&'static str]) -> 
             fstests: None,
             revert: None,
             proposed: None,
+            applies_to: Component::Kernel,
         },
         ignore: &[],
         run: |_| Ok(()),

@@ -43,7 +43,7 @@ pub mod xattr;
 
 /// What a case file needs.
 pub mod prelude {
-    pub use crate::case::{Case, Fix, Require};
+    pub use crate::case::{Case, Component, Fix, Require};
     pub use crate::context::Ctx;
     pub use crate::finding::detected;
     pub use crate::scratch::ScratchSpec;

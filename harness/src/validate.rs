@@ -1,14 +1,16 @@
 //! Proof that a case guards its fix: it passes every run on a kernel with the fix, and fails
-//! on the same kernel with the fix reverted.
+//! on the same kernel with the fix reverted (or, for a fix of btrfs-progs, with btrfs-progs
+//! built with the fix and without it).
 
 use std::fmt::Write;
 use std::path::Path;
 use std::time::Duration;
 
+use crate::backend::Backend;
+use crate::build::progs::ProgsBuild;
 use crate::case::Case;
 use crate::context::CaseOptions;
 use crate::runner::{self, CaseResult, Outcome};
-use crate::vm::Vm;
 
 /// The runs on each kernel.
 #[derive(Debug, Default)]
@@ -106,25 +108,38 @@ impl Validation {
     }
 }
 
-/// Runs `case` `runs` times on each kernel, one run at a time, with results under
+/// Where one side of a validation runs: a backend (a guest booting one kernel, or loop
+/// devices), and the btrfs-progs build to put first in PATH for it, if the sides differ there.
+pub struct Side<'a> {
+    pub backend: &'a dyn Backend,
+    pub progs: Option<&'a ProgsBuild>,
+}
+
+/// Runs `case` `runs` times on each side, one run at a time, with results under
 /// `<results>/with-fix/run-<i>/` and `<results>/without-fix/run-<i>/`.
 pub fn validate(
     case: &Case,
-    with_fix: &Vm,
-    without_fix: &Vm,
+    with_fix: &Side<'_>,
+    without_fix: &Side<'_>,
     runs: usize,
     options: &CaseOptions,
     results: &Path,
     on_done: &dyn Fn(&str, usize, &CaseResult),
-) -> Validation {
+) -> anyhow::Result<Validation> {
     let mut validation = Validation::default();
-    for (label, vm) in [("with-fix", with_fix), ("without-fix", without_fix)] {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    for (label, side) in [("with-fix", with_fix), ("without-fix", without_fix)] {
+        if let Some(progs) = side.progs {
+            // Only the signal thread runs besides this one, and it never reads the environment.
+            progs.put_first_in_path(&path)?;
+        }
         for run in 1..=runs {
             if crate::interrupt::requested() {
-                return validation;
+                std::env::set_var("PATH", path);
+                return Ok(validation);
             }
             let dir = results.join(label).join(format!("run-{run}"));
-            let result = runner::run_one(case, &dir, *options, vm);
+            let result = runner::run_one(case, &dir, *options, side.backend);
             on_done(label, run, &result);
             if label == "with-fix" {
                 validation.with_fix.push(result);
@@ -133,7 +148,8 @@ pub fn validate(
             }
         }
     }
-    validation
+    std::env::set_var("PATH", path);
+    Ok(validation)
 }
 
 #[cfg(test)]

@@ -111,6 +111,7 @@ const CASE: Case = Case {
         fstests: None,
         revert: None,
         proposed: None,
+        applies_to: sendtest::case::Component::Kernel,
     },
     ignore: &["ctime", "layout"],
     run,

@@ -180,6 +180,11 @@ pub struct ProgsArgs {
 }
 
 impl ProgsArgs {
+    /// The tree given with `--btrfs-progs-tree`.
+    pub fn tree(&self) -> Option<&Path> {
+        self.btrfs_progs_tree.as_deref()
+    }
+
     /// Builds the tree, if one was given, and puts its programs first in PATH.
     pub fn apply(&self) -> Result<()> {
         let Some(tree) = &self.btrfs_progs_tree else {

@@ -86,6 +86,7 @@ pub fn report(args: &ReportArgs) -> Result<u8> {
                         bug_report::Finding::known_bug(message).and_then(cases::by_name)
                     {
                         finding.proposed = known.fix.proposed;
+                        finding.component = known.fix.applies_to;
                         finding.summary = format!(
                             "{} (matched to the known bug {}: {})",
                             finding.summary, known.name, known.summary

@@ -9,12 +9,11 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use sendtest::build::kernel::Revert;
 use sendtest::build::TreeDoesNotBuild;
-use sendtest::report::{self, EXIT_ERROR, EXIT_PASSED};
-use sendtest::{interrupt, results, validate, vm};
+use sendtest::report::{EXIT_ERROR, EXIT_PASSED};
+use sendtest::{interrupt, vm};
 
-use args::{out, say, sweep_dead_runs, CaseArgs, KernelConfigArgs, ProgsArgs, ResultsArgs, VmArgs};
+use args::{say, sweep_dead_runs, KernelConfigArgs, ProgsArgs, VmArgs};
 
 /// `git bisect run`'s "cannot test this commit".
 const EXIT_UNTESTABLE: u8 = 125;
@@ -26,6 +25,7 @@ mod coverage;
 mod mutate;
 mod run;
 mod show;
+mod validate;
 
 #[derive(Parser)]
 #[command(
@@ -54,7 +54,7 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Show that a case fails on a kernel tree with its fix reverted and passes with it; or,
     /// for a bug no kernel fixes yet, that it fails on the tree and passes with a proposed fix.
-    Validate(ValidateArgs),
+    Validate(validate::ValidateArgs),
     /// Measure which faults in send (a kernel tree) or receive (a btrfs-progs tree) the suite
     /// catches: mutation testing. Exit 1 if any mutant was missed.
     Mutate(Box<mutate::MutateArgs>),
@@ -81,55 +81,6 @@ struct ShellArgs {
     vm: VmArgs,
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_usage_error_keeps_the_names_of_the_missing_arguments() {
-        let text = "error: the following required arguments were not provided:\n  <PATH>\n\nUsage: sendtest manifest <PATH>\n\nFor more information, try '--help'.\n";
-        assert_eq!(
-            one_line_usage_error(text),
-            "the following required arguments were not provided: <PATH>"
-        );
-        assert_eq!(
-            one_line_usage_error("error: unexpected argument '--bogus' found\n\nUsage: x\n"),
-            "unexpected argument '--bogus' found"
-        );
-    }
-}
-
-#[derive(clap::Args)]
-struct ValidateArgs {
-    /// The case to validate.
-    case: String,
-    /// The kernel tree to build as it is, and again with the case's revert patch (or --patch)
-    /// in a copy.
-    #[arg(long, value_name = "PATH")]
-    kernel_tree: PathBuf,
-    /// The fix direction: the case must fail on the tree as it is and pass with this patch
-    /// applied (in a copy). The default for a case with a proposed fix and no revert patch
-    /// (the `unfixed` group) is its own proposed fix.
-    #[arg(long, value_name = "PATCH")]
-    patch: Option<PathBuf>,
-    /// Runs on each kernel.
-    #[arg(long, default_value_t = 3)]
-    runs: usize,
-    /// Exit 1 unless at least this percentage of the runs without the fix failed.
-    #[arg(long, default_value_t = 1.0, value_name = "PERCENT")]
-    min_detection: f64,
-    #[command(flatten)]
-    output: ResultsArgs,
-    #[command(flatten)]
-    options: CaseArgs,
-    #[command(flatten)]
-    config: KernelConfigArgs,
-    #[command(flatten)]
-    progs: ProgsArgs,
-    #[command(flatten)]
-    vm: VmArgs,
-}
-
 fn main() -> ExitCode {
     if vm::guest::is_guest() {
         vm::guest::main(cases::ALL);
@@ -145,7 +96,7 @@ fn main() -> ExitCode {
         Command::Shell(args) => shell(&args),
         Command::Run(args) => run::run(&args),
         Command::Bench(args) => bench::bench(&args),
-        Command::Validate(args) => validate_case(&args),
+        Command::Validate(args) => validate::validate_case(&args),
         Command::Mutate(args) => mutate::mutate(&args),
         Command::Coverage(args) => coverage::coverage(&args),
         Command::Report(args) => bug::report(&args),
@@ -234,78 +185,20 @@ fn clean() -> Result<u8> {
     })
 }
 
-fn validate_case(args: &ValidateArgs) -> Result<u8> {
-    let case = cases::by_name(&args.case)
-        .with_context(|| format!("no case `{}`; `sendtest list` shows the cases", args.case))?;
-    if args.runs == 0 {
-        anyhow::bail!("--runs must be at least 1");
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_usage_error_keeps_the_names_of_the_missing_arguments() {
+        let text = "error: the following required arguments were not provided:\n  <PATH>\n\nUsage: sendtest manifest <PATH>\n\nFor more information, try '--help'.\n";
+        assert_eq!(
+            one_line_usage_error(text),
+            "the following required arguments were not provided: <PATH>"
+        );
+        assert_eq!(
+            one_line_usage_error("error: unexpected argument '--bogus' found\n\nUsage: x\n"),
+            "unexpected argument '--bogus' found"
+        );
     }
-    let given = match &args.patch {
-        Some(file) => Some(
-            std::fs::read_to_string(file)
-                .with_context(|| format!("cannot read the patch {}", file.display()))?,
-        ),
-        None => None,
-    };
-    // Which patch, and whether it is the fix (applied: the case must pass) or its revert.
-    let (patch, is_fix) = match (given.as_deref(), case.fix.revert, case.fix.proposed) {
-        (Some(patch), _, _) => (patch, true),
-        (None, Some(revert), _) => (revert, false),
-        (None, None, Some(proposed)) => {
-            say(&format!("{}: validating its proposed fix", case.name));
-            (proposed, true)
-        }
-        (None, None, None) => anyhow::bail!(
-            "case {} has no revert patch and no proposed fix: pass --patch FILE with a fix to validate",
-            case.name
-        ),
-    };
-    sweep_dead_runs();
-    args.progs.apply()?;
-    let (with_fix, without_fix) = if is_fix {
-        let fixed = Revert { name: "fix", patch };
-        (
-            args.config.build(&args.kernel_tree, Some(fixed))?,
-            args.config.build(&args.kernel_tree, None)?,
-        )
-    } else {
-        let revert = Revert {
-            name: case.name,
-            patch,
-        };
-        (
-            args.config.build(&args.kernel_tree, None)?,
-            args.config.build(&args.kernel_tree, Some(revert))?,
-        )
-    };
-    let with_vm = args.vm.prepare(Some(&with_fix.bzimage))?;
-    let without_vm = args.vm.prepare(Some(&without_fix.bzimage))?;
-    let run_dir = results::new_run_dir(&args.output.results)?;
-    say(&format!(
-        "validating {}: {} run(s) with and without its fix, results in {}",
-        case.name,
-        args.runs,
-        run_dir.display()
-    ));
-    let validation = validate::validate(
-        case,
-        &with_vm,
-        &without_vm,
-        args.runs,
-        &args.options.one_configuration()?,
-        &run_dir,
-        &|label, run, result| {
-            out(&format!(
-                "{label} run {run}: {}\n",
-                report::case_line(result)
-            ));
-        },
-    );
-    out(&validation.table());
-    out(&format!("results: {}\n", run_dir.display()));
-    if interrupt::requested() {
-        say("interrupted; guests released");
-        return Ok(EXIT_ERROR);
-    }
-    Ok(validation.exit_code(args.min_detection))
 }

@@ -4,7 +4,7 @@
 #![allow(dead_code)] // Each test file uses a part.
 
 use sendtest::backend;
-use sendtest::case::{Case, Fix, Require};
+use sendtest::case::{Case, Component, Fix, Require};
 use sendtest::context::{CaseOptions, Ctx};
 use sendtest::runner::{self, CaseResult};
 
@@ -21,6 +21,7 @@ pub fn test_case(name: &'static str, run: fn(&mut Ctx) -> anyhow::Result<()>) ->
             fstests: None,
             revert: None,
             proposed: None,
+            applies_to: Component::Kernel,
         },
         ignore: &["ctime"],
         run,
