@@ -160,10 +160,14 @@ pub fn run_seeds(t: &mut Ctx, setup: &Setup<'_>) -> Result<()> {
                 list_size(&knobs),
                 configuration_arg(t)
             ),
-            None => "no fix to test it against".to_string(),
+            None => "no kernel fix to test it against".to_string(),
+        };
+        let matched = match bug.stream {
+            Some(_) => "its sign in the stream, the fields that differ and the kinds of operation",
+            None => "the fields that differ and the kinds of operation",
         };
         let line = format!(
-            "{case}: known bug `{}` ({}) met by seed(s) {}, matched by the fields that differ and the kinds of operation ({exact}); the first: {}",
+            "{case}: known bug `{}` ({}) met by seed(s) {}, matched by {matched} ({exact}); the first: {}",
             bug.name,
             bug.summary,
             seeds.join(", "),
