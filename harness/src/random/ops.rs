@@ -240,6 +240,22 @@ pub fn generate(seed: u64, count: usize, snapshots: usize) -> Vec<Op> {
     ops
 }
 
+/// Inserts `ops.len() / rate` operations (at least one), each drawn by `draw` from `rng` and put
+/// at a place drawn next from it: the wider and the reshaping operations come so, each from a
+/// stream of its own, so that a seed's other operations stay what they were.
+pub(super) fn insert_drawn(
+    ops: &mut Vec<Op>,
+    rng: &mut Rng,
+    rate: usize,
+    mut draw: impl FnMut(&mut Rng) -> Op,
+) {
+    for _ in 0..(ops.len() / rate).max(1) {
+        let op = draw(rng);
+        let at = rng.below(ops.len() as u64 + 1) as usize;
+        ops.insert(at, op);
+    }
+}
+
 /// An offset or length: sub-block, unaligned, block-aligned or large, in that order of weight.
 fn size(rng: &mut Rng) -> u64 {
     match rng.below(10) {

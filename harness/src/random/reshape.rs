@@ -46,12 +46,7 @@ const RATE: usize = 25;
 /// from their own stream of `seed`.
 pub fn insert(seed: u64, ops: &mut Vec<Op>) {
     let mut rng = Rng::new(seed ^ 0x5e5a_9ed1_u64);
-    let extra = (ops.len() / RATE).max(1);
-    for _ in 0..extra {
-        let op = Op::Reshape(one(&mut rng));
-        let at = rng.below(ops.len() as u64 + 1) as usize;
-        ops.insert(at, op);
-    }
+    super::ops::insert_drawn(ops, &mut rng, RATE, |rng| Op::Reshape(one(rng)));
 }
 
 fn one(rng: &mut Rng) -> Reshape {

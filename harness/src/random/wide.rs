@@ -77,12 +77,7 @@ const RATE: usize = 60;
 /// their own stream of `seed`.
 pub fn insert(seed: u64, ops: &mut Vec<Op>) {
     let mut rng = Rng::new(seed ^ 0x00de_7a11_5eed_u64);
-    let extra = (ops.len() / RATE).max(1);
-    for _ in 0..extra {
-        let op = Op::Wide(one(&mut rng));
-        let at = rng.below(ops.len() as u64 + 1) as usize;
-        ops.insert(at, op);
-    }
+    super::ops::insert_drawn(ops, &mut rng, RATE, |rng| Op::Wide(one(rng)));
 }
 
 fn pick(rng: &mut Rng, items: &[&str]) -> String {
