@@ -8,6 +8,7 @@ use std::fmt::Write as _;
 
 use super::ops::Op;
 use super::script::ScriptOptions;
+use crate::case::Component;
 
 /// The test and its golden output; `NNN` stands for the number fstests' `new` script gives.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,9 +24,32 @@ const PROGRAMS: &[(&str, &str)] = &[
     ("chattr ", "$CHATTR_PROG "),
 ];
 
-/// `about`: what the test checks, one or more lines; `fix`: the fix's subject, for
-/// `_fixed_by_kernel_commit` (with fstests' `xxxxxxxxxxxx` until it is merged).
-pub fn fstests_test(ops: &[Op], options: &ScriptOptions, about: &str, fix: &str) -> FstestsTest {
+/// The fix a test names: its subject, and whether it is a kernel commit
+/// (`_fixed_by_kernel_commit`) or one of btrfs-progs (`_fixed_by_git_commit btrfs-progs`), with
+/// fstests' `xxxxxxxxxxxx` until it is merged.
+#[derive(Debug, Clone, Copy)]
+pub struct FixedBy<'a> {
+    pub component: Component,
+    pub subject: &'a str,
+}
+
+impl FixedBy<'_> {
+    fn line(&self) -> String {
+        let helper = match self.component {
+            Component::Kernel => "_fixed_by_kernel_commit",
+            Component::BtrfsProgs => "_fixed_by_git_commit btrfs-progs",
+        };
+        format!("{helper} xxxxxxxxxxxx \\\n\t\"{}\"", self.subject)
+    }
+}
+
+/// `about`: what the test checks, one or more lines; `fix`: what fixes the bug.
+pub fn fstests_test(
+    ops: &[Op],
+    options: &ScriptOptions,
+    about: &str,
+    fix: FixedBy<'_>,
+) -> FstestsTest {
     let snapshots = ops.iter().filter(|o| **o == Op::Snapshot).count() + 1;
     let mut s = String::new();
     let _ = writeln!(
@@ -56,10 +80,11 @@ pub fn fstests_test(ops: &[Op], options: &ScriptOptions, about: &str, fix: &str)
     }
     let _ = writeln!(
         s,
-        "\n_fixed_by_kernel_commit xxxxxxxxxxxx \\\n\t\"{fix}\"\n\n\
+        "\n{}\n\n\
          send_files_dir=$TEST_DIR/btrfs-test-$seq\nrm -fr $send_files_dir\nmkdir $send_files_dir\n\n\
          _scratch_mkfs >> $seqres.full 2>&1 || _fail \"mkfs failed\"\n_scratch_mount{}\n\n\
          $BTRFS_UTIL_PROG subvolume create $SCRATCH_MNT/vol >> $seqres.full\ncd $SCRATCH_MNT/vol",
+        fix.line(),
         if options.proto2 {
             " -o compress=zstd"
         } else {
@@ -178,7 +203,10 @@ mod tests {
             &ops,
             &options,
             "Test that a file keeps its size.\nFound by sendtest.",
-            "btrfs: send: fix it",
+            FixedBy {
+                component: Component::Kernel,
+                subject: "btrfs: send: fix it",
+            },
         );
         let s = &test.script;
         assert!(s.starts_with("#! /bin/bash\n# SPDX-License-Identifier: GPL-2.0\n"));
@@ -201,7 +229,14 @@ mod tests {
         let held = [Op::Wide(crate::random::wide::Wide::UnlinkHeld {
             path: "f".into(),
         })];
-        let test = fstests_test(&held, &options, "held", "fix");
+        let progs = FixedBy {
+            component: Component::BtrfsProgs,
+            subject: "btrfs-progs: receive: fix it",
+        };
+        let test = fstests_test(&held, &options, "held", progs);
+        assert!(test.script.contains(
+            "_fixed_by_git_commit btrfs-progs xxxxxxxxxxxx \\\n\t\"btrfs-progs: receive: fix it\""
+        ));
         let close = test.script.find("do exec {fd}<&-; done").unwrap();
         assert!(close < test.script.find("_scratch_unmount").unwrap());
     }

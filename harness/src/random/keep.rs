@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use anyhow::Result;
 
 use super::chain::{ChainFailure, Chains, Checked, Verdict};
-use super::fstests::fstests_test;
+use super::fstests::{fstests_test, FixedBy};
 use super::ops::{self, Op};
 use super::script::script;
 use super::shrink;
@@ -130,7 +130,10 @@ pub fn shrink_and_keep(
             super::chain::what_differs(&last_failure.message).join("; "),
             minimal.len()
         ),
-        "btrfs: send: <the fix's subject>",
+        FixedBy {
+            component: crate::case::Component::Kernel,
+            subject: "btrfs: send: <the fix's subject>",
+        },
     );
     std::fs::write(results.join(format!("random-{seed}.fstests")), test.script)?;
     std::fs::write(

@@ -5,7 +5,7 @@
 use anyhow::Result;
 
 use super::chain::{Chains, Verdict};
-use super::fstests::fstests_test;
+use super::fstests::{fstests_test, FixedBy};
 use super::ops::Op;
 use super::script::script;
 use super::soak::COMPRESSED;
@@ -69,7 +69,10 @@ pub fn replay(
         ops,
         &chains.script_options(),
         &about,
-        case.fix.fix_subject(),
+        FixedBy {
+            component: case.fix.applies_to,
+            subject: case.fix.fix_subject(),
+        },
     );
     std::fs::write(t.results().join(FSTESTS_TEST), test.script)?;
     std::fs::write(t.results().join(format!("{FSTESTS_TEST}.out")), test.golden)?;
