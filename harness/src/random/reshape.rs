@@ -17,6 +17,7 @@ use std::io;
 use std::path::Path;
 
 use super::ops::{Op, Rng};
+use super::wide::base_name;
 
 /// The directories that have a child directory in the pool, and that child's name.
 const NESTED: &[(&str, &str)] = &[("d0", "e0"), ("d1", "e1")];
@@ -65,10 +66,6 @@ fn one(rng: &mut Rng) -> Reshape {
             dir: DIRS[rng.below(DIRS.len() as u64) as usize].to_string(),
         },
     }
-}
-
-fn base_name(path: &str) -> &str {
-    path.rsplit('/').next().unwrap_or(path)
 }
 
 /// Where a directory waits while it is moved: beside it, as `<path>.t`.

@@ -133,7 +133,8 @@ fn joined(dir: &str, name: &str) -> String {
     }
 }
 
-fn base_name(path: &str) -> &str {
+/// The last component of a pool path.
+pub(super) fn base_name(path: &str) -> &str {
     path.rsplit('/').next().unwrap_or(path)
 }
 
