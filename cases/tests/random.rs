@@ -220,6 +220,55 @@ fn a_received_extent_written_again_uncompressed_is_caught_by_the_layout_oracle_a
 }
 
 #[test]
+fn received_copies_of_what_send_must_clone_are_caught_by_the_layout_oracle_alone() {
+    if !preflight::loopback_or_skip("random: unshared blocks") {
+        return;
+    }
+    // The same data, size and times, but the blocks of the received file with the most
+    // shared data written again, so that it shares them no more: only the shared rule sees
+    // it. Seed 2's chain has items that send must clone (a reflinked range whose lower-numbered
+    // source holds all of it).
+    let options = CaseOptions {
+        tamper: Some(no_tamper as sendtest::context::Tamper),
+        breakage: sendtest::context::Breakage::Unshare,
+        random: RandomKnobs {
+            seed: Some(2),
+            ops: None,
+            snapshots: None,
+            receive: Some(Receive::Plain),
+            parents: None,
+            seeds: None,
+        },
+        ..CaseOptions::default()
+    };
+    // The control: the same seed, unbroken, passes with the rule on.
+    let (control, _control_results) = run_loop(
+        "random",
+        CaseOptions {
+            tamper: None,
+            ..options
+        },
+    );
+    assert_eq!(control.outcome, Outcome::Passed);
+    let (result, _results) = run_loop("random", options);
+    let Outcome::Failed(reason) = &result.outcome else {
+        panic!(
+            "received copies of shared blocks passed: {:?}",
+            result.outcome
+        )
+    };
+    assert!(
+        reason.contains(": field shared: expected ") && reason.contains(" got not shared"),
+        "{reason}"
+    );
+    let log = std::fs::read_to_string(result.dir.join("commands.log")).unwrap();
+    assert!(
+        log.contains(" again, unshared"),
+        "the tree was broken: {log}"
+    );
+}
+
+#[test]
 fn each_way_to_pick_parents_runs_with_its_send_options() {
     if !preflight::loopback_or_skip("random: parents") {
         return;

@@ -49,6 +49,9 @@ pub enum Breakage {
     /// A compressed extent of a received file is written again, the same data, uncompressed
     /// (O_DIRECT): only the layout oracle's compressed rule can tell.
     Decompress,
+    /// The blocks of the received file with the most data shared with another are written
+    /// again, the same data: only the layout oracle's shared rule can tell.
+    Unshare,
 }
 
 /// The time a case may take beyond its `--duration` unless `--timeout` says otherwise.

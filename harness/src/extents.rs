@@ -100,20 +100,62 @@ pub fn of_file(path: &Path) -> Result<Vec<Extent>> {
         .with_context(|| format!("opening {}", path.display()))?;
     let ino = file.metadata()?.ino();
     let mut extents = Vec::new();
+    // 0: the tree of the subvolume the file is in.
+    search(&file, path, 0, ino, EXTENT_DATA_KEY, &mut |offset, item| {
+        extents.push(
+            parse(offset, item).with_context(|| format!("an extent item of {}", path.display()))?,
+        );
+        Ok(())
+    })?;
+    Ok(extents)
+}
+
+/// How many references the data extent at `disk_bytenr` has (its extent item's `refs`), on
+/// the filesystem that holds `path`. Needs CAP_SYS_ADMIN.
+pub fn references(path: &Path, disk_bytenr: u64) -> Result<u64> {
+    let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut refs = None;
+    search(
+        &file,
+        path,
+        EXTENT_TREE,
+        disk_bytenr,
+        EXTENT_ITEM_KEY,
+        &mut |_, item| {
+            anyhow::ensure!(item.len() >= 8, "an extent item of {} bytes", item.len());
+            refs.get_or_insert(le64(item, 0));
+            Ok(())
+        },
+    )?;
+    refs.with_context(|| format!("no extent item at {disk_bytenr}"))
+}
+
+const EXTENT_TREE: u64 = 2;
+const EXTENT_ITEM_KEY: u32 = 168;
+
+/// Each item of type `kind` and object id `objectid` in tree `tree_id` (0: the subvolume of
+/// `file`), by key offset: `found(offset, item)`.
+fn search(
+    file: &File,
+    path: &Path,
+    tree_id: u64,
+    objectid: u64,
+    kind: u32,
+    found: &mut dyn FnMut(u64, &[u8]) -> Result<()>,
+) -> Result<()> {
     let mut from = 0u64;
     loop {
         let mut args = SearchArgs {
             key: SearchKey {
-                // 0: the tree of the subvolume the file is in.
-                tree_id: 0,
-                min_objectid: ino,
-                max_objectid: ino,
+                tree_id,
+                min_objectid: objectid,
+                max_objectid: objectid,
                 min_offset: from,
                 max_offset: u64::MAX,
                 min_transid: 0,
                 max_transid: u64::MAX,
-                min_type: EXTENT_DATA_KEY,
-                max_type: EXTENT_DATA_KEY,
+                min_type: kind,
+                max_type: kind,
                 nr_items: 4096,
                 ..SearchKey::default()
             },
@@ -123,34 +165,31 @@ pub fn of_file(path: &Path) -> Result<Vec<Extent>> {
         // outlives the call; the kernel writes only within it.
         unsafe { ioc_tree_search(file.as_raw_fd(), &mut args) }
             .with_context(|| format!("BTRFS_IOC_TREE_SEARCH on {}", path.display()))?;
-        let found = args.key.nr_items as usize;
-        if found == 0 {
-            return Ok(extents);
+        let items = args.key.nr_items as usize;
+        if items == 0 {
+            return Ok(());
         }
         let mut at = 0usize;
-        for _ in 0..found {
+        for _ in 0..items {
             let header = args
                 .buf
                 .get(at..at + HEADER_SIZE)
                 .context("a tree search result past its buffer")?;
             let offset = le64(header, 16);
-            let kind = u32::from_le_bytes(header[24..28].try_into().unwrap());
+            let item_kind = u32::from_le_bytes(header[24..28].try_into().unwrap());
             let len = u32::from_le_bytes(header[28..32].try_into().unwrap()) as usize;
             let item = args
                 .buf
                 .get(at + HEADER_SIZE..at + HEADER_SIZE + len)
                 .context("a tree search item past its buffer")?;
             at += HEADER_SIZE + len;
-            if kind == EXTENT_DATA_KEY {
-                extents.push(
-                    parse(offset, item)
-                        .with_context(|| format!("an extent item of {}", path.display()))?,
-                );
+            if item_kind == kind {
+                found(offset, item)?;
             }
             from = offset.saturating_add(1);
         }
         if from == u64::MAX {
-            return Ok(extents);
+            return Ok(());
         }
     }
 }

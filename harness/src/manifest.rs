@@ -7,6 +7,7 @@
 mod compare;
 pub mod compressed;
 pub mod holes;
+pub mod shared;
 mod text;
 mod walk;
 

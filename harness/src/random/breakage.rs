@@ -19,6 +19,7 @@ pub(super) fn break_tree(ctx: &Ctx, received: &Path, breakage: Breakage) -> Resu
         Breakage::Decompress => {
             first_compressed(received)?.map(|(f, range)| (f, Fault::Uncompressed(range)))
         }
+        Breakage::Unshare => shared_blocks(received)?.map(|(f, ranges)| (f, Fault::Copies(ranges))),
     };
     let Some((victim, fault)) = victim else {
         return Ok(());
@@ -57,6 +58,24 @@ pub(super) fn break_tree(ctx: &Ctx, received: &Path, breakage: Breakage) -> Resu
                 victim.display()
             ));
         }
+        Fault::Copies(ranges) => {
+            let file = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(&victim)?;
+            for &(offset, len) in &ranges {
+                let mut data = vec![0u8; len as usize];
+                file.read_exact_at(&mut data, offset)?;
+                // Written again, the same bytes take a new extent of their own.
+                file.write_all_at(&data, offset)?;
+            }
+            keep_times(&file, &before)?;
+            ctx.note(&format!(
+                "wrote {} shared range(s) of {} again, unshared",
+                ranges.len(),
+                victim.display()
+            ));
+        }
     }
     ctx.run(cmd!(sh, "btrfs property set -ts {received} ro true"))?;
     Ok(())
@@ -67,6 +86,7 @@ enum Fault {
     LastByte,
     Zeros((u64, u64)),
     Uncompressed((u64, u64)),
+    Copies(Vec<(u64, u64)>),
 }
 
 /// The same data and times after a fault: only the layout changed.
@@ -113,6 +133,67 @@ impl Drop for AlignedBlocks {
 }
 
 const BLOCK: u64 = 4096;
+
+/// A file and the ranges of it to break.
+type Victim = (PathBuf, Vec<(u64, u64)>);
+
+/// The file below `dir` with the most whole blocks in extents that another inode (or the same
+/// one elsewhere) references too, and those blocks' ranges. Hard links count once.
+fn shared_blocks(dir: &Path) -> Result<Option<Victim>> {
+    use std::collections::HashMap;
+    let manifest = Manifest::of_tree(dir)?;
+    let mut seen = std::collections::HashSet::new();
+    let mut files = Vec::new();
+    let mut holders: HashMap<u64, usize> = HashMap::new();
+    for (path, entry) in &manifest.entries {
+        let Some(size) = entry.get("size").and_then(|s| s.parse::<u64>().ok()) else {
+            continue;
+        };
+        if entry.get("type") != Some("file") {
+            continue;
+        }
+        let file = dir.join(path);
+        if !seen.insert(std::os::unix::fs::MetadataExt::ino(
+            &file.symlink_metadata()?,
+        )) {
+            continue;
+        }
+        let extents = crate::extents::of_file(&file)?;
+        for extent in &extents {
+            if let crate::extents::Kind::Regular { disk_bytenr, .. } = extent.kind {
+                if disk_bytenr != 0 {
+                    *holders.entry(disk_bytenr).or_default() += 1;
+                }
+            }
+        }
+        files.push((file, size, extents));
+    }
+    let mut best: Option<Victim> = None;
+    for (file, size, extents) in files {
+        let ranges: Vec<(u64, u64)> = extents
+            .iter()
+            .filter_map(|extent| match extent.kind {
+                crate::extents::Kind::Regular { disk_bytenr, .. }
+                    if disk_bytenr != 0 && holders[&disk_bytenr] > 1 =>
+                {
+                    let (start, end) = extent.range();
+                    let end = end.min(size) / BLOCK * BLOCK;
+                    (start % BLOCK == 0 && end > start).then_some((start, end - start))
+                }
+                _ => None,
+            })
+            .collect();
+        let blocks = |r: &[(u64, u64)]| r.iter().map(|(_, l)| l).sum::<u64>();
+        if !ranges.is_empty()
+            && best
+                .as_ref()
+                .map_or(true, |(_, b)| blocks(&ranges) > blocks(b))
+        {
+            best = Some((file, ranges));
+        }
+    }
+    Ok(best)
+}
 
 /// A file below `dir` with a compressed regular extent that lies in whole blocks inside its
 /// size, and that extent's range.

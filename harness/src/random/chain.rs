@@ -14,7 +14,7 @@ use super::receive::Receive;
 use super::script::ScriptOptions;
 use super::wide::{self, Wide};
 use crate::context::{Breakage, Ctx};
-use crate::manifest::{self, compressed, holes, Ignore, Manifest};
+use crate::manifest::{self, compressed, holes, shared, Ignore, Manifest};
 use crate::mount::Mount;
 
 /// How one chain went.
@@ -388,6 +388,12 @@ impl<'a> Chains<'a> {
                         && self.keeps_compression(dir)
                     {
                         differences = compressed::decompressed(snapshot, got, &source, &is_new)?;
+                    }
+                    // A balance beside the send (noise) makes send write what it would
+                    // have cloned: it cannot trust the extents' places across relocation.
+                    if differences.is_empty() && self.checks(shared::FIELD) && self.noise.is_none()
+                    {
+                        differences = shared::lost(snapshot, parent, got, &source)?;
                     }
                     Ok(differences)
                 })
