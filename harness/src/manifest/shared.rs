@@ -157,20 +157,16 @@ fn first_unshared(
     let place = |path: &str, at: u64| received.get(path).and_then(|b| b.get(&at));
     (0..item.num_bytes)
         .step_by(BLOCK as usize)
-        .find_map(|delta| {
-            let got = place(&item.path, item.file_offset + delta)?;
-            let shared = sources
-                .iter()
-                .any(|h| place(&h.path, h.at(item.offset + delta)) == Some(got));
-            (!shared).then_some(item.file_offset + delta)
-        })
-        .or_else(|| {
+        .find(|&delta| {
             // A block with no data at the receiver is not shared either.
-            (0..item.num_bytes)
-                .step_by(BLOCK as usize)
-                .map(|delta| item.file_offset + delta)
-                .find(|at| place(&item.path, *at).is_none())
+            let Some(got) = place(&item.path, item.file_offset + delta) else {
+                return true;
+            };
+            !sources
+                .iter()
+                .any(|h| place(&h.path, h.at(item.offset + delta)) == Some(got))
         })
+        .map(|delta| item.file_offset + delta)
 }
 
 /// Each extent item of `snapshot` that send must have cloned ([`clone_sources`]) but whose
