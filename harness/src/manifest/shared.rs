@@ -137,10 +137,12 @@ pub fn clone_sources<'a>(
         return None;
     }
     let usable = earlier.iter().all(|h| {
+        if !h.covers(offset, len) {
+            return false;
+        }
         let start = h.at(offset);
         let src_end = start + len;
-        h.covers(offset, len)
-            && src_end <= h.size
+        src_end <= h.size
             && !(len == BLOCK && (start == 0 || h.file_offset == 0))
             && !(src_end == h.size && src_end % (64 * 1024) != 0 && item.end() < item.size)
     });
