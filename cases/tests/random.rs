@@ -126,26 +126,30 @@ fn each_way_to_receive_runs_and_a_planted_difference_is_still_named() {
     }
 }
 
-#[test]
-fn a_hole_filled_with_zeros_on_receive_is_caught_by_the_layout_oracle_alone() {
-    if !preflight::loopback_or_skip("random: filled hole") {
-        return;
-    }
-    // The same data and size, zeros where the source has a hole: only the holes rule sees it.
+/// Runs `random` with `seed` (of `ops` operations and `snapshots` snapshots, the defaults if
+/// none, received `receive`) twice: unbroken, which must pass with the layout oracle on (the
+/// control), then with each received tree broken by `breakage`, which must fail. The failure's
+/// reason, its commands log, its directory, and the results tree that holds it.
+fn broken_fails(
+    breakage: sendtest::context::Breakage,
+    seed: u64,
+    ops: Option<usize>,
+    snapshots: Option<usize>,
+    receive: Option<Receive>,
+) -> (String, String, std::path::PathBuf, Results) {
     let options = CaseOptions {
         tamper: Some(no_tamper as sendtest::context::Tamper),
-        breakage: sendtest::context::Breakage::FillHole,
+        breakage,
         random: RandomKnobs {
-            seed: Some(11),
-            ops: Some(120),
-            snapshots: Some(2),
-            receive: None,
+            seed: Some(seed),
+            ops,
+            snapshots,
+            receive,
             parents: None,
             seeds: None,
         },
         ..CaseOptions::default()
     };
-    // The control: the same seed, unbroken, passes with the rule on.
     let (control, _control_results) = run_loop(
         "random",
         CaseOptions {
@@ -154,22 +158,35 @@ fn a_hole_filled_with_zeros_on_receive_is_caught_by_the_layout_oracle_alone() {
         },
     );
     assert_eq!(control.outcome, Outcome::Passed);
-    let (result, _results) = run_loop("random", options);
+    let (result, results) = run_loop("random", options);
     let Outcome::Failed(reason) = &result.outcome else {
-        panic!(
-            "a received hole filled with zeros passed: {:?}",
-            result.outcome
-        )
+        panic!("{breakage:?} passed: {:?}", result.outcome)
     };
+    let log = std::fs::read_to_string(result.dir.join("commands.log")).unwrap();
+    (reason.clone(), log, result.dir.clone(), results)
+}
+
+#[test]
+fn a_hole_filled_with_zeros_on_receive_is_caught_by_the_layout_oracle_alone() {
+    if !preflight::loopback_or_skip("random: filled hole") {
+        return;
+    }
+    // The same data and size, zeros where the source has a hole: only the holes rule sees it.
+    let (reason, log, dir, _results) = broken_fails(
+        sendtest::context::Breakage::FillHole,
+        11,
+        Some(120),
+        Some(2),
+        None,
+    );
     assert!(
         reason.contains(": field holes: expected data only in ")
             && reason.contains(", a hole in the source"),
         "{reason}"
     );
-    let log = std::fs::read_to_string(result.dir.join("commands.log")).unwrap();
     assert!(log.contains(" with zeros"), "the tree was broken: {log}");
     // The script compares allocated blocks for it.
-    let script = std::fs::read_to_string(result.dir.join("random-11.sh")).unwrap();
+    let script = std::fs::read_to_string(dir.join("random-11.sh")).unwrap();
     assert!(script.contains("blocks=%b"), "{script}");
 }
 
@@ -180,41 +197,18 @@ fn a_received_extent_written_again_uncompressed_is_caught_by_the_layout_oracle_a
     }
     // The same data, size and times, but plain where send sent compressed data encoded: only
     // the compressed rule sees it, in the protocol-2 chain that sends with --compressed-data.
-    let options = CaseOptions {
-        tamper: Some(no_tamper as sendtest::context::Tamper),
-        breakage: sendtest::context::Breakage::Decompress,
-        random: RandomKnobs {
-            seed: Some(11),
-            ops: Some(120),
-            snapshots: Some(2),
-            receive: Some(Receive::Plain),
-            parents: None,
-            seeds: None,
-        },
-        ..CaseOptions::default()
-    };
-    // The control: the same seed, unbroken, passes with the rule on.
-    let (control, _control_results) = run_loop(
-        "random",
-        CaseOptions {
-            tamper: None,
-            ..options
-        },
+    let (reason, log, _, _results) = broken_fails(
+        sendtest::context::Breakage::Decompress,
+        11,
+        Some(120),
+        Some(2),
+        Some(Receive::Plain),
     );
-    assert_eq!(control.outcome, Outcome::Passed);
-    let (result, _results) = run_loop("random", options);
-    let Outcome::Failed(reason) = &result.outcome else {
-        panic!(
-            "a received extent written again uncompressed passed: {:?}",
-            result.outcome
-        )
-    };
     assert!(
         reason.contains(": field compressed: expected compressed at ")
             && reason.contains(" not compressed"),
         "{reason}"
     );
-    let log = std::fs::read_to_string(result.dir.join("commands.log")).unwrap();
     assert!(log.contains(", uncompressed"), "the tree was broken: {log}");
     assert!(log.contains("--compressed-data"), "{log}");
 }
@@ -228,40 +222,17 @@ fn received_copies_of_what_send_must_clone_are_caught_by_the_layout_oracle_alone
     // shared data written again, so that it shares them no more: only the shared rule sees
     // it. Seed 2's chain has items that send must clone (a reflinked range whose lower-numbered
     // source holds all of it).
-    let options = CaseOptions {
-        tamper: Some(no_tamper as sendtest::context::Tamper),
-        breakage: sendtest::context::Breakage::Unshare,
-        random: RandomKnobs {
-            seed: Some(2),
-            ops: None,
-            snapshots: None,
-            receive: Some(Receive::Plain),
-            parents: None,
-            seeds: None,
-        },
-        ..CaseOptions::default()
-    };
-    // The control: the same seed, unbroken, passes with the rule on.
-    let (control, _control_results) = run_loop(
-        "random",
-        CaseOptions {
-            tamper: None,
-            ..options
-        },
+    let (reason, log, _, _results) = broken_fails(
+        sendtest::context::Breakage::Unshare,
+        2,
+        None,
+        None,
+        Some(Receive::Plain),
     );
-    assert_eq!(control.outcome, Outcome::Passed);
-    let (result, _results) = run_loop("random", options);
-    let Outcome::Failed(reason) = &result.outcome else {
-        panic!(
-            "received copies of shared blocks passed: {:?}",
-            result.outcome
-        )
-    };
     assert!(
         reason.contains(": field shared: expected ") && reason.contains(" got not shared"),
         "{reason}"
     );
-    let log = std::fs::read_to_string(result.dir.join("commands.log")).unwrap();
     assert!(
         log.contains(" again, unshared"),
         "the tree was broken: {log}"

@@ -70,6 +70,14 @@ pub struct Manifest {
 }
 
 impl Manifest {
+    /// The regular files, by path, with their sizes.
+    pub fn files(&self) -> impl Iterator<Item = (&String, u64)> {
+        self.entries.iter().filter_map(|(path, entry)| {
+            let size = entry.get("size")?.parse().ok()?;
+            (entry.get("type") == Some("file")).then_some((path, size))
+        })
+    }
+
     /// Walks the tree at `root` and hashes its files on all cores. Does not cross into other
     /// filesystems or subvolumes; their mount point is recorded like a directory. Files and
     /// directories are read with O_NOATIME, but reading a symlink updates its atime on a writable

@@ -88,13 +88,10 @@ pub fn decompressed(
     is_new: &dyn Fn(&str) -> bool,
 ) -> Result<Vec<Difference>> {
     let mut found = Vec::new();
-    for (path, entry) in &source.entries {
-        if entry.get("type") != Some("file") || !is_new(path) {
+    for (path, size) in source.files() {
+        if !is_new(path) {
             continue;
         }
-        let Some(size) = entry.get("size").and_then(|s| s.parse::<u64>().ok()) else {
-            continue;
-        };
         let theirs = extents::of_file(&source_root.join(path))?;
         let wanted = must_stay_compressed(&theirs, size);
         if wanted.is_empty() {

@@ -245,16 +245,10 @@ pub fn lost(
 /// The items of the regular files of `root` (its manifest `manifest`) by the extent they
 /// reference (`disk_bytenr`), with whether that extent is compressed. Each inode counts once,
 /// under its first name.
-fn holders(root: &Path, manifest: &Manifest) -> Result<BTreeMap<u64, (bool, Vec<Holder>)>> {
+pub fn holders(root: &Path, manifest: &Manifest) -> Result<BTreeMap<u64, (bool, Vec<Holder>)>> {
     let mut seen_inodes = HashSet::new();
     let mut by_extent: BTreeMap<u64, (bool, Vec<Holder>)> = BTreeMap::new();
-    for (path, entry) in &manifest.entries {
-        if entry.get("type") != Some("file") {
-            continue;
-        }
-        let Some(size) = entry.get("size").and_then(|s| s.parse::<u64>().ok()) else {
-            continue;
-        };
+    for (path, size) in manifest.files() {
         let file = root.join(path);
         let ino = std::fs::symlink_metadata(&file)
             .map(|m| std::os::unix::fs::MetadataExt::ino(&m))

@@ -140,72 +140,29 @@ type Victim = (PathBuf, Vec<(u64, u64)>);
 /// The file below `dir` with the most whole blocks in extents that another inode (or the same
 /// one elsewhere) references too, and those blocks' ranges. Hard links count once.
 fn shared_blocks(dir: &Path) -> Result<Option<Victim>> {
-    use std::collections::HashMap;
-    let manifest = Manifest::of_tree(dir)?;
-    let mut seen = std::collections::HashSet::new();
-    let mut files = Vec::new();
-    let mut holders: HashMap<u64, usize> = HashMap::new();
-    for (path, entry) in &manifest.entries {
-        let Some(size) = entry.get("size").and_then(|s| s.parse::<u64>().ok()) else {
-            continue;
-        };
-        if entry.get("type") != Some("file") {
-            continue;
-        }
-        let file = dir.join(path);
-        if !seen.insert(std::os::unix::fs::MetadataExt::ino(
-            &file.symlink_metadata()?,
-        )) {
-            continue;
-        }
-        let extents = crate::extents::of_file(&file)?;
-        for extent in &extents {
-            if let crate::extents::Kind::Regular { disk_bytenr, .. } = extent.kind {
-                if disk_bytenr != 0 {
-                    *holders.entry(disk_bytenr).or_default() += 1;
-                }
+    let by_extent = crate::manifest::shared::holders(dir, &Manifest::of_tree(dir)?)?;
+    let mut ranges: std::collections::BTreeMap<&str, Vec<(u64, u64)>> = Default::default();
+    for (_, holders) in by_extent.values().filter(|(_, h)| h.len() > 1) {
+        for h in holders {
+            let end = (h.file_offset + h.num_bytes).min(h.size) / BLOCK * BLOCK;
+            if h.file_offset % BLOCK == 0 && end > h.file_offset {
+                let range = (h.file_offset, end - h.file_offset);
+                ranges.entry(&h.path).or_default().push(range);
             }
         }
-        files.push((file, size, extents));
     }
-    let mut best: Option<Victim> = None;
-    for (file, size, extents) in files {
-        let ranges: Vec<(u64, u64)> = extents
-            .iter()
-            .filter_map(|extent| match extent.kind {
-                crate::extents::Kind::Regular { disk_bytenr, .. }
-                    if disk_bytenr != 0 && holders[&disk_bytenr] > 1 =>
-                {
-                    let (start, end) = extent.range();
-                    let end = end.min(size) / BLOCK * BLOCK;
-                    (start % BLOCK == 0 && end > start).then_some((start, end - start))
-                }
-                _ => None,
-            })
-            .collect();
-        let blocks = |r: &[(u64, u64)]| r.iter().map(|(_, l)| l).sum::<u64>();
-        if !ranges.is_empty()
-            && best
-                .as_ref()
-                .map_or(true, |(_, b)| blocks(&ranges) > blocks(b))
-        {
-            best = Some((file, ranges));
-        }
-    }
-    Ok(best)
+    let blocks = |r: &Vec<(u64, u64)>| r.iter().map(|(_, len)| len).sum::<u64>();
+    Ok(ranges
+        .into_iter()
+        .max_by_key(|(_, r)| blocks(r))
+        .map(|(path, r)| (dir.join(path), r)))
 }
 
 /// A file below `dir` with a compressed regular extent that lies in whole blocks inside its
 /// size, and that extent's range.
 fn first_compressed(dir: &Path) -> Result<Option<(PathBuf, (u64, u64))>> {
     let manifest = Manifest::of_tree(dir)?;
-    for (path, entry) in &manifest.entries {
-        let Some(size) = entry.get("size").and_then(|s| s.parse::<u64>().ok()) else {
-            continue;
-        };
-        if entry.get("type") != Some("file") {
-            continue;
-        }
+    for (path, size) in manifest.files() {
         let file = dir.join(path);
         for extent in crate::extents::of_file(&file)? {
             let (start, end) = extent.range();
