@@ -15,11 +15,15 @@
 //! them, and clones only what the one it picks references); the clone must not be of a single
 //! block from a source whose item starts at offset 0 (send writes those: the receiver may have
 //! made that block inline), nor end at the source's end unaligned to 64 KiB unless the item ends
-//! at its own file's end too. Extents the parent snapshot holds are left out (the clone may come
-//! from the parent's older copy), and so is an item whose own inode holds the data elsewhere.
+//! at its own file's end too. In an incremental send the parent and the `-c` clone sources
+//! count as holders too, with any inode number (send may clone from their received copies);
+//! an item whose inode one of them holds the extent in is left out (an unchanged item is not
+//! sent, a changed one may come from its own older self), and so is an item whose own inode
+//! holds the data elsewhere.
 //! fstests checks the same for chosen files with `fiemap` (btrfs/200, btrfs/283, btrfs/322:
 //! "all extents shared" after receive).
 
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 
@@ -68,6 +72,9 @@ pub fn places(extents: &[Extent], size: u64) -> BTreeMap<u64, Place> {
 /// One item's reference to a data extent.
 #[derive(Debug, Clone)]
 pub struct Holder {
+    /// The tree it is in: 0 for the snapshot sent, k for its k-th clone source (the parent
+    /// first, then the `-c` ones).
+    pub root: usize,
     pub path: String,
     pub ino: u64,
     pub size: u64,
@@ -103,9 +110,10 @@ impl Holder {
 const SEND_MAX_EXTENT_REFS: u64 = 64;
 
 /// The holders `item` must be cloned from, one of them, when send must clone it: of
-/// `holders` (every item of the snapshot that references the same extent, `item` among them;
-/// the extent has `refs` references and is `compressed` or not), those of a lower inode that
-/// hold the item's data. None when send may write the item instead (see the module's text).
+/// `holders` (every item of the snapshot and of its clone sources that references the same
+/// extent, `item` among them; the extent has `refs` references and is `compressed` or not),
+/// those of a lower inode or of a clone source that hold the item's data. None when send may
+/// write the item instead (see the module's text).
 pub fn clone_sources<'a>(
     item: &Holder,
     holders: &'a [Holder],
@@ -120,18 +128,20 @@ pub fn clone_sources<'a>(
         return None;
     }
     let (offset, len) = (item.offset, item.num_bytes);
-    // The item's own inode elsewhere: send may clone from there, within rules of its own.
-    if holders
-        .iter()
-        .any(|h| h.ino == item.ino && h.file_offset != item.file_offset && h.holds(offset))
-    {
+    // The item's own inode elsewhere: send may clone from there, within rules of its own; or
+    // in a clone source, where the item may be unchanged (not sent) or come from its older self.
+    if holders.iter().any(|h| {
+        h.ino == item.ino
+            && (h.root != item.root || h.file_offset != item.file_offset && h.holds(offset))
+    }) {
         return None;
     }
     // The back references send looks at: for plain data those that hold the item's first
-    // byte, for compressed data every reference to the extent.
+    // byte, for compressed data every reference to the extent. Of the snapshot sent, only
+    // inodes sent before this one.
     let earlier: Vec<&Holder> = holders
         .iter()
-        .filter(|h| h.ino < item.ino && (compressed || h.holds(offset)))
+        .filter(|h| (h.root != item.root || h.ino < item.ino) && (compressed || h.holds(offset)))
         .collect();
     if earlier.is_empty() {
         return None;
@@ -149,42 +159,60 @@ pub fn clone_sources<'a>(
     usable.then_some(earlier)
 }
 
+/// The received blocks' places of each file, by tree (as [`Holder::root`]) and path.
+type Received = HashMap<(usize, String), BTreeMap<u64, Place>>;
+
 /// The first block of `item` that shares no place at the receiver with the same block of any
 /// of `sources`: its file offset.
-fn first_unshared(
-    item: &Holder,
-    sources: &[&Holder],
-    received: &HashMap<String, BTreeMap<u64, Place>>,
-) -> Option<u64> {
-    let place = |path: &str, at: u64| received.get(path).and_then(|b| b.get(&at));
+fn first_unshared(item: &Holder, sources: &[&Holder], received: &Received) -> Option<u64> {
+    let place = |h: &Holder, at: u64| {
+        received
+            .get(&(h.root, h.path.clone()))
+            .and_then(|b| b.get(&at))
+    };
     (0..item.num_bytes)
         .step_by(BLOCK as usize)
         .find(|&delta| {
             // A block with no data at the receiver is not shared either.
-            let Some(got) = place(&item.path, item.file_offset + delta) else {
+            let Some(got) = place(item, item.file_offset + delta) else {
                 return true;
             };
             !sources
                 .iter()
-                .any(|h| place(&h.path, h.at(item.offset + delta)) == Some(got))
+                .any(|h| place(h, h.at(item.offset + delta)) == Some(got))
         })
         .map(|delta| item.file_offset + delta)
 }
 
+/// A tree of the send and its received copy.
+#[derive(Debug, Clone, Copy)]
+pub struct Sent<'a> {
+    pub source: &'a Path,
+    pub received: &'a Path,
+}
+
 /// Each extent item of `snapshot` that send must have cloned ([`clone_sources`]) but whose
-/// blocks the received file at `received_root` shares with none of its sources: a
-/// [`Difference`] of field `shared` naming the first block. `source` is the manifest of
-/// `snapshot`, for the paths and sizes; `parent` the snapshot the stream was sent against.
-pub fn lost(
-    snapshot: &Path,
-    parent: Option<&Path>,
-    received_root: &Path,
-    source: &Manifest,
-) -> Result<Vec<Difference>> {
-    let mut by_extent = holders(snapshot, source)?;
-    if let Some(parent) = parent {
-        let theirs = holders(parent, &Manifest::of_tree(parent)?)?;
-        by_extent.retain(|bytenr, _| !theirs.contains_key(bytenr));
+/// blocks the received file shares with none of its sources: a [`Difference`] of field
+/// `shared` naming the first block. `source` is the manifest of `snapshot.source`, for the
+/// paths and sizes; `against` the trees the stream was sent against (the parent first, then
+/// the clone sources), each with a received copy (a tree received more than once comes once
+/// for each copy: the receiver may clone from any of them). A tree whose received copy is
+/// missing is not looked at, and the extents it holds are left out.
+pub fn lost(snapshot: Sent, against: &[Sent], source: &Manifest) -> Result<Vec<Difference>> {
+    let mut by_extent = holders(snapshot.source, source, 0)?;
+    let mut trees = vec![snapshot];
+    for sent in against {
+        let theirs = holders(sent.source, &Manifest::of_tree(sent.source)?, trees.len())?;
+        if sent.received.is_dir() {
+            trees.push(*sent);
+            for (bytenr, (_, items)) in theirs {
+                if let Some((_, ours)) = by_extent.get_mut(&bytenr) {
+                    ours.extend(items);
+                }
+            }
+        } else {
+            by_extent.retain(|bytenr, _| !theirs.contains_key(bytenr));
+        }
     }
     let mut received = HashMap::new();
     let mut found: Vec<Difference> = Vec::new();
@@ -194,7 +222,7 @@ pub fn lost(
             continue;
         }
         let mut refs = None;
-        for item in holders {
+        for item in holders.iter().filter(|h| h.root == 0) {
             // The extent tree is read only for extents that may count.
             if clone_sources(item, holders, 0, *compressed).is_none() {
                 continue;
@@ -202,19 +230,20 @@ pub fn lost(
             let refs = match refs {
                 Some(refs) => refs,
                 None => *refs.insert(
-                    extents::references(snapshot, bytenr)
+                    extents::references(snapshot.source, bytenr)
                         .with_context(|| format!("the references of the extent at {bytenr}"))?,
                 ),
             };
             let Some(sources) = clone_sources(item, holders, refs, *compressed) else {
                 continue;
             };
+
             for h in sources.iter().copied().chain([item]) {
-                if !received.contains_key(&h.path) {
-                    let file = received_root.join(&h.path);
+                if let Entry::Vacant(entry) = received.entry((h.root, h.path.clone())) {
+                    let file = trees[h.root].received.join(&h.path);
                     let got = extents::of_file(&file)
                         .with_context(|| format!("the extents of {}", file.display()))?;
-                    received.insert(h.path.clone(), places(&got, h.size));
+                    entry.insert(places(&got, h.size));
                 }
             }
             if let Some(at) = first_unshared(item, &sources, &received) {
@@ -222,8 +251,13 @@ pub fn lost(
                     let names: Vec<String> = sources
                         .iter()
                         .map(|h| {
+                            let tree = if h.root == 0 {
+                                String::new()
+                            } else {
+                                format!("the clone source {}'s ", h.root)
+                            };
                             format!(
-                                "{} at {}",
+                                "{tree}{} at {}",
                                 h.path,
                                 h.at(item.offset + at - item.file_offset)
                             )
@@ -243,9 +277,13 @@ pub fn lost(
 }
 
 /// The items of the regular files of `root` (its manifest `manifest`) by the extent they
-/// reference (`disk_bytenr`), with whether that extent is compressed. Each inode counts once,
-/// under its first name.
-pub fn holders(root: &Path, manifest: &Manifest) -> Result<BTreeMap<u64, (bool, Vec<Holder>)>> {
+/// reference (`disk_bytenr`), with whether that extent is compressed; each holder names the
+/// tree as `tree`. Each inode counts once, under its first name.
+pub fn holders(
+    root: &Path,
+    manifest: &Manifest,
+    tree: usize,
+) -> Result<BTreeMap<u64, (bool, Vec<Holder>)>> {
     let mut seen_inodes = HashSet::new();
     let mut by_extent: BTreeMap<u64, (bool, Vec<Holder>)> = BTreeMap::new();
     for (path, size) in manifest.files() {
@@ -268,6 +306,7 @@ pub fn holders(root: &Path, manifest: &Manifest) -> Result<BTreeMap<u64, (bool, 
                     let (compressed, items) = by_extent.entry(disk_bytenr).or_default();
                     *compressed |= extent.is_compressed();
                     items.push(Holder {
+                        root: tree,
                         path: path.clone(),
                         ino,
                         size,
@@ -327,6 +366,7 @@ mod tests {
         num_bytes: u64,
     ) -> Holder {
         Holder {
+            root: 0,
             path: path.into(),
             ino,
             size,
@@ -370,6 +410,28 @@ mod tests {
     }
 
     #[test]
+    fn a_clone_source_holds_with_any_inode_but_not_the_items_own() {
+        // `b`, a new inode, copies all of an extent that the parent's `a` holds (the sent
+        // snapshot's `a`, an inode sent after `b`, too): send must clone it from one of them.
+        let in_parent = |h: &Holder| Holder {
+            root: 1,
+            ..h.clone()
+        };
+        let a = holder("a", 259, 1 << 20, 0, 0, 262144);
+        let b = holder("b", 258, 1 << 20, 0, 0, 262144);
+        let parent_a = in_parent(&a);
+        let all = [a.clone(), b.clone(), parent_a.clone()];
+        let sources = clone_sources(&b, &all, 3, false).unwrap();
+        assert_eq!(sources.len(), 1);
+        assert_eq!(sources[0].root, 1);
+        // `a` in both trees: unchanged, or changed from its older self; not looked at.
+        assert!(clone_sources(&a, &all, 3, false).is_none());
+        // A parent's holder of part of the data: send may pick it.
+        let part = in_parent(&holder("c", 300, 1 << 20, 0, 0, 8192));
+        assert!(clone_sources(&b, &[a, b.clone(), parent_a, part], 4, false).is_none());
+    }
+
+    #[test]
     fn send_writes_instead_at_the_edges() {
         // Past the item's file size, or not in whole blocks.
         let a = holder("a", 257, 1 << 20, 0, 0, 262144);
@@ -398,10 +460,10 @@ mod tests {
     fn the_first_block_shared_with_no_source_is_named() {
         let a = holder("a", 257, 1 << 20, 0, 0, 262144);
         let b = holder("b", 258, 1 << 20, 65536, 8192, 16384);
-        let map = |entries: &[(&str, Vec<(u64, Place)>)]| -> HashMap<String, BTreeMap<u64, Place>> {
+        let map = |entries: &[(&str, Vec<(u64, Place)>)]| -> Received {
             entries
                 .iter()
-                .map(|(p, b)| (p.to_string(), b.iter().copied().collect()))
+                .map(|(p, b)| ((0, p.to_string()), b.iter().copied().collect()))
                 .collect()
         };
         let blocks = |at: u64, n: u64, bytenr: u64, from: u64| -> Vec<(u64, Place)> {

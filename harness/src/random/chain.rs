@@ -302,15 +302,25 @@ impl<'a> Chains<'a> {
                         }
                     })?;
             }
-            for (target, dir) in self
-                .receive
-                .targets(received)
-                .iter()
-                .zip(self.receive.dirs())
-            {
+            let targets = self.receive.targets(received);
+            // What the stream was sent against, each received copy of it: the receiver may
+            // clone from any subvolume received from it (the received UUID tells them apart
+            // from others, not from each other).
+            let against: Vec<(&Path, PathBuf)> = self
+                .parents
+                .clone_sources(i)
+                .into_iter()
+                .flat_map(|n| {
+                    let source = paths[n];
+                    targets
+                        .iter()
+                        .map(move |t| (source, t.join(file_name(source))))
+                })
+                .collect();
+            for (target, dir) in targets.iter().zip(self.receive.dirs()) {
                 let got = target.join(file_name(snapshot));
                 let parent = i.checked_sub(1).map(|p| snapshots[p].as_path());
-                self.compare(snapshot, parent, &got, dir, i, &stream)?;
+                self.compare(snapshot, parent, &against, &got, dir, i, &stream)?;
             }
             if self.parents.full_too(i, snapshots.len()) {
                 self.send_in_full(snapshot, i, &received.join(self.receive.dirs()[0]))?;
@@ -348,18 +358,21 @@ impl<'a> Chains<'a> {
                 ChainFailure::failed(format!("receive of {what} failed: {e:#}"))
             })?;
         let got = into.join(file_name(snapshot));
-        self.compare(snapshot, None, &got, FULL_DIR, i, &stream)?;
+        self.compare(snapshot, None, &[], &got, FULL_DIR, i, &stream)?;
         let _ = self.ctx.delete_subvolume_quickly(&got);
         Ok(())
     }
 
     /// Compares `got`, received into `dir` of the chain's directory, with its source
-    /// `snapshot` (the `i`th of the chain, sent in `stream` against `parent`): every field but
-    /// those ignored, then the layout oracle's rules.
+    /// `snapshot` (the `i`th of the chain, sent in `stream` against the snapshots of
+    /// `against`, each with a received copy; `parent` is the snapshot before it): every field
+    /// but those ignored, then the layout oracle's rules.
+    #[allow(clippy::too_many_arguments)]
     fn compare(
         &self,
         snapshot: &Path,
         parent: Option<&Path>,
+        against: &[(&Path, PathBuf)],
         got: &Path,
         dir: &str,
         i: usize,
@@ -387,13 +400,24 @@ impl<'a> Chains<'a> {
                         && self.checks(compressed::FIELD)
                         && self.keeps_compression(dir)
                     {
-                        differences = compressed::decompressed(snapshot, got, &source, &is_new)?;
+                        let mut trees: Vec<&Path> = against.iter().map(|(tree, _)| *tree).collect();
+                        trees.dedup();
+                        differences =
+                            compressed::decompressed(snapshot, got, &source, &is_new, &trees)?;
                     }
                     // A balance beside the send (noise) makes send write what it would
                     // have cloned: it cannot trust the extents' places across relocation.
                     if differences.is_empty() && self.checks(shared::FIELD) && self.noise.is_none()
                     {
-                        differences = shared::lost(snapshot, parent, got, &source)?;
+                        let sent: Vec<shared::Sent> = against
+                            .iter()
+                            .map(|(source, received)| shared::Sent { source, received })
+                            .collect();
+                        let snapshot = shared::Sent {
+                            source: snapshot,
+                            received: got,
+                        };
+                        differences = shared::lost(snapshot, &sent, &source)?;
                     }
                     Ok(differences)
                 })

@@ -237,6 +237,7 @@ pub fn generate(seed: u64, count: usize, snapshots: usize) -> Vec<Op> {
     }
     super::wide::insert(seed, &mut ops);
     super::reshape::insert(seed, &mut ops);
+    super::wide::insert_copies(seed, &mut ops);
     ops
 }
 
@@ -422,6 +423,7 @@ pub const KINDS: &[&str] = &[
     "setacl",
     "unlink-held",
     "flip-snapshot",
+    "copy-file",
     "remove-tree",
     "invert",
     "reparent",
@@ -788,8 +790,8 @@ mod tests {
         assert_ne!(a, generate(8, 200, 3));
         assert_eq!(
             a.len(),
-            214,
-            "200 operations, 3 snapshots, 3 wide operations and 8 that reshape the tree"
+            218,
+            "200 operations, 3 snapshots, 3 wide operations, 8 that reshape the tree and 4 copies"
         );
         assert_eq!(a.iter().filter(|o| **o == Op::Snapshot).count(), 3);
         let kinds: std::collections::HashSet<_> = a.iter().map(std::mem::discriminant).collect();

@@ -51,9 +51,9 @@ impl Parents {
         }
     }
 
-    /// The `btrfs send` options for snapshot `i` (from 0) given the snapshots' `paths`: the
-    /// parent and the clone sources.
-    pub fn options<T: Clone>(self, i: usize, paths: &[T], dash_p: T, dash_c: T) -> Vec<T> {
+    /// The snapshots (their indices) that snapshot `i` (from 0) is sent against: its parent
+    /// first, then its clone sources.
+    pub fn clone_sources(self, i: usize) -> Vec<usize> {
         if i == 0 {
             return Vec::new();
         }
@@ -61,14 +61,24 @@ impl Parents {
             Parents::First => 0,
             _ => i - 1,
         };
-        let mut options = vec![dash_p.clone(), paths[parent].clone()];
+        let mut sources = vec![parent];
         if self == Parents::Clones {
-            for older in &paths[..i - 1] {
-                options.push(dash_c.clone());
-                options.push(older.clone());
-            }
+            sources.extend(0..i - 1);
         }
-        options
+        sources
+    }
+
+    /// The `btrfs send` options for snapshot `i` (from 0) given the snapshots' `paths`: the
+    /// parent and the clone sources.
+    pub fn options<T: Clone>(self, i: usize, paths: &[T], dash_p: T, dash_c: T) -> Vec<T> {
+        self.clone_sources(i)
+            .into_iter()
+            .enumerate()
+            .flat_map(|(k, n)| {
+                let flag = if k == 0 { &dash_p } else { &dash_c };
+                [flag.clone(), paths[n].clone()]
+            })
+            .collect()
     }
 
     /// [`Self::options`] for a shell line: each word followed by a space, the snapshots named

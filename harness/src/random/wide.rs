@@ -5,13 +5,20 @@
 //! order them after it) and POSIX ACLs, and files unlinked while a process still holds them
 //! open (orphan inodes that a snapshot keeps, and send must pass over).
 //!
-//! They are drawn from a stream of their own ([`insert`]), a few per list, so that a seed's
-//! other operations stay what they were. Large sizes are rare: a list seldom holds more than
-//! one, and the shrinker halves them.
+//! Whole files copied by a reflink (`cp --reflink=always`) into names of their own come too:
+//! the new file's inode number is higher than its source's, and every extent of it is one
+//! the source holds whole, so send must clone it (`find_extent_clone`, `clone_range`), which
+//! the layout oracle's shared rule checks. The pool's partial reflinks seldom make such an
+//! extent: they mostly clone into lower-numbered inodes, or parts of extents.
+//!
+//! They are drawn from streams of their own ([`insert`], [`insert_copies`]), a few per list,
+//! so that a seed's other operations stay what they were. Large sizes are rare: a list seldom
+//! holds more than one, and the shrinker halves them.
 
 use std::fmt;
-use std::fs::File;
+use std::fs::{File, OpenOptions};
 use std::io;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use super::ops::{Op, Rng};
@@ -19,6 +26,9 @@ use super::ops::{Op, Rng};
 /// Directories the wide operations use ("" is the subvolume's top).
 const DIRS: &[&str] = &["", "d0", "d1", "d0/e0"];
 const FILES: &[&str] = &["f0", "f1", "f2", "d0/f4", "d1/f6"];
+/// The names whole-file copies go to: only copies make them, so a copy's file is new (or an
+/// earlier copy), never a name the other operations write.
+const COPIES: &[&str] = &["c0", "c1", "d0/c2", "d1/c3"];
 
 /// A file capability: revision 2, effective, CAP_NET_RAW permitted.
 const CAPABILITY: [u8; 20] = [
@@ -58,6 +68,10 @@ pub enum Wide {
     /// was taken is sent, and is the parent of the next, as it is then. The chain does it
     /// ([`Wide::flip_commands`] for scripts); under the subvolume it changes nothing.
     FlipSnapshot { touch: bool },
+    /// `src`, a regular file (through a symlink too), copied whole into `dst` by a reflink, as
+    /// `cp --reflink=always`: `dst` is created (mode 0644) or truncated, then shares all of
+    /// `src`'s extents. A failed clone leaves `dst` empty, as cp does.
+    CopyFile { src: String, dst: String },
 }
 
 /// Every name [`Wide::kind`] gives.
@@ -68,16 +82,33 @@ pub const KINDS: &[&str] = &[
     "setacl",
     "unlink-held",
     "flip-snapshot",
+    "copy-file",
 ];
 
 /// Wide operations per base operation: one in this many.
 const RATE: usize = 60;
+
+/// Whole-file copies per base operation: one in this many.
+const COPY_RATE: usize = 50;
 
 /// Inserts `ops.len() / RATE` wide operations (at least one) into `ops` at places drawn from
 /// their own stream of `seed`.
 pub fn insert(seed: u64, ops: &mut Vec<Op>) {
     let mut rng = Rng::new(seed ^ 0x00de_7a11_5eed_u64);
     super::ops::insert_drawn(ops, &mut rng, RATE, |rng| Op::Wide(one(rng)));
+}
+
+/// Inserts `ops.len() / COPY_RATE` whole-file copies (at least one) at places drawn from a
+/// stream of their own; the generator inserts them last, so that every operation drawn before
+/// keeps its place.
+pub fn insert_copies(seed: u64, ops: &mut Vec<Op>) {
+    let mut rng = Rng::new(seed ^ 0x0c09_f11e_u64);
+    super::ops::insert_drawn(ops, &mut rng, COPY_RATE, |rng| {
+        Op::Wide(Wide::CopyFile {
+            src: pick(rng, FILES),
+            dst: pick(rng, COPIES),
+        })
+    });
 }
 
 fn pick(rng: &mut Rng, items: &[&str]) -> String {
@@ -147,6 +178,7 @@ impl Wide {
             Wide::SetAcl { .. } => "setacl",
             Wide::UnlinkHeld { .. } => "unlink-held",
             Wide::FlipSnapshot { .. } => "flip-snapshot",
+            Wide::CopyFile { .. } => "copy-file",
         }
     }
 
@@ -182,6 +214,20 @@ impl Wide {
                 std::fs::remove_file(at(path))
             }
             Wide::FlipSnapshot { .. } => Ok(()),
+            Wide::CopyFile { src, dst } => {
+                if !std::fs::metadata(at(src))?.is_file() {
+                    return Err(io::Error::from(io::ErrorKind::InvalidInput));
+                }
+                OpenOptions::new()
+                    .write(true)
+                    .create(true)
+                    .truncate(true)
+                    .mode(0o644)
+                    .custom_flags(libc::O_NONBLOCK)
+                    .open(at(dst))?;
+                // A length of 0 clones to the source's end, as FICLONE does.
+                crate::file_ioctl::clone_range(&at(src), 0, &at(dst), 0, 0)
+            }
         }
     }
 
@@ -207,6 +253,7 @@ impl Wide {
                 vec![path]
             }
             Wide::FlipSnapshot { .. } => Vec::new(),
+            Wide::CopyFile { src, dst } => vec![src, dst],
         }
     }
 
@@ -313,6 +360,10 @@ impl fmt::Display for Wide {
             ),
             // Scripts write [`Wide::flip_commands`] in its place.
             Wide::FlipSnapshot { .. } => write!(f, ": flip the last snapshot"),
+            Wide::CopyFile { src, dst } => write!(
+                f,
+                "{{ [ -f {src} ] && cp --reflink=always --no-preserve=all {src} {dst}; }}"
+            ),
         }
     }
 }
@@ -340,6 +391,7 @@ mod tests {
         for seed in 0..200 {
             let mut ops = Vec::new();
             insert(seed, &mut ops);
+            insert_copies(seed, &mut ops);
             for op in &ops {
                 if let Op::Wide(w) = op {
                     kinds.insert(w.kind());
@@ -411,5 +463,33 @@ mod tests {
         assert!(!root.join("f0").exists());
         drop(file);
         assert_eq!(&hex(&CAPABILITY)[..10], "0x01000002");
+        let copy = Wide::CopyFile {
+            src: "d0".into(),
+            dst: "c0".into(),
+        };
+        assert!(copy.apply(root).is_err(), "a directory is not copied");
+        assert!(!root.join("c0").exists(), "nor is its copy made");
+        assert_eq!(
+            copy.to_string(),
+            "{ [ -f d0 ] && cp --reflink=always --no-preserve=all d0 c0; }"
+        );
+    }
+
+    #[test]
+    fn copies_come_last_and_leave_every_other_operation_in_place() {
+        let ops = crate::random::ops::generate(9, 200, 3);
+        let without: Vec<&Op> = ops
+            .iter()
+            .filter(|o| !matches!(o, Op::Wide(Wide::CopyFile { .. })))
+            .collect();
+        assert_eq!(ops.len() - without.len(), 4);
+        let mut before: Vec<Op> = without.into_iter().cloned().collect();
+        insert_copies(9, &mut before);
+        assert_eq!(before, ops);
+        for op in &ops {
+            if let Op::Wide(Wide::CopyFile { src, dst }) = op {
+                assert!(FILES.contains(&src.as_str()) && COPIES.contains(&dst.as_str()));
+            }
+        }
     }
 }
