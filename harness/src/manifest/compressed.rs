@@ -117,9 +117,7 @@ pub fn decompressed(
         theirs.retain(|e| match e.kind {
             Kind::Regular { disk_bytenr, .. } if disk_bytenr != 0 => {
                 !held_before.contains(&disk_bytenr)
-                    && first_holder
-                        .get(&disk_bytenr)
-                        .is_none_or(|&first| first >= ino)
+                    && !matches!(first_holder.get(&disk_bytenr), Some(&first) if first < ino)
             }
             _ => true,
         });
