@@ -128,11 +128,14 @@ pub fn clone_sources<'a>(
         return None;
     }
     let (offset, len) = (item.offset, item.num_bytes);
-    // The item's own inode elsewhere: send may clone from there, within rules of its own; or
-    // in a clone source, where the item may be unchanged (not sent) or come from its older self.
+    // The item's own inode elsewhere (for compressed data, anywhere in the extent): send may
+    // clone from there, within rules of its own (6.1 clones from where the inode's reference
+    // to the extent would start, and writes what it does not find there); or in a clone
+    // source, where the item may be unchanged (not sent) or come from its older self.
     if holders.iter().any(|h| {
         h.ino == item.ino
-            && (h.root != item.root || h.file_offset != item.file_offset && h.holds(offset))
+            && (h.root != item.root
+                || h.file_offset != item.file_offset && (compressed || h.holds(offset)))
     }) {
         return None;
     }
@@ -191,6 +194,14 @@ pub struct Sent<'a> {
     pub received: &'a Path,
 }
 
+/// What [`lost`] found.
+#[derive(Debug, Default)]
+pub struct Lost {
+    pub differences: Vec<Difference>,
+    /// The extent items send must have cloned: each was checked.
+    pub checked: usize,
+}
+
 /// Each extent item of `snapshot` that send must have cloned ([`clone_sources`]) but whose
 /// blocks the received file shares with none of its sources: a [`Difference`] of field
 /// `shared` naming the first block. `source` is the manifest of `snapshot.source`, for the
@@ -198,7 +209,7 @@ pub struct Sent<'a> {
 /// the clone sources), each with a received copy (a tree received more than once comes once
 /// for each copy: the receiver may clone from any of them). A tree whose received copy is
 /// missing is not looked at, and the extents it holds are left out.
-pub fn lost(snapshot: Sent, against: &[Sent], source: &Manifest) -> Result<Vec<Difference>> {
+pub fn lost(snapshot: Sent, against: &[Sent], source: &Manifest) -> Result<Lost> {
     let mut by_extent = holders(snapshot.source, source, 0)?;
     let mut trees = vec![snapshot];
     for sent in against {
@@ -216,6 +227,7 @@ pub fn lost(snapshot: Sent, against: &[Sent], source: &Manifest) -> Result<Vec<D
     }
     let mut received = HashMap::new();
     let mut found: Vec<Difference> = Vec::new();
+    let mut checked = 0;
     let mut named = HashSet::new();
     for (&bytenr, (compressed, holders)) in &by_extent {
         if holders.len() < 2 {
@@ -237,6 +249,7 @@ pub fn lost(snapshot: Sent, against: &[Sent], source: &Manifest) -> Result<Vec<D
             let Some(sources) = clone_sources(item, holders, refs, *compressed) else {
                 continue;
             };
+            checked += 1;
 
             for h in sources.iter().copied().chain([item]) {
                 if let Entry::Vacant(entry) = received.entry((h.root, h.path.clone())) {
@@ -273,7 +286,10 @@ pub fn lost(snapshot: Sent, against: &[Sent], source: &Manifest) -> Result<Vec<D
             }
         }
     }
-    Ok(found)
+    Ok(Lost {
+        differences: found,
+        checked,
+    })
 }
 
 /// The items of the regular files of `root` (its manifest `manifest`) by the extent they
@@ -404,9 +420,14 @@ mod tests {
         let elsewhere = holder("c", 256, 1 << 20, 0, 131072, 4096);
         assert!(clone_sources(&b, &[a.clone(), b.clone(), elsewhere.clone()], 3, false).is_some());
         assert!(clone_sources(&b, &[a.clone(), b.clone(), elsewhere], 3, true).is_none());
-        // The item's own inode holds the data elsewhere.
+        // The item's own inode holds the data elsewhere; for compressed data, any of it.
         let self_too = holder("b", 258, 1 << 20, 0, 8192, 4096);
         assert!(clone_sources(&b, &[a.clone(), b.clone(), self_too], 3, false).is_none());
+        let self_before = holder("b", 258, 1 << 20, 0, 0, 4096);
+        assert!(
+            clone_sources(&b, &[a.clone(), b.clone(), self_before.clone()], 3, false).is_some()
+        );
+        assert!(clone_sources(&b, &[a.clone(), b.clone(), self_before], 3, true).is_none());
     }
 
     #[test]

@@ -23,6 +23,9 @@ pub struct Checked {
     pub ops: usize,
     pub snapshots: usize,
     pub sends: usize,
+    /// Extent items that send must clone, each checked to be received shared (the layout
+    /// oracle's shared rule), counted once for each received copy.
+    pub must_clone: usize,
     /// Operations run in another subvolume while the chain sent (the concurrent variant).
     pub noise_ops: usize,
 }
@@ -320,10 +323,12 @@ impl<'a> Chains<'a> {
             for (target, dir) in targets.iter().zip(self.receive.dirs()) {
                 let got = target.join(file_name(snapshot));
                 let parent = i.checked_sub(1).map(|p| snapshots[p].as_path());
-                self.compare(snapshot, parent, &against, &got, dir, i, &stream)?;
+                checked.must_clone +=
+                    self.compare(snapshot, parent, &against, &got, dir, i, &stream)?;
             }
             if self.parents.full_too(i, snapshots.len()) {
-                self.send_in_full(snapshot, i, &received.join(self.receive.dirs()[0]))?;
+                checked.must_clone +=
+                    self.send_in_full(snapshot, i, &received.join(self.receive.dirs()[0]))?;
                 checked.sends += 1;
             }
         }
@@ -337,7 +342,7 @@ impl<'a> Chains<'a> {
         snapshot: &Path,
         i: usize,
         target: &Path,
-    ) -> std::result::Result<(), ChainFailure> {
+    ) -> std::result::Result<usize, ChainFailure> {
         let sh = self.ctx.sh();
         let stream = self.ctx.work_dir().join("random-full.stream");
         let protocol = self.send_options();
@@ -358,9 +363,9 @@ impl<'a> Chains<'a> {
                 ChainFailure::failed(format!("receive of {what} failed: {e:#}"))
             })?;
         let got = into.join(file_name(snapshot));
-        self.compare(snapshot, None, &[], &got, FULL_DIR, i, &stream)?;
+        let must_clone = self.compare(snapshot, None, &[], &got, FULL_DIR, i, &stream)?;
         let _ = self.ctx.delete_subvolume_quickly(&got);
-        Ok(())
+        Ok(must_clone)
     }
 
     /// Compares `got`, received into `dir` of the chain's directory, with its source
@@ -377,7 +382,8 @@ impl<'a> Chains<'a> {
         dir: &str,
         i: usize,
         stream: &Path,
-    ) -> std::result::Result<(), ChainFailure> {
+    ) -> std::result::Result<usize, ChainFailure> {
+        let mut must_clone = 0;
         {
             if let Some(breakage) = self.break_received {
                 super::breakage::break_tree(self.ctx, got, breakage).map_err(|e| {
@@ -417,7 +423,9 @@ impl<'a> Chains<'a> {
                             source: snapshot,
                             received: got,
                         };
-                        differences = shared::lost(snapshot, &sent, &source)?;
+                        let lost = shared::lost(snapshot, &sent, &source)?;
+                        must_clone = lost.checked;
+                        differences = lost.differences;
                     }
                     Ok(differences)
                 })
@@ -450,7 +458,7 @@ impl<'a> Chains<'a> {
                 });
             }
         }
-        Ok(())
+        Ok(must_clone)
     }
 }
 

@@ -141,10 +141,11 @@ pub fn run_seeds(t: &mut Ctx, setup: &Setup<'_>) -> Result<()> {
     };
     let case = case_name(t);
     let line = format!(
-        "{case}: {seeds} seed(s) from {first}: {} operations, {} snapshots, {} sends ({protocols}){noise}; {}",
+        "{case}: {seeds} seed(s) from {first}: {} operations, {} snapshots, {} sends ({protocols}){noise}, {} extent items that send must clone checked received shared; {}",
         total.ops,
         total.snapshots,
         total.sends,
+        total.must_clone,
         findings.verdict()
     );
     t.headline(&line)?;
