@@ -316,7 +316,13 @@ pub fn run_to_file(
                 format!("opening {}: {e}", output.display()),
             )
         })
-        .and_then(|(out, err)| wait_polling(cmd.into(), out, err, None, log.deadline(), tick));
+        .and_then(|(out, err)| {
+            let mut command: Command = cmd.into();
+            // A build's make starts makes and compilers of its own: in a process group of
+            // their own, a stop kills them all.
+            command.process_group(0);
+            wait_polling(command, out, err, None, log.deadline(), tick)
+        });
     let failure = match waited {
         Ok(status) if status.success() => None,
         Ok(status) => Some((Failure::Exited(status), String::new())),
@@ -389,7 +395,12 @@ fn poll(
             Err(e) => return Err((Failure::NotStarted, format!("waiting: {e}"))),
         }
         if let Some(failure) = stop_reason(started, limit, deadline) {
-            // The child is ours and not yet reaped, so its pid cannot belong to anybody else.
+            // The child is ours and not yet reaped, so its pid cannot belong to anybody else;
+            // nor can the process group it leads, when it was started as a group's leader.
+            let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+            if nix::unistd::getpgid(Some(pid)) == Ok(pid) {
+                let _ = nix::sys::signal::killpg(pid, Signal::SIGKILL);
+            }
             let _ = child.kill();
             let _ = child.wait();
             return Err((failure, String::new()));
@@ -583,6 +594,28 @@ mod tests {
         let err = run(cmd!(sh, "sendtest-no-such-program"), &CommandLog::discard()).unwrap_err();
         assert_eq!(err.failure, Failure::NotStarted);
         assert!(err.to_string().contains("could not start"), "{err}");
+    }
+
+    #[test]
+    fn a_long_command_stopped_leaves_none_of_its_children() {
+        // `timeout` runs `sleep` as its child: killing `timeout` alone would leave it running.
+        let dir = tempfile::tempdir().unwrap();
+        let log = CommandLog::create(&dir.path().join("commands.log")).unwrap();
+        log.set_time_limit(Duration::from_millis(500));
+        let sh = Shell::new().unwrap();
+        let out = dir.path().join("out");
+        let err =
+            run_to_file(cmd!(sh, "timeout 60 sleep 59.125"), &log, &out, &mut |_| {}).unwrap_err();
+        assert!(matches!(err.failure, Failure::CaseTimeLimit(_)), "{err}");
+        std::thread::sleep(Duration::from_millis(200));
+        let left: Vec<_> = std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter(|e| {
+                std::fs::read(e.path().join("cmdline")).is_ok_and(|c| c == b"sleep\059.125\0")
+            })
+            .collect();
+        assert!(left.is_empty(), "left running: {left:?}");
     }
 
     #[test]
