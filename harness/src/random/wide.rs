@@ -11,7 +11,8 @@
 //! the layout oracle's shared rule checks. The pool's partial reflinks seldom make such an
 //! extent: they mostly clone into lower-numbered inodes, or parts of extents.
 //!
-//! They are drawn from streams of their own ([`insert`], [`insert_copies`]), a few per list,
+//! They are drawn from streams of their own ([`insert`], [`insert_copies`]: the copies just
+//! before snapshots, so that one holds each copy whole), a few per list,
 //! so that a seed's other operations stay what they were. Large sizes are rare: a list seldom
 //! holds more than one, and the shrinker halves them.
 
@@ -98,17 +99,28 @@ pub fn insert(seed: u64, ops: &mut Vec<Op>) {
     super::ops::insert_drawn(ops, &mut rng, RATE, |rng| Op::Wide(one(rng)));
 }
 
-/// Inserts `ops.len() / COPY_RATE` whole-file copies (at least one) at places drawn from a
-/// stream of their own; the generator inserts them last, so that every operation drawn before
-/// keeps its place.
+/// Inserts `ops.len() / COPY_RATE` whole-file copies (at least one), each just before a
+/// snapshot point (a [`Op::Snapshot`], or the list's end, where the chain takes its last) drawn
+/// from a stream of their own: that snapshot holds the copy and its source as the copy left
+/// them, all of the copy's extents shared, which is where send must clone. The generator
+/// inserts them last, so that every operation drawn before keeps its place.
 pub fn insert_copies(seed: u64, ops: &mut Vec<Op>) {
     let mut rng = Rng::new(seed ^ 0x0c09_f11e_u64);
-    super::ops::insert_drawn(ops, &mut rng, COPY_RATE, |rng| {
-        Op::Wide(Wide::CopyFile {
-            src: pick(rng, FILES),
-            dst: pick(rng, COPIES),
-        })
-    });
+    for _ in 0..(ops.len() / COPY_RATE).max(1) {
+        let copy = Op::Wide(Wide::CopyFile {
+            src: pick(&mut rng, FILES),
+            dst: pick(&mut rng, COPIES),
+        });
+        let points: Vec<usize> = ops
+            .iter()
+            .enumerate()
+            .filter(|(_, op)| **op == Op::Snapshot)
+            .map(|(i, _)| i)
+            .chain([ops.len()])
+            .collect();
+        let at = points[rng.below(points.len() as u64) as usize];
+        ops.insert(at, copy);
+    }
 }
 
 fn pick(rng: &mut Rng, items: &[&str]) -> String {
@@ -486,9 +498,14 @@ mod tests {
         let mut before: Vec<Op> = without.into_iter().cloned().collect();
         insert_copies(9, &mut before);
         assert_eq!(before, ops);
-        for op in &ops {
+        for (i, op) in ops.iter().enumerate() {
             if let Op::Wide(Wide::CopyFile { src, dst }) = op {
                 assert!(FILES.contains(&src.as_str()) && COPIES.contains(&dst.as_str()));
+                // Just before a snapshot point, other copies aside.
+                let next = ops[i..]
+                    .iter()
+                    .find(|o| !matches!(o, Op::Wide(Wide::CopyFile { .. })));
+                assert!(matches!(next, None | Some(Op::Snapshot)), "{i}: {next:?}");
             }
         }
     }
