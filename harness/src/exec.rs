@@ -612,7 +612,7 @@ mod tests {
             .unwrap()
             .flatten()
             .filter(|e| {
-                std::fs::read(e.path().join("cmdline")).is_ok_and(|c| c == b"sleep\059.125\0")
+                std::fs::read(e.path().join("cmdline")).is_ok_and(|c| c == b"sleep\x0059.125\x00")
             })
             .collect();
         assert!(left.is_empty(), "left running: {left:?}");
