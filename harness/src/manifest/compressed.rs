@@ -11,8 +11,9 @@
 //! already received). Not for an extent that an inode sent before it, or the parent or a clone
 //! source, references too: send may pick that one to clone from, clone the part it references,
 //! and write the rest of the item as plain data (an encoded write sends whole items only). It
-//! does not hold with `--force-decompress`, and it is not checked without `--compressed-data`. fstests' btrfs/281 checks the same of one file: after a
-//! protocol-2 send with compressed data, the received extents are compressed.
+//! does not hold with `--force-decompress`, and it is not checked without `--compressed-data`.
+//! fstests' btrfs/281 checks the same of one file: after a protocol-2 send with compressed
+//! data, the received extents are compressed.
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -110,9 +111,7 @@ pub fn decompressed(
             continue;
         }
         let file = source_root.join(path);
-        let ino = std::fs::symlink_metadata(&file)
-            .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
-            .with_context(|| format!("inode of {}", file.display()))?;
+        let ino = shared::inode(&file)?;
         let mut theirs = extents::of_file(&file)?;
         theirs.retain(|e| match e.kind {
             Kind::Regular { disk_bytenr, .. } if disk_bytenr != 0 => {

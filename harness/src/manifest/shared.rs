@@ -304,9 +304,7 @@ pub fn holders(
     let mut by_extent: BTreeMap<u64, (bool, Vec<Holder>)> = BTreeMap::new();
     for (path, size) in manifest.files() {
         let file = root.join(path);
-        let ino = std::fs::symlink_metadata(&file)
-            .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
-            .with_context(|| format!("inode of {}", file.display()))?;
+        let ino = inode(&file)?;
         if !seen_inodes.insert(ino) {
             continue;
         }
@@ -335,6 +333,13 @@ pub fn holders(
         }
     }
     Ok(by_extent)
+}
+
+/// The inode number of `file` (not following a symlink).
+pub fn inode(file: &Path) -> Result<u64> {
+    std::fs::symlink_metadata(file)
+        .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
+        .with_context(|| format!("inode of {}", file.display()))
 }
 
 #[cfg(test)]
