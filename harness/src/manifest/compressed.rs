@@ -84,27 +84,27 @@ pub fn uncovered(wanted: &[(u64, u64)], got: &[Extent]) -> Option<(u64, u64)> {
 
 /// Each regular file new in the stream (`is_new`) whose received data is not compressed where
 /// send must have sent it encoded: a [`Difference`] of field `compressed` with the first such
-/// range. `source` is the manifest of `source_root`, for the paths and sizes; `against` the
-/// trees the stream was sent against.
+/// range. `source` is the manifest of `source_root`, for the paths and sizes; `holdings` the
+/// extents of `source_root` and of the trees the stream was sent against.
 pub fn decompressed(
     source_root: &Path,
     received_root: &Path,
     source: &Manifest,
     is_new: &dyn Fn(&str) -> bool,
-    against: &[&Path],
+    holdings: &shared::Holdings,
 ) -> Result<Vec<Difference>> {
     // The extents send may clone in part: the lowest inode of the snapshot that references
     // each, and those the trees sent against reference.
     let mut first_holder: HashMap<u64, u64> = HashMap::new();
-    for (bytenr, (_, holders)) in shared::holders(source_root, source, 0)? {
+    for (&bytenr, (_, holders)) in &holdings.snapshot {
         if let Some(ino) = holders.iter().map(|h| h.ino).min() {
             first_holder.insert(bytenr, ino);
         }
     }
-    let mut held_before = HashSet::new();
-    for tree in against {
-        held_before.extend(shared::holders(tree, &Manifest::of_tree(tree)?, 0)?.into_keys());
-    }
+    let held_before: HashSet<u64> = holdings
+        .against()
+        .flat_map(|by_extent| by_extent.keys().copied())
+        .collect();
     let mut found = Vec::new();
     for (path, size) in source.files() {
         if !is_new(path) {

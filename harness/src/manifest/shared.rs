@@ -25,7 +25,7 @@
 
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
@@ -204,23 +204,26 @@ pub struct Lost {
 
 /// Each extent item of `snapshot` that send must have cloned ([`clone_sources`]) but whose
 /// blocks the received file shares with none of its sources: a [`Difference`] of field
-/// `shared` naming the first block. `source` is the manifest of `snapshot.source`, for the
-/// paths and sizes; `against` the trees the stream was sent against (the parent first, then
+/// `shared` naming the first block. `holdings` has the extents of `snapshot.source` and of
+/// the trees it was sent against, with their paths and sizes; `against` the trees the stream was sent against (the parent first, then
 /// the clone sources), each with a received copy (a tree received more than once comes once
 /// for each copy: the receiver may clone from any of them). A tree whose received copy is
 /// missing is not looked at, and the extents it holds are left out.
-pub fn lost(snapshot: Sent, against: &[Sent], source: &Manifest) -> Result<Lost> {
-    let mut by_extent = holders(snapshot.source, source, 0)?;
+pub fn lost(snapshot: Sent, against: &[Sent], holdings: &Holdings) -> Result<Lost> {
+    let mut by_extent = holdings.snapshot.clone();
     let mut trees = vec![snapshot];
     for sent in against {
-        let theirs = holders(sent.source, &Manifest::of_tree(sent.source)?, trees.len())?;
+        let theirs = holdings.of(sent.source)?;
         if sent.received.is_dir() {
-            trees.push(*sent);
             for (bytenr, (_, items)) in theirs {
-                if let Some((_, ours)) = by_extent.get_mut(&bytenr) {
-                    ours.extend(items);
+                if let Some((_, ours)) = by_extent.get_mut(bytenr) {
+                    ours.extend(items.iter().map(|h| Holder {
+                        root: trees.len(),
+                        ..h.clone()
+                    }));
                 }
             }
+            trees.push(*sent);
         } else {
             by_extent.retain(|bytenr, _| !theirs.contains_key(bytenr));
         }
@@ -292,16 +295,60 @@ pub fn lost(snapshot: Sent, against: &[Sent], source: &Manifest) -> Result<Lost>
     })
 }
 
+/// The items of a tree's regular files by the extent they reference (`disk_bytenr`), with
+/// whether that extent is compressed.
+pub type ByExtent = BTreeMap<u64, (bool, Vec<Holder>)>;
+
+/// What the layout oracle's compressed and shared rules read of a sent snapshot and of the
+/// trees its stream was sent against: each tree's [`holders`], walked once per compare.
+pub struct Holdings {
+    pub snapshot: ByExtent,
+    against: Vec<(PathBuf, ByExtent)>,
+}
+
+impl Holdings {
+    /// The holders of `snapshot` (its manifest `source`) and of each tree of `against`.
+    pub fn read(snapshot: &Path, source: &Manifest, against: &[&Path]) -> Result<Self> {
+        let mut trees: Vec<(PathBuf, ByExtent)> = Vec::new();
+        for &tree in against {
+            if !trees.iter().any(|(t, _)| t == tree) {
+                trees.push((
+                    tree.to_path_buf(),
+                    holders(tree, &Manifest::of_tree(tree)?)?,
+                ));
+            }
+        }
+        Ok(Holdings {
+            snapshot: holders(snapshot, source)?,
+            against: trees,
+        })
+    }
+
+    /// The holders of `tree`, one of the trees sent against (their `root` is 0).
+    pub fn of(&self, tree: &Path) -> Result<&ByExtent> {
+        self.against
+            .iter()
+            .find(|(t, _)| t == tree)
+            .map(|(_, by_extent)| by_extent)
+            .with_context(|| {
+                format!(
+                    "{} is not a tree the stream is sent against",
+                    tree.display()
+                )
+            })
+    }
+
+    /// The trees sent against, each with its holders.
+    pub fn against(&self) -> impl Iterator<Item = &ByExtent> {
+        self.against.iter().map(|(_, by_extent)| by_extent)
+    }
+}
+
 /// The items of the regular files of `root` (its manifest `manifest`) by the extent they
-/// reference (`disk_bytenr`), with whether that extent is compressed; each holder names the
-/// tree as `tree`. Each inode counts once, under its first name.
-pub fn holders(
-    root: &Path,
-    manifest: &Manifest,
-    tree: usize,
-) -> Result<BTreeMap<u64, (bool, Vec<Holder>)>> {
+/// reference, each holder naming the tree as 0. Each inode counts once, under its first name.
+pub fn holders(root: &Path, manifest: &Manifest) -> Result<ByExtent> {
     let mut seen_inodes = HashSet::new();
-    let mut by_extent: BTreeMap<u64, (bool, Vec<Holder>)> = BTreeMap::new();
+    let mut by_extent = ByExtent::new();
     for (path, size) in manifest.files() {
         let file = root.join(path);
         let ino = inode(&file)?;
@@ -320,7 +367,7 @@ pub fn holders(
                     let (compressed, items) = by_extent.entry(disk_bytenr).or_default();
                     *compressed |= extent.is_compressed();
                     items.push(Holder {
-                        root: tree,
+                        root: 0,
                         path: path.clone(),
                         ino,
                         size,

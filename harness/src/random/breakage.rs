@@ -140,7 +140,7 @@ type Victim = (PathBuf, Vec<(u64, u64)>);
 /// The file below `dir` with the most whole blocks in extents that another inode (or the same
 /// one elsewhere) references too, and those blocks' ranges. Hard links count once.
 fn shared_blocks(dir: &Path) -> Result<Option<Victim>> {
-    let by_extent = crate::manifest::shared::holders(dir, &Manifest::of_tree(dir)?, 0)?;
+    let by_extent = crate::manifest::shared::holders(dir, &Manifest::of_tree(dir)?)?;
     let mut ranges: std::collections::BTreeMap<&str, Vec<(u64, u64)>> = Default::default();
     for (_, holders) in by_extent.values().filter(|(_, h)| h.len() > 1) {
         for h in holders {

@@ -402,19 +402,22 @@ impl<'a> Chains<'a> {
                     if self.checks(holes::FIELD) {
                         differences = holes::filled_holes(&source, &received, &is_new);
                     }
-                    if differences.is_empty()
+                    let compressed_rule = differences.is_empty()
                         && self.checks(compressed::FIELD)
-                        && self.keeps_compression(dir)
-                    {
-                        let mut trees: Vec<&Path> = against.iter().map(|(tree, _)| *tree).collect();
-                        trees.dedup();
-                        differences =
-                            compressed::decompressed(snapshot, got, &source, &is_new, &trees)?;
-                    }
+                        && self.keeps_compression(dir);
                     // A balance beside the send (noise) makes send write what it would
                     // have cloned: it cannot trust the extents' places across relocation.
-                    if differences.is_empty() && self.checks(shared::FIELD) && self.noise.is_none()
-                    {
+                    let shared_rule = self.checks(shared::FIELD) && self.noise.is_none();
+                    if !differences.is_empty() || !(compressed_rule || shared_rule) {
+                        return Ok(differences);
+                    }
+                    let trees: Vec<&Path> = against.iter().map(|(tree, _)| *tree).collect();
+                    let holdings = shared::Holdings::read(snapshot, &source, &trees)?;
+                    if compressed_rule {
+                        differences =
+                            compressed::decompressed(snapshot, got, &source, &is_new, &holdings)?;
+                    }
+                    if differences.is_empty() && shared_rule {
                         let sent: Vec<shared::Sent> = against
                             .iter()
                             .map(|(source, received)| shared::Sent { source, received })
@@ -423,7 +426,7 @@ impl<'a> Chains<'a> {
                             source: snapshot,
                             received: got,
                         };
-                        let lost = shared::lost(snapshot, &sent, &source)?;
+                        let lost = shared::lost(snapshot, &sent, &holdings)?;
                         must_clone = lost.checked;
                         differences = lost.differences;
                     }
