@@ -241,6 +241,32 @@ fn received_copies_of_what_send_must_clone_are_caught_by_the_layout_oracle_alone
 }
 
 #[test]
+fn space_preallocated_past_a_received_file_s_end_is_caught_by_the_layout_oracle_alone() {
+    if !preflight::loopback_or_skip("random: grown space") {
+        return;
+    }
+    // The same data, size, times and holes, but a megabyte allocated past the end of the
+    // largest received file: SEEK_DATA does not reach past the size, so only the space rule
+    // sees it.
+    let (reason, log, dir, _results) = broken_fails(
+        sendtest::context::Breakage::Preallocate,
+        11,
+        Some(120),
+        Some(2),
+        None,
+    );
+    assert!(
+        reason.contains(": field space: expected at most ")
+            && reason.contains(" blocks of 4 KiB allocated"),
+        "{reason}"
+    );
+    assert!(log.contains(", past its end"), "the tree was broken: {log}");
+    // The script compares allocated blocks for it.
+    let script = std::fs::read_to_string(dir.join("random-11.sh")).unwrap();
+    assert!(script.contains("blocks=%b"), "{script}");
+}
+
+#[test]
 fn each_way_to_pick_parents_runs_with_its_send_options() {
     if !preflight::loopback_or_skip("random: parents") {
         return;

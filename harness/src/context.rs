@@ -52,6 +52,9 @@ pub enum Breakage {
     /// The blocks of the received file with the most data shared with another are written
     /// again, the same data: only the layout oracle's shared rule can tell.
     Unshare,
+    /// A megabyte past the end of the largest received file is preallocated, its size kept:
+    /// only the layout oracle's space rule can tell.
+    Preallocate,
 }
 
 /// The time a case may take beyond its `--duration` unless `--timeout` says otherwise.

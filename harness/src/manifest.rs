@@ -8,6 +8,7 @@ mod compare;
 pub mod compressed;
 pub mod holes;
 pub mod shared;
+pub mod space;
 mod text;
 mod walk;
 

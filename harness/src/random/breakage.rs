@@ -10,8 +10,7 @@ use xshell::cmd;
 use crate::context::{Breakage, Ctx};
 use crate::manifest::Manifest;
 
-/// The deliberate fault of [`super::Chains::break_received`]: the largest file loses its last byte,
-/// or zeros fill the first hole of the first file (in the manifest's order) that has one.
+/// The deliberate fault of [`super::Chains::break_received`], as [`Breakage`] says.
 pub(super) fn break_tree(ctx: &Ctx, received: &Path, breakage: Breakage) -> Result<()> {
     let victim = match breakage {
         Breakage::Truncate => largest_file(received)?.map(|f| (f, Fault::LastByte)),
@@ -20,6 +19,7 @@ pub(super) fn break_tree(ctx: &Ctx, received: &Path, breakage: Breakage) -> Resu
             first_compressed(received)?.map(|(f, range)| (f, Fault::Uncompressed(range)))
         }
         Breakage::Unshare => shared_blocks(received)?.map(|(f, ranges)| (f, Fault::Copies(ranges))),
+        Breakage::Preallocate => largest_file(received)?.map(|f| (f, Fault::PastTheEnd)),
     };
     let Some((victim, fault)) = victim else {
         return Ok(());
@@ -76,6 +76,21 @@ pub(super) fn break_tree(ctx: &Ctx, received: &Path, breakage: Breakage) -> Resu
                 victim.display()
             ));
         }
+        Fault::PastTheEnd => {
+            let file = std::fs::OpenOptions::new().write(true).open(&victim)?;
+            let end = before.len().div_ceil(BLOCK) * BLOCK;
+            nix::fcntl::fallocate(
+                &file,
+                nix::fcntl::FallocateFlags::FALLOC_FL_KEEP_SIZE,
+                end as i64,
+                1 << 20,
+            )?;
+            keep_times(&file, &before)?;
+            ctx.note(&format!(
+                "preallocated {end}+1048576 of {}, past its end",
+                victim.display()
+            ));
+        }
     }
     ctx.run(cmd!(sh, "btrfs property set -ts {received} ro true"))?;
     Ok(())
@@ -87,6 +102,7 @@ enum Fault {
     Zeros((u64, u64)),
     Uncompressed((u64, u64)),
     Copies(Vec<(u64, u64)>),
+    PastTheEnd,
 }
 
 /// The same data and times after a fault: only the layout changed.

@@ -14,7 +14,7 @@ use super::receive::Receive;
 use super::script::ScriptOptions;
 use super::wide::{self, Wide};
 use crate::context::{Breakage, Ctx};
-use crate::manifest::{self, compressed, holes, shared, Ignore, Manifest};
+use crate::manifest::{self, compressed, holes, shared, space, Ignore, Manifest};
 use crate::mount::Mount;
 
 /// How one chain went.
@@ -401,6 +401,9 @@ impl<'a> Chains<'a> {
                     let is_new = |path: &str| new.get(path).copied().unwrap_or(false);
                     if self.checks(holes::FIELD) {
                         differences = holes::filled_holes(&source, &received, &is_new);
+                    }
+                    if differences.is_empty() && self.checks(space::FIELD) {
+                        differences = space::grown(snapshot, got, &source, &is_new)?;
                     }
                     let compressed_rule = differences.is_empty()
                         && self.checks(compressed::FIELD)

@@ -106,12 +106,11 @@ pub fn shrink_and_keep(
     }
     std::fs::write(results.join(format!("random-{seed}.ops")), &listing)?;
     let mut options = chains.script_options();
-    // A hole filled on receive shows in the layout and the allocated blocks alone.
-    if last_failure
-        .differences
-        .iter()
-        .any(|(_, field)| field == crate::manifest::holes::FIELD)
-    {
+    // A hole filled on receive, or space grown, shows in the layout and the allocated blocks
+    // alone.
+    if last_failure.differences.iter().any(|(_, field)| {
+        field == crate::manifest::holes::FIELD || field == crate::manifest::space::FIELD
+    }) {
         options.ignore.retain(|field| field != "layout");
     }
     options.compressed = last_failure
