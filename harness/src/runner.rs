@@ -61,6 +61,11 @@ impl Unit<'_> {
 }
 
 impl Plan<'_> {
+    /// How many case runs one iteration of the plan makes: each case under each configuration.
+    pub fn units_per_iteration(&self) -> usize {
+        self.cases.len() * self.configurations.len().max(1)
+    }
+
     /// Every case under every configuration, configuration by configuration.
     fn units(&self) -> Vec<Unit<'_>> {
         let configurations = if self.configurations.is_empty() {
@@ -420,5 +425,21 @@ mod tests {
         );
         let written = std::fs::read_to_string(result.dir.join("outcome")).unwrap();
         assert!(written.starts_with("FAILED"), "{written}");
+    }
+
+    #[test]
+    fn each_case_runs_once_under_each_configuration() {
+        let (a, b) = (case("a"), case("b"));
+        let plan = Plan::new(vec![&a, &b], PathBuf::from("unused"), 1);
+        assert_eq!(plan.units_per_iteration(), 2);
+        let plan = Plan {
+            configurations: ["holes", "proto2", "max-inline-0"]
+                .map(|name| crate::configuration::by_name(name).unwrap())
+                .to_vec(),
+            ..plan
+        };
+        let units: Vec<String> = plan.units().iter().map(Unit::name).collect();
+        assert_eq!(units.len(), plan.units_per_iteration());
+        assert_eq!(units[..2], ["a@holes", "b@holes"]);
     }
 }

@@ -127,7 +127,7 @@ pub fn run(args: &RunArgs) -> Result<u8> {
     };
     say(&format!(
         "{} case(s), {jobs} at a time{}, results in {}",
-        plan.cases.len(),
+        plan.units_per_iteration(),
         if iterations > 1 {
             format!(", {iterations} iterations")
         } else {
@@ -136,7 +136,7 @@ pub fn run(args: &RunArgs) -> Result<u8> {
         run_dir.display()
     ));
 
-    let total = plan.cases.len() * iterations as usize;
+    let total = plan.units_per_iteration() * iterations as usize;
     let activity = Activity::start_quietly(&format!("running {total} case(s)"));
     let done = AtomicUsize::new(0);
     let print = |line: &str| {
