@@ -25,6 +25,7 @@ fn run_under(
             receive: None,
             parents: None,
             seeds: None,
+            ..RandomKnobs::default()
         },
         configuration: config,
         ..CaseOptions::default()

@@ -42,6 +42,7 @@ fn run_receiving(
             receive,
             parents: None,
             seeds: None,
+            ..RandomKnobs::default()
         },
         ..CaseOptions::default()
     };
@@ -147,6 +148,7 @@ fn broken_fails(
             receive,
             parents: None,
             seeds: None,
+            ..RandomKnobs::default()
         },
         ..CaseOptions::default()
     };
@@ -281,6 +283,7 @@ fn each_way_to_pick_parents_runs_with_its_send_options() {
                 receive: Some(Receive::Plain),
                 parents: Some(way),
                 seeds: None,
+                ..RandomKnobs::default()
             },
             ..CaseOptions::default()
         };
@@ -349,6 +352,38 @@ fn a_broken_received_tree_is_caught_and_shrunk_to_a_short_script() {
         "{operations} operations left:\n{script}"
     );
     // `harness/cli/tests/scripts.rs` runs the script by hand.
+}
+
+#[test]
+fn with_no_shrink_the_first_failure_ends_the_case_as_it_is() {
+    if !preflight::loopback_or_skip("random: --no-shrink") {
+        return;
+    }
+    // The same broken seed as above: the same failure, named at once, and no list or
+    // script kept, since nothing was shrunk.
+    let options = CaseOptions {
+        tamper: Some(no_tamper as sendtest::context::Tamper),
+        random: RandomKnobs {
+            seed: Some(42),
+            ops: Some(300),
+            snapshots: Some(4),
+            no_shrink: true,
+            ..RandomKnobs::default()
+        },
+        ..CaseOptions::default()
+    };
+    let (result, _results) = run_loop("random", options);
+    let Outcome::Failed(reason) = &result.outcome else {
+        panic!("a broken received tree passed: {:?}", result.outcome)
+    };
+    assert!(
+        reason.starts_with("seed 42, protocol 1: received snapshot ")
+            && reason.contains(": field size: ")
+            && reason.ends_with("(not shrunk: --no-shrink)"),
+        "{reason}"
+    );
+    assert!(!result.dir.join("random-42.ops").exists());
+    assert!(!result.dir.join("random-42.sh").exists());
 }
 
 #[test]

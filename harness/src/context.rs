@@ -34,6 +34,9 @@ pub struct RandomKnobs {
     pub parents: Option<crate::random::Parents>,
     /// This many seeds from `seed`, reported as a soak is (`--seeds`).
     pub seeds: Option<u64>,
+    /// Fail at a seed's first failure as it is, without shrinking it (`--no-shrink`): the
+    /// verdict alone, as a mutation run needs it.
+    pub no_shrink: bool,
 }
 
 /// How the random cases break each received tree in tests of their checks: each break is a

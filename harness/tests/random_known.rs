@@ -78,6 +78,7 @@ fn run_broken(case: &Case, soak: Option<Duration>) -> (CaseResult, String, tempf
             receive: None,
             parents: None,
             seeds: None,
+            ..RandomKnobs::default()
         },
         ..CaseOptions::default()
     };

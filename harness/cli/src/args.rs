@@ -60,6 +60,10 @@ pub struct CaseArgs {
     /// bugs apart).
     #[arg(long, value_name = "N", value_parser = at_least_one)]
     seeds: Option<u64>,
+    /// Random cases: fail at the first failure as it is, without shrinking it to a script
+    /// (a quick verdict; mutation runs do this).
+    #[arg(long)]
+    no_shrink: bool,
     /// Keep a failed case's scratch images and print how to mount them; the next run (or
     /// `sendtest clean`) removes them.
     #[arg(long)]
@@ -95,6 +99,7 @@ impl CaseArgs {
                 receive: self.receive,
                 parents: self.parents,
                 seeds: self.seeds,
+                no_shrink: self.no_shrink,
             },
             tamper: None,
             breakage: Default::default(),

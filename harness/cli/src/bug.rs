@@ -67,9 +67,7 @@ pub fn report(args: &ReportArgs) -> Result<u8> {
             seed,
             ops: args.ops,
             snapshots: args.snapshots,
-            receive: None,
-            parents: None,
-            seeds: None,
+            ..RandomKnobs::default()
         },
         ..CaseOptions::default()
     };

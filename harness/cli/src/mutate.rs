@@ -310,6 +310,9 @@ pub fn suite_options(random_seed: u64, random_seeds: u64, timeout: Duration) -> 
         random: RandomKnobs {
             seed: Some(random_seed),
             seeds: (random_seeds > 1).then_some(random_seeds),
+            // A caught mutant needs its verdict, not a script: shrinking would spend the
+            // case's time limit on tries.
+            no_shrink: true,
             ..RandomKnobs::default()
         },
         ..CaseOptions::default()

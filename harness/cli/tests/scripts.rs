@@ -110,6 +110,7 @@ fn the_script_of_a_broken_tree_fails_with_either_comparison() {
             receive: Some(Receive::Plain),
             parents: None,
             seeds: None,
+            ..RandomKnobs::default()
         },
         ..CaseOptions::default()
     };

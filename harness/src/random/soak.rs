@@ -63,7 +63,8 @@ pub fn seeds_ran(headlines: &str) -> Option<u64> {
 /// The randomized case's steps: for `--seed` (or a seed from the clock), and with
 /// `--duration` for the seeds after it until the time is up, the chain with protocol 1 on a
 /// plain filesystem, then with protocol 2 and compressed data on a compress=zstd one (the case
-/// requires both kernel and btrfs-progs to support it). A failure is shrunk and kept. One seed stops at its
+/// requires both kernel and btrfs-progs to support it). A failure is shrunk and kept (with
+/// `--no-shrink`, the first failure ends the case as it is). One seed stops at its
 /// failure, known bug or not; a soak goes on, reports each distinct failure once, and fails only
 /// on those that are not known bugs. The counts are printed.
 pub fn run_seeds(t: &mut Ctx, setup: &Setup<'_>) -> Result<()> {
@@ -101,6 +102,17 @@ pub fn run_seeds(t: &mut Ctx, setup: &Setup<'_>) -> Result<()> {
             chains.receive = knobs.receive.unwrap_or_else(|| Receive::draw(seed));
             chains.parents = knobs.parents.unwrap_or_else(|| Parents::draw(seed));
             if let Verdict::Failed(failure) = chains.check(&list, &mut total)? {
+                if knobs.no_shrink {
+                    return Err(detected(format!(
+                        "seed {seed}, {}: {} (not shrunk: --no-shrink)",
+                        if chains.proto2 {
+                            "protocol 2 with compressed data"
+                        } else {
+                            "protocol 1"
+                        },
+                        failure.message
+                    )));
+                }
                 let shrunk = shrink_and_keep(chains, seed, &list, &failure)?;
                 let known = known::classify(
                     setup.known_bugs,

@@ -114,6 +114,7 @@ impl Request {
         put("receive", self.random.receive.map(|r| r.name().to_string()));
         put("parents", self.random.parents.map(|p| p.name().to_string()));
         put("seeds", self.random.seeds.map(|n| n.to_string()));
+        put("no_shrink", self.random.no_shrink.then(|| "1".to_string()));
         put("config", self.configuration.clone());
         words.join(" ")
     }
@@ -135,6 +136,7 @@ impl Request {
                 Some(("sendtest.receive", way)) => request.random.receive = way.parse().ok(),
                 Some(("sendtest.parents", way)) => request.random.parents = way.parse().ok(),
                 Some(("sendtest.seeds", n)) => request.random.seeds = n.parse().ok(),
+                Some(("sendtest.no_shrink", n)) => request.random.no_shrink = n == "1",
                 Some(("sendtest.config", name)) => request.configuration = Some(name.to_string()),
                 None if word == PROBE => request.probe = true,
                 None if word == SHELL => request.shell = true,
@@ -162,6 +164,7 @@ mod tests {
                 receive: Some(crate::random::Receive::Twice),
                 parents: Some(crate::random::Parents::Clones),
                 seeds: Some(4),
+                no_shrink: true,
             },
             configuration: crate::configuration::by_name("holes").unwrap(),
             ..CaseOptions::default()
