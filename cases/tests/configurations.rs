@@ -22,9 +22,6 @@ fn run_under(
             seed: Some(7),
             ops: Some(60),
             snapshots: Some(2),
-            receive: None,
-            parents: None,
-            seeds: None,
             ..RandomKnobs::default()
         },
         configuration: config,

@@ -40,8 +40,6 @@ fn run_receiving(
             ops: Some(ops),
             snapshots: Some(snapshots),
             receive,
-            parents: None,
-            seeds: None,
             ..RandomKnobs::default()
         },
         ..CaseOptions::default()
@@ -146,8 +144,6 @@ fn broken_fails(
             ops,
             snapshots,
             receive,
-            parents: None,
-            seeds: None,
             ..RandomKnobs::default()
         },
         ..CaseOptions::default()
@@ -282,7 +278,6 @@ fn each_way_to_pick_parents_runs_with_its_send_options() {
                 snapshots: Some(3),
                 receive: Some(Receive::Plain),
                 parents: Some(way),
-                seeds: None,
                 ..RandomKnobs::default()
             },
             ..CaseOptions::default()

@@ -75,9 +75,6 @@ fn run_broken(case: &Case, soak: Option<Duration>) -> (CaseResult, String, tempf
             seed: Some(7),
             ops: Some(60),
             snapshots: Some(1),
-            receive: None,
-            parents: None,
-            seeds: None,
             ..RandomKnobs::default()
         },
         ..CaseOptions::default()

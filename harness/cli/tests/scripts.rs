@@ -108,8 +108,6 @@ fn the_script_of_a_broken_tree_fails_with_either_comparison() {
             ops: Some(300),
             snapshots: Some(4),
             receive: Some(Receive::Plain),
-            parents: None,
-            seeds: None,
             ..RandomKnobs::default()
         },
         ..CaseOptions::default()

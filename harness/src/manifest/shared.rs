@@ -205,10 +205,10 @@ pub struct Lost {
 /// Each extent item of `snapshot` that send must have cloned ([`clone_sources`]) but whose
 /// blocks the received file shares with none of its sources: a [`Difference`] of field
 /// `shared` naming the first block. `holdings` has the extents of `snapshot.source` and of
-/// the trees it was sent against, with their paths and sizes; `against` the trees the stream was sent against (the parent first, then
-/// the clone sources), each with a received copy (a tree received more than once comes once
-/// for each copy: the receiver may clone from any of them). A tree whose received copy is
-/// missing is not looked at, and the extents it holds are left out.
+/// the trees it was sent against, with their paths and sizes; `against` those trees (the
+/// parent first, then the clone sources), each with a received copy (a tree received more
+/// than once comes once for each copy: the receiver may clone from any of them). A tree whose
+/// received copy is missing is not looked at, and the extents it holds are left out.
 pub fn lost(snapshot: Sent, against: &[Sent], holdings: &Holdings) -> Result<Lost> {
     let mut by_extent = holdings.snapshot.clone();
     let mut trees = vec![snapshot];

@@ -405,9 +405,8 @@ impl<'a> Chains<'a> {
                     if differences.is_empty() && self.checks(space::FIELD) {
                         differences = space::grown(snapshot, got, &source, &is_new)?;
                     }
-                    let compressed_rule = differences.is_empty()
-                        && self.checks(compressed::FIELD)
-                        && self.keeps_compression(dir);
+                    let compressed_rule =
+                        self.checks(compressed::FIELD) && self.keeps_compression(dir);
                     // A balance beside the send (noise) makes send write what it would
                     // have cloned: it cannot trust the extents' places across relocation.
                     let shared_rule = self.checks(shared::FIELD) && self.noise.is_none();
