@@ -20,11 +20,12 @@ use crate::args::{
     at_least_one, out, patch_text, say, sweep_dead_runs, KernelConfigArgs, ResultsArgs, VmArgs,
 };
 
-/// The default suite: the cases and the fixed random seed that catch the most per second (see
-/// docs/mutation.md).
+/// The default suite: the cases, and the fixed random seeds, each reaching code the other does
+/// not (see docs/mutation.md).
 const MUTATION_SUITE: &[&str] = &["ro-flip-with-delalloc", "random"];
-/// The random case's seed in a mutation run, unless `--random-seed` says otherwise.
-pub const RANDOM_SEED: u64 = 1;
+/// The random case's seeds in a mutation run, unless `--random-seed` says otherwise: the case
+/// runs once with each, in this order, until one fails.
+pub const RANDOM_SEEDS: &[u64] = &[1, 8];
 
 #[derive(clap::Args)]
 pub struct MutateArgs {
@@ -72,10 +73,11 @@ pub struct MutateArgs {
     /// Equivalent mutants: `<mutant id> <reason>` per line; reported apart, not run.
     #[arg(long, value_name = "FILE")]
     allow: Option<PathBuf>,
-    /// The random case's seed in the suite.
-    #[arg(long, default_value_t = RANDOM_SEED)]
-    random_seed: u64,
-    /// How many seeds of the random case, from --random-seed, the suite runs.
+    /// The random case's seeds in the suite, comma-separated: it runs once with each, in this
+    /// order, until one fails [default: 1,8].
+    #[arg(long, value_name = "SEED[,SEED…]", value_delimiter = ',')]
+    random_seed: Vec<u64>,
+    /// How many consecutive seeds each of --random-seed's starts (a soak of N seeds per run).
     #[arg(long, default_value_t = 1, value_parser = at_least_one)]
     random_seeds: u64,
     /// Seconds a case may take under a mutant before it counts as a timeout.
@@ -158,7 +160,14 @@ pub fn mutate(args: &MutateArgs) -> Result<u8> {
             .join(",")
             .into_bytes(),
     );
-    key_parts.push(args.random_seed.to_le_bytes().to_vec());
+    let random_seeds = if args.random_seed.is_empty() {
+        RANDOM_SEEDS.to_vec()
+    } else {
+        args.random_seed.clone()
+    };
+    for seed in &random_seeds {
+        key_parts.push(seed.to_le_bytes().to_vec());
+    }
     if args.random_seeds > 1 {
         key_parts.push(args.random_seeds.to_le_bytes().to_vec());
     }
@@ -171,11 +180,10 @@ pub fn mutate(args: &MutateArgs) -> Result<u8> {
         .results
         .join(format!("mutate-{}", short_hash(&parts)));
     let plan = MutationPlan {
-        cases,
-        options: suite_options(
-            args.random_seed,
-            args.random_seeds,
-            Duration::from_secs(args.timeout),
+        steps: mutation::steps(
+            &cases,
+            suite_options(args.random_seeds, Duration::from_secs(args.timeout)),
+            &random_seeds,
         ),
         results: results.clone(),
         allowed,
@@ -204,9 +212,9 @@ pub fn mutate(args: &MutateArgs) -> Result<u8> {
         mutants.len(),
         files.join(", "),
         tree.display(),
-        plan.cases
+        plan.steps
             .iter()
-            .map(|c| c.name)
+            .map(|s| s.name())
             .collect::<Vec<_>>()
             .join(", "),
         results.display()
@@ -303,12 +311,12 @@ pub fn mutation_suite() -> Result<Vec<&'static Case>> {
         .collect()
 }
 
-/// The options the suite runs with: the fixed random seed, and `timeout` per case.
-pub fn suite_options(random_seed: u64, random_seeds: u64, timeout: Duration) -> CaseOptions {
+/// The options the suite runs with: `random_seeds` seeds from each of the random case's
+/// (which [`mutation::steps`] sets), and `timeout` per case.
+pub fn suite_options(random_seeds: u64, timeout: Duration) -> CaseOptions {
     CaseOptions {
         timeout,
         random: RandomKnobs {
-            seed: Some(random_seed),
             seeds: (random_seeds > 1).then_some(random_seeds),
             // A caught mutant needs its verdict, not a script: shrinking would spend the
             // case's time limit on tries.

@@ -118,13 +118,13 @@ fn each_outcome_happens_and_a_rerun_resumes() {
     ];
     let cases = vec![cases::by_name("ro-flip-with-delalloc").unwrap()];
     let results = tempfile::tempdir().unwrap();
+    let options = CaseOptions {
+        timeout: Duration::from_secs(15),
+        random: RandomKnobs::default(),
+        ..CaseOptions::default()
+    };
     let plan = MutationPlan {
-        cases,
-        options: CaseOptions {
-            timeout: Duration::from_secs(15),
-            random: RandomKnobs::default(),
-            ..CaseOptions::default()
-        },
+        steps: run::steps(&cases, options, &[]),
         results: results.path().to_path_buf(),
         allowed: Default::default(),
     };
@@ -201,12 +201,16 @@ fn a_kernel_mutant_that_hangs_the_guest_is_a_timeout_and_one_that_oopses_it_is_c
         ),
     ];
     let results = tempfile::tempdir().unwrap();
+    let options = CaseOptions {
+        timeout: Duration::from_secs(40),
+        ..CaseOptions::default()
+    };
     let plan = MutationPlan {
-        cases: vec![cases::by_name("ro-flip-with-delalloc").unwrap()],
-        options: CaseOptions {
-            timeout: Duration::from_secs(40),
-            ..CaseOptions::default()
-        },
+        steps: run::steps(
+            &[cases::by_name("ro-flip-with-delalloc").unwrap()],
+            options,
+            &[],
+        ),
         results: results.path().to_path_buf(),
         allowed: Default::default(),
     };

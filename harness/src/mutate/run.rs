@@ -108,11 +108,64 @@ pub struct MutantResult {
     pub resumed: bool,
 }
 
+/// One step of the suite: a case and the options it runs with.
+#[derive(Clone)]
+pub struct Step<'a> {
+    pub case: &'a Case,
+    pub options: CaseOptions,
+    /// What verdicts call the step, and the directory its results go to under a mutant's:
+    /// `None` for a case the suite runs once (its results go where they always do), a name
+    /// such as `random-seed-8` for each run of a case the suite runs with several seeds.
+    pub variant: Option<String>,
+}
+
+impl Step<'_> {
+    /// The step as verdicts name it: the case, or its variant.
+    pub fn name(&self) -> &str {
+        self.variant.as_deref().unwrap_or(self.case.name)
+    }
+
+    /// Runs the step with its results under `dir`.
+    fn run(&self, dir: &Path, backend: &dyn Backend) -> runner::CaseResult {
+        let dir = match &self.variant {
+            Some(variant) => dir.join(variant),
+            None => dir.to_path_buf(),
+        };
+        runner::run_one(self.case, &dir, self.options, backend)
+    }
+}
+
+/// The steps of a suite of `cases`, each with `options`: a case of the `random` group once
+/// per seed of `random_seeds` (its options' random seed set to it), in that order, each with a
+/// variant named after its seed when there are several; every other case once.
+pub fn steps<'a>(cases: &[&'a Case], options: CaseOptions, random_seeds: &[u64]) -> Vec<Step<'a>> {
+    let mut steps = Vec::new();
+    for &case in cases {
+        if !case.groups.contains(&"random") || random_seeds.is_empty() {
+            steps.push(Step {
+                case,
+                options,
+                variant: None,
+            });
+            continue;
+        }
+        for &seed in random_seeds {
+            let mut options = options;
+            options.random.seed = Some(seed);
+            steps.push(Step {
+                case,
+                options,
+                variant: (random_seeds.len() > 1).then(|| format!("{}-seed-{seed}", case.name)),
+            });
+        }
+    }
+    steps
+}
+
 /// What a mutation run does.
 pub struct MutationPlan<'a> {
-    /// The suite, run in this order until a case fails.
-    pub cases: Vec<&'a Case>,
-    pub options: CaseOptions,
+    /// The suite, run in this order until a step fails.
+    pub steps: Vec<Step<'a>>,
     /// Where each mutant's results go (`<id>/`), and the summaries.
     pub results: PathBuf,
     /// Equivalent mutants by id, with why.
@@ -126,15 +179,15 @@ pub fn baseline(plan: &MutationPlan<'_>, target: &mut dyn Target) -> Result<Dura
         bail!("the unmutated tree does not build, so no mutant can be judged: {why}");
     }
     let dir = plan.results.join("unmutated");
-    for case in &plan.cases {
-        let result = runner::run_one(case, &dir, plan.options, target.backend());
+    for step in &plan.steps {
+        let result = step.run(&dir, target.backend());
         if interrupt::requested() {
             bail!("interrupted while the unmutated tree ran");
         }
         if !result.outcome.is_pass() {
             bail!(
                 "the unmutated tree fails the suite ({}: {}; results in {}): mutation testing needs a suite that passes first",
-                case.name,
+                step.name(),
                 result.outcome.reason().unwrap_or("not run"),
                 result.dir.display()
             );
@@ -208,21 +261,21 @@ fn judge(
     if let Err(why) = target.build(Some(mutant))? {
         return Ok(Verdict::Unviable(why));
     }
-    for case in &plan.cases {
-        let result = runner::run_one(case, dir, plan.options, target.backend());
+    for step in &plan.steps {
+        let result = step.run(dir, target.backend());
         let reason = || result.outcome.reason().unwrap_or("").to_string();
         match &result.outcome {
             Outcome::Passed => {}
             outcome if outcome.is_timeout() => {
                 return Ok(Verdict::Timeout {
-                    case: case.name.into(),
+                    case: step.name().into(),
                     reason: reason(),
                 })
             }
             // Not run under a mutant means the mutant broke what the case needs.
             Outcome::Failed(_) | Outcome::Error(_) | Outcome::NotRun(_) => {
                 return Ok(Verdict::Caught {
-                    case: case.name.into(),
+                    case: step.name().into(),
                     reason: reason(),
                 })
             }
@@ -436,8 +489,7 @@ mod tests {
             "a.c:3:negate-if:1",
         ];
         let plan = MutationPlan {
-            cases: Vec::new(),
-            options: CaseOptions::default(),
+            steps: Vec::new(),
             results: results.path().to_path_buf(),
             allowed: ids
                 .iter()
@@ -455,6 +507,25 @@ mod tests {
         };
         let ran = run(&again, &mutants[..2], &mut NoBuilds, &mut |_| {}).unwrap();
         assert_eq!(ran[0].verdict, Verdict::Missed);
+    }
+
+    #[test]
+    fn a_random_case_is_a_step_per_seed_and_other_cases_one_each() {
+        let fixed = crate::case::test_case("ro-flip", &["auto"]);
+        let random = crate::case::test_case("random", &["random", "send"]);
+        let options = CaseOptions::default();
+        let steps = steps(&[&fixed, &random], options, &[1, 8]);
+        let names: Vec<&str> = steps.iter().map(Step::name).collect();
+        assert_eq!(names, ["ro-flip", "random-seed-1", "random-seed-8"]);
+        let seeds: Vec<Option<u64>> = steps.iter().map(|s| s.options.random.seed).collect();
+        assert_eq!(seeds, [None, Some(1), Some(8)]);
+        // One seed: the case keeps its own name and results directory.
+        let one = super::steps(&[&random], options, &[5]);
+        assert_eq!(
+            (one[0].name(), one[0].options.random.seed),
+            ("random", Some(5))
+        );
+        assert!(one[0].variant.is_none());
     }
 
     #[test]

@@ -13,7 +13,7 @@ use sendtest::mutate::run::{self as mutation, MutationPlan, Target, Verdict};
 use sendtest::mutate::targets::{KernelTarget, ProgsTarget};
 
 use crate::args::VmArgs;
-use crate::mutate::{mutation_suite, suite_options, RANDOM_SEED};
+use crate::mutate::{mutation_suite, suite_options, RANDOM_SEEDS};
 
 /// Per-mutant targets: a kernel mutant in a guest under TCG, a btrfs-progs one on loop devices.
 const KERNEL_TARGET: Duration = Duration::from_secs(30);
@@ -62,8 +62,7 @@ fn cost(
     }
     let mutants = mutant::sample(mutants, reps, 1);
     let plan = MutationPlan {
-        cases: mutation_suite()?,
-        options: suite_options(RANDOM_SEED, 1, TIMEOUT),
+        steps: mutation::steps(&mutation_suite()?, suite_options(1, TIMEOUT), RANDOM_SEEDS),
         results: results.to_path_buf(),
         allowed: Default::default(),
     };
