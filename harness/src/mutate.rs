@@ -4,5 +4,6 @@
 pub mod mutant;
 pub mod operators;
 pub mod patched;
+pub mod reach;
 pub mod run;
 pub mod targets;

@@ -9,8 +9,10 @@ use anyhow::{Context, Result};
 use sendtest::build::{short_hash, RECEIVE_FILES, SEND_FILES};
 use sendtest::case::Case;
 use sendtest::context::{CaseOptions, RandomKnobs};
+use sendtest::coverage::tracefile::Tracefile;
 use sendtest::mutate::mutant::{self, Mutant, Shard};
 use sendtest::mutate::patched::PatchedView;
+use sendtest::mutate::reach;
 use sendtest::mutate::run::{self as mutation, MutationPlan, Score, Target};
 use sendtest::mutate::targets::{KernelTarget, ProgsTarget};
 use sendtest::report::{EXIT_FAILED, EXIT_PASSED};
@@ -83,6 +85,11 @@ pub struct MutateArgs {
     /// Seconds a case may take under a mutant before it counts as a timeout.
     #[arg(long, default_value_t = 120, value_parser = at_least_one)]
     timeout: u64,
+    /// A tracefile of `sendtest coverage` with the suite's cases on this tree (repeatable, the
+    /// counts added up): the missed mutants are split into those on lines the suite never ran
+    /// and those on lines it ran (missed-reach.txt).
+    #[arg(long, value_name = "TRACEFILE")]
+    lines_run: Vec<PathBuf>,
     /// Print the mutants that would run, and stop.
     #[arg(long)]
     list: bool,
@@ -133,6 +140,7 @@ pub fn mutate(args: &MutateArgs) -> Result<u8> {
         return Ok(EXIT_PASSED);
     }
     let cases = suite(args)?;
+    let lines_run = lines_run(&args.lines_run)?;
     let allowed = match &args.allow {
         Some(file) => {
             let text = std::fs::read_to_string(file)
@@ -251,6 +259,15 @@ pub fn mutate(args: &MutateArgs) -> Result<u8> {
     if let Some(cost) = mutation::cost_line(&ran) {
         say(&cost);
     }
+    if let Some(tracefile) = &lines_run {
+        let counts = reach::write(&results, &ran, tracefile, &tree)?;
+        let names: Vec<String> = args
+            .lines_run
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
+        say(&counts.line(&names.join(" and ")));
+    }
     say(&format!(
         "per mutant: caught.txt, missed.txt, unviable.txt, timeout.txt, allowed.txt and each mutant's diff and case results in {}",
         results.display()
@@ -264,6 +281,25 @@ pub fn mutate(args: &MutateArgs) -> Result<u8> {
     } else {
         EXIT_PASSED
     })
+}
+
+/// The tracefiles of `--lines-run`, their counts added up; `None` without any.
+fn lines_run(files: &[PathBuf]) -> Result<Option<Tracefile>> {
+    let mut merged: Option<Tracefile> = None;
+    for file in files {
+        let text = std::fs::read_to_string(file)
+            .with_context(|| format!("cannot read --lines-run {}", file.display()))?;
+        let tracefile = Tracefile::parse(&text).with_context(|| {
+            format!(
+                "--lines-run {} is not an lcov tracefile (sendtest coverage writes one: coverage/kernel.info)",
+                file.display()
+            )
+        })?;
+        merged
+            .get_or_insert_with(Tracefile::default)
+            .merge(&tracefile);
+    }
+    Ok(merged)
 }
 
 /// The mutants the arguments take: the files' mutants (of `source`: the tree, or the tree with

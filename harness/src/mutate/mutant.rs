@@ -29,6 +29,27 @@ pub struct Mutant {
 }
 
 impl Mutant {
+    /// A mutant of `file` at `line` that changes nothing, for tests of what handles verdicts.
+    #[cfg(test)]
+    pub(crate) fn for_tests(id: &str, file: &str, line: usize) -> Mutant {
+        let operator = Operator::NegateIf;
+        Mutant {
+            id: id.into(),
+            file: file.into(),
+            line,
+            operator,
+            before: String::new(),
+            after: String::new(),
+            diff: String::new(),
+            edit: Edit {
+                operator,
+                start: 0,
+                end: 0,
+                replacement: String::new(),
+            },
+        }
+    }
+
     /// The mutated file, from the tree's copy.
     pub fn mutated_file(&self, tree: &Path) -> Result<String> {
         let source = std::fs::read_to_string(tree.join(&self.file))

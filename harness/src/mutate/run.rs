@@ -431,7 +431,6 @@ pub fn json(results: &[MutantResult], score: &Score) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mutate::operators::{Edit, Operator};
 
     /// A target that must not be asked to build: every mutant here has a kept verdict or is
     /// on the allow-list.
@@ -448,21 +447,7 @@ mod tests {
     }
 
     fn mutant(id: &str) -> Mutant {
-        Mutant {
-            id: id.into(),
-            file: "a.c".into(),
-            line: 1,
-            operator: Operator::NegateIf,
-            before: String::new(),
-            after: String::new(),
-            diff: String::new(),
-            edit: Edit {
-                operator: Operator::NegateIf,
-                start: 0,
-                end: 0,
-                replacement: String::new(),
-            },
-        }
+        Mutant::for_tests(id, "a.c", 1)
     }
 
     #[test]
