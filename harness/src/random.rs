@@ -23,6 +23,7 @@ pub mod reshape;
 mod script;
 pub mod shrink;
 mod soak;
+pub mod staged;
 pub mod stream_sign;
 pub mod wide;
 

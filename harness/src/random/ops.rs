@@ -238,6 +238,7 @@ pub fn generate(seed: u64, count: usize, snapshots: usize) -> Vec<Op> {
     super::wide::insert(seed, &mut ops);
     super::reshape::insert(seed, &mut ops);
     super::wide::insert_copies(seed, &mut ops);
+    super::staged::insert(seed, &mut ops);
     ops
 }
 
@@ -576,7 +577,7 @@ impl Op {
     }
 
     /// The paths this operation names, for renaming them all.
-    fn paths_mut(&mut self) -> Vec<&mut String> {
+    pub(super) fn paths_mut(&mut self) -> Vec<&mut String> {
         match self {
             Op::Write { file, .. } | Op::Fallocate { file, .. } | Op::Truncate { file, .. } => {
                 vec![file]
@@ -790,8 +791,9 @@ mod tests {
         assert_ne!(a, generate(8, 200, 3));
         assert_eq!(
             a.len(),
-            218,
-            "200 operations, 3 snapshots, 3 wide operations, 8 that reshape the tree and 4 copies"
+            258,
+            "200 operations, 3 snapshots, 3 wide operations, 8 that reshape the tree, 4 copies, \
+             and 40 of seven staged reshapes"
         );
         assert_eq!(a.iter().filter(|o| **o == Op::Snapshot).count(), 3);
         let kinds: std::collections::HashSet<_> = a.iter().map(std::mem::discriminant).collect();
