@@ -231,16 +231,19 @@ fn exited_zero(command: String, out: Output) -> Result<Output, CommandError> {
 }
 
 /// [`run`] for a command whose stdout is long and not needed: the log gets its line count
-/// instead of the lines, and so does the caller.
-pub fn run_counting_stdout(cmd: Cmd<'_>, log: &CommandLog) -> Result<Output, CommandError> {
+/// instead of the lines, and the caller gets the count.
+pub fn run_counting_stdout(cmd: Cmd<'_>, log: &CommandLog) -> Result<usize, CommandError> {
     let command = cmd.to_string();
     let started = Instant::now();
     let mut result = spawn_and_wait(&command, cmd.into(), None, log.deadline());
+    let mut lines = 0;
     if let Ok(out) = &mut result {
-        out.stdout = format!("({} lines, not kept)\n", out.stdout.lines().count());
+        lines = out.stdout.lines().count();
+        out.stdout = format!("({lines} lines, not kept)\n");
     }
     log.record(&command, started.elapsed(), &result);
-    exited_zero(command, result?)
+    exited_zero(command, result?)?;
+    Ok(lines)
 }
 
 /// Runs `cmd` and returns its output whatever its exit status. Fails only when it cannot start

@@ -34,6 +34,7 @@ pub mod require;
 pub mod results;
 pub mod runner;
 pub mod scratch;
+pub mod send_stream;
 pub mod throttle;
 pub mod validate;
 pub mod vm;

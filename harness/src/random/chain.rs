@@ -270,9 +270,10 @@ impl<'a> Chains<'a> {
             ));
             sent.map_err(|e| ChainFailure::failed(format!("send of snapshot {i} failed: {e:#}")))?;
             checked.sends += 1;
-            // Every stream must parse: what `btrfs receive --dump` prints is not kept (the
-            // stream of a failure is, with its dump).
-            crate::exec::run_counting_stdout(
+            // Every stream must parse, and its dump show each command but the end: what
+            // `btrfs receive --dump` prints is not kept (the stream of a failure is, with its
+            // dump).
+            let lines = crate::exec::run_counting_stdout(
                 cmd!(sh, "btrfs receive --dump -f {stream}"),
                 self.ctx.log(),
             )
@@ -282,6 +283,19 @@ impl<'a> Chains<'a> {
                     "btrfs receive --dump of snapshot {i}'s stream failed: {e:#}"
                 ))
             })?;
+            let bytes = std::fs::read(&stream)
+                .map_err(|e| ChainFailure::failed(format!("reading {}: {e}", stream.display())))?;
+            let commands = crate::send_stream::count(&bytes).map_err(|why| {
+                self.keep_stream(&stream, i);
+                ChainFailure::failed(format!("snapshot {i}'s stream does not frame: {why}"))
+            })?;
+            if lines < commands.dump_lines() {
+                self.keep_stream(&stream, i);
+                return Err(ChainFailure::failed(format!(
+                    "btrfs receive --dump of snapshot {i}'s stream printed {lines} lines for its {} commands (an end aside)",
+                    commands.dump_lines()
+                )));
+            }
             let mount = self.dest.display().to_string();
             let options = self.receive.options(&mount);
             for target in self.receive.targets(received) {
