@@ -141,6 +141,13 @@ pub fn mutate(args: &MutateArgs) -> Result<u8> {
     }
     let cases = suite(args)?;
     let lines_run = lines_run(&args.lines_run)?;
+    if let Some(tracefile) = &lines_run {
+        if let Some(file) = files.iter().find(|f| !reach::covers(tracefile, &tree, f)) {
+            anyhow::bail!(
+                "--lines-run: no tracefile has a record of {file}; pass the kernel.info or btrfs-progs.info that `sendtest coverage` wrote for this tree"
+            );
+        }
+    }
     let allowed = match &args.allow {
         Some(file) => {
             let text = std::fs::read_to_string(file)

@@ -48,6 +48,11 @@ fn file_in<'t>(tracefile: &'t Tracefile, tree: &Path, file: &str) -> Option<&'t 
     })
 }
 
+/// Whether `tracefile` has a record of `file` (relative to `tree`).
+pub fn covers(tracefile: &Tracefile, tree: &Path, file: &str) -> bool {
+    file_in(tracefile, tree, file).is_some()
+}
+
 /// How far `tracefile` says the suite got to `line` of `file`.
 pub fn reach(tracefile: &Tracefile, tree: &Path, file: &str, line: usize) -> Reach {
     let Some(coverage) = file_in(tracefile, tree, file) else {
@@ -160,6 +165,8 @@ mod tests {
         assert_eq!(reach(&trace, tree, "fs/btrfs/send.c", 11), Reach::NoCount);
         // No count of its own, in a function never called.
         assert_eq!(reach(&trace, tree, "fs/btrfs/send.c", 23), Reach::NeverRan);
+        assert!(covers(&trace, tree, "fs/btrfs/send.c"));
+        assert!(!covers(&trace, tree, "fs/btrfs/ctree.c"));
         // A tracefile of the same tree elsewhere: its one record that ends in the file.
         let moved = Path::new("/elsewhere/linux");
         assert_eq!(reach(&trace, moved, "fs/btrfs/send.c", 12), Reach::NeverRan);
