@@ -114,22 +114,7 @@ fn run(t: &mut sendtest::context::Ctx) -> anyhow::Result<()> {
     replay(t, &CASE, &list(), Protocol::One, &[(".", "mtime")])
 }
 
-const CASE: Case = Case {
-    name: "reshape-ops",
-    groups: &["test"],
-    summary: "the operations that reshape the tree",
-    requires: &[],
-    fix: sendtest::case::Fix {
-        commit: "0",
-        subject: "test",
-        fstests: None,
-        revert: None,
-        proposed: None,
-        applies_to: sendtest::case::Component::Kernel,
-    },
-    ignore: &["ctime", "layout"],
-    run,
-};
+const CASE: Case = support::layout_free_case("reshape-ops", run);
 
 #[test]
 fn the_reshaping_operations_make_send_remove_and_move_directories_and_are_received_whole() {

@@ -105,22 +105,7 @@ fn run(t: &mut sendtest::context::Ctx) -> anyhow::Result<()> {
     replay(t, &CASE, &list, Protocol::One, &[(".", "mtime")])
 }
 
-const CASE: Case = Case {
-    name: "staged-reshapes",
-    groups: &["test"],
-    summary: "the staged reshapes",
-    requires: &[],
-    fix: sendtest::case::Fix {
-        commit: "0",
-        subject: "test",
-        fstests: None,
-        revert: None,
-        proposed: None,
-        applies_to: sendtest::case::Component::Kernel,
-    },
-    ignore: &["ctime", "layout"],
-    run,
-};
+const CASE: Case = support::layout_free_case("staged-reshapes", run);
 
 #[test]
 fn each_staged_shape_reaches_the_incremental_stream_and_all_are_received_whole() {

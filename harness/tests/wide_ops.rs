@@ -100,22 +100,7 @@ fn run(t: &mut sendtest::context::Ctx) -> anyhow::Result<()> {
     replay(t, &CASE, &list(), Protocol::One, &[(".", "mtime")])
 }
 
-const CASE: Case = Case {
-    name: "wide-ops",
-    groups: &["test"],
-    summary: "the wider generator's operations",
-    requires: &[],
-    fix: sendtest::case::Fix {
-        commit: "0",
-        subject: "test",
-        fstests: None,
-        revert: None,
-        proposed: None,
-        applies_to: sendtest::case::Component::Kernel,
-    },
-    ignore: &["ctime", "layout"],
-    run,
-};
+const CASE: Case = support::layout_free_case("wide-ops", run);
 
 #[test]
 fn the_wide_operations_make_what_they_mean_and_are_sent_and_received_whole() {

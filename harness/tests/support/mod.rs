@@ -9,7 +9,7 @@ use sendtest::context::{CaseOptions, Ctx};
 use sendtest::runner::{self, CaseResult};
 
 /// A case made for a test: in group `test`, comparing all but ctime.
-pub fn test_case(name: &'static str, run: fn(&mut Ctx) -> anyhow::Result<()>) -> Case {
+pub const fn test_case(name: &'static str, run: fn(&mut Ctx) -> anyhow::Result<()>) -> Case {
     Case {
         name,
         groups: &["test"],
@@ -25,6 +25,15 @@ pub fn test_case(name: &'static str, run: fn(&mut Ctx) -> anyhow::Result<()>) ->
         },
         ignore: &["ctime"],
         run,
+    }
+}
+
+/// [`test_case`] that leaves `layout` out too, for lists replayed with protocol 1 (which
+/// carries no layout).
+pub const fn layout_free_case(name: &'static str, run: fn(&mut Ctx) -> anyhow::Result<()>) -> Case {
+    Case {
+        ignore: &["ctime", "layout"],
+        ..test_case(name, run)
     }
 }
 
