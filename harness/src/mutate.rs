@@ -6,4 +6,5 @@ pub mod operators;
 pub mod patched;
 pub mod reach;
 pub mod run;
+pub mod suite;
 pub mod targets;
