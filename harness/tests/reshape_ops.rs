@@ -7,11 +7,8 @@
 mod support;
 
 use sendtest::case::Case;
-use sendtest::context::CaseOptions;
 use sendtest::random::reshape::Reshape;
 use sendtest::random::{replay, Op, Protocol};
-use sendtest::runner::Outcome;
-use support::run_loop;
 
 fn write(file: &str) -> Op {
     Op::Write {
@@ -118,9 +115,5 @@ const CASE: Case = support::layout_free_case("reshape-ops", run);
 
 #[test]
 fn the_reshaping_operations_make_send_remove_and_move_directories_and_are_received_whole() {
-    if !sendtest::preflight::loopback_or_skip("reshaping operations") {
-        return;
-    }
-    let (result, _results) = run_loop(&CASE, CaseOptions::default());
-    assert_eq!(result.outcome, Outcome::Passed, "{:?}", result.outcome);
+    support::passes_on_loop(&CASE, "reshaping operations");
 }

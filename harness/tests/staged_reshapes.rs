@@ -6,11 +6,8 @@
 mod support;
 
 use sendtest::case::Case;
-use sendtest::context::CaseOptions;
 use sendtest::random::staged::{stage, SHAPES};
 use sendtest::random::{replay, Op, Protocol};
-use sendtest::runner::Outcome;
-use support::run_loop;
 
 /// Whether a dump line is `rename FROM dest=TO` with FROM and TO matching.
 fn renamed(dump: &str, from: impl Fn(&str) -> bool, to: impl Fn(&str) -> bool) -> bool {
@@ -109,11 +106,7 @@ const CASE: Case = support::layout_free_case("staged-reshapes", run);
 
 #[test]
 fn each_staged_shape_reaches_the_incremental_stream_and_all_are_received_whole() {
-    if !sendtest::preflight::loopback_or_skip("staged reshapes") {
-        return;
-    }
-    let (result, _results) = run_loop(&CASE, CaseOptions::default());
-    assert_eq!(result.outcome, Outcome::Passed, "{:?}", result.outcome);
+    support::passes_on_loop(&CASE, "staged reshapes");
 }
 
 #[test]

@@ -6,11 +6,8 @@
 mod support;
 
 use sendtest::case::Case;
-use sendtest::context::CaseOptions;
 use sendtest::random::wide::Wide;
 use sendtest::random::{replay, Op, Protocol};
-use sendtest::runner::Outcome;
-use support::run_loop;
 
 fn write(file: &str) -> Op {
     Op::Write {
@@ -104,9 +101,5 @@ const CASE: Case = support::layout_free_case("wide-ops", run);
 
 #[test]
 fn the_wide_operations_make_what_they_mean_and_are_sent_and_received_whole() {
-    if !sendtest::preflight::loopback_or_skip("wide operations") {
-        return;
-    }
-    let (result, _results) = run_loop(&CASE, CaseOptions::default());
-    assert_eq!(result.outcome, Outcome::Passed);
+    support::passes_on_loop(&CASE, "wide operations");
 }

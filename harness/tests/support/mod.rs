@@ -6,7 +6,7 @@
 use sendtest::backend;
 use sendtest::case::{Case, Component, Fix, Require};
 use sendtest::context::{CaseOptions, Ctx};
-use sendtest::runner::{self, CaseResult};
+use sendtest::runner::{self, CaseResult, Outcome};
 
 /// A case made for a test: in group `test`, comparing all but ctime.
 pub const fn test_case(name: &'static str, run: fn(&mut Ctx) -> anyhow::Result<()>) -> Case {
@@ -35,6 +35,16 @@ pub const fn layout_free_case(name: &'static str, run: fn(&mut Ctx) -> anyhow::R
         ignore: &["ctime", "layout"],
         ..test_case(name, run)
     }
+}
+
+/// Runs `case` on loop devices (unless they are missing, which `loopback_or_skip` reports
+/// for `what`) and asserts that it passed.
+pub fn passes_on_loop(case: &Case, what: &str) {
+    if !sendtest::preflight::loopback_or_skip(what) {
+        return;
+    }
+    let (result, _results) = run_loop(case, CaseOptions::default());
+    assert_eq!(result.outcome, Outcome::Passed, "{:?}", result.outcome);
 }
 
 /// [`test_case`] with requirements.
