@@ -295,7 +295,7 @@ fn each_way_to_pick_parents_runs_with_its_send_options() {
             Parents::Previous => " -p /",
             Parents::First => ".snap0 -f ",
             Parents::Clones => ".snap2 -c /",
-            Parents::FullToo => " -p /",
+            Parents::FullToo | Parents::Twin => " -p /",
         };
         assert!(last.contains(expected), "{}: {last}", way.name());
         if way == Parents::FullToo {
@@ -307,6 +307,25 @@ fn each_way_to_pick_parents_runs_with_its_send_options() {
                 "a full send of the last snapshot: {sends:#?}"
             );
             assert!(log.contains("/full"), "{log}");
+        }
+        if way == Parents::Twin {
+            // The last snapshot again, against the twin, received into twin/ after it.
+            assert!(
+                sends
+                    .iter()
+                    .filter(|l| fourth(l))
+                    .any(|l| l.contains("-twin.snap -f ")),
+                "a send of the last snapshot against the twin: {sends:#?}"
+            );
+            assert!(log.contains("/twin"), "{log}");
+            let reused = log
+                .lines()
+                .find_map(|l| l.split_once(" inode numbers sent against a twin"))
+                .and_then(|(before, _)| before.rsplit(' ').next()?.parse::<usize>().ok());
+            assert!(
+                reused.is_some_and(|n| n > 0),
+                "the twin holds some of the chain's inode numbers: {log}"
+            );
         }
     }
 }

@@ -53,7 +53,8 @@ pub struct CaseArgs {
     #[arg(long, value_name = "WAY")]
     receive: Option<sendtest::random::Receive>,
     /// Random cases: send every chain's later snapshots against this instead of the way
-    /// drawn from its seed: previous, first, clones (-c older ones), full-too (also in full).
+    /// drawn from its seed: previous, first, clones (-c older ones), full-too (also in full),
+    /// twin (also against a twin: the same inode numbers, newer generations).
     #[arg(long, value_name = "WAY")]
     parents: Option<sendtest::random::Parents>,
     /// Random cases: this many seeds from --seed (a fixed set, reported as a soak is: known

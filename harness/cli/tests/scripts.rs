@@ -163,6 +163,7 @@ fn scripts_of_lists_that_pass_pass_with_either_comparison() {
             Parents::Clones,
         ),
         (7, false, Receive::PrefixMount, "default", Parents::First),
+        (8, proto2, Receive::Plain, "default", Parents::Twin),
     ];
     let dir = tempfile::tempdir().unwrap();
     for (seed, proto2, receive, config, parents) in runs {
@@ -177,7 +178,11 @@ fn scripts_of_lists_that_pass_pass_with_either_comparison() {
             compressed: false,
         };
         let path = dir.path().join(format!("random-{seed}.sh"));
-        std::fs::write(&path, script(seed, &list, &options, "none: a test")).unwrap();
+        let text = script(seed, &list, &options, "none: a test");
+        if parents == Parents::Twin {
+            assert!(text.contains("-p \"$work/src/twin.snap\""), "{text}");
+        }
+        std::fs::write(&path, text).unwrap();
         for with_sendtest in [true, false] {
             let (code, stdout, shown) = run_script(&path, with_sendtest);
             let shown = format!(

@@ -9,13 +9,15 @@ use xshell::cmd;
 
 use super::noise::make_noise;
 use super::ops::Op;
-use super::parents::{Parents, FULL_DIR};
+use super::parents::{Parents, FULL_DIR, TWIN_DIR};
 use super::receive::Receive;
 use super::script::ScriptOptions;
 use super::wide::{self, Wide};
 use crate::context::{Breakage, Ctx};
 use crate::manifest::{self, compressed, holes, shared, space, Ignore, Manifest};
 use crate::mount::Mount;
+
+mod again;
 
 /// How one chain went.
 #[derive(Debug, Default, Clone)]
@@ -28,6 +30,9 @@ pub struct Checked {
     pub must_clone: usize,
     /// Operations run in another subvolume while the chain sent (the concurrent variant).
     pub noise_ops: usize,
+    /// Inode numbers that a snapshot sent against a twin shares with it: each a number reused
+    /// by a newer inode, as send sees it.
+    pub reused: usize,
 }
 
 /// The failure of a chain: what differed or what failed.
@@ -197,8 +202,13 @@ impl<'a> Chains<'a> {
         }
         snapshots.push(self.snapshot(&vol, &name, snapshots.len())?);
         checked.snapshots += snapshots.len();
+        let twin = match self.parents {
+            Parents::Twin => Some(self.make_twin(&name, ops)?),
+            _ => None,
+        };
+        let twin_snapshot = twin.as_ref().map(|t| t.snapshot.as_path());
         let outcome = match self.noise {
-            None => self.send_all(&snapshots, &received, checked),
+            None => self.send_all(&snapshots, twin_snapshot, &received, checked),
             Some(seed) => {
                 let noise = self
                     .ctx
@@ -207,7 +217,7 @@ impl<'a> Chains<'a> {
                 let outcome = std::thread::scope(|scope| {
                     let log = self.ctx.log();
                     let worker = scope.spawn(|| make_noise(log, &noise, seed, &stop));
-                    let outcome = self.send_all(&snapshots, &received, checked);
+                    let outcome = self.send_all(&snapshots, twin_snapshot, &received, checked);
                     stop.store(true, Ordering::Relaxed);
                     let noise_ops = worker.join().unwrap_or(0);
                     checked.noise_ops += noise_ops;
@@ -220,13 +230,16 @@ impl<'a> Chains<'a> {
         drop(held);
         for snapshot in snapshots.iter().rev() {
             for target in self.receive.targets(&received) {
-                for dir in [target.clone(), target.join(FULL_DIR)] {
+                for dir in [target.clone(), target.join(FULL_DIR), target.join(TWIN_DIR)] {
                     let _ = self
                         .ctx
                         .delete_subvolume_quickly(&dir.join(file_name(snapshot)));
                 }
             }
             self.ctx.delete_subvolume_quickly(snapshot)?;
+        }
+        if let Some(twin) = twin {
+            self.delete_twin(twin)?;
         }
         self.ctx.delete_subvolume_quickly(&vol)?;
         if let Some(mount) = beside {
@@ -253,6 +266,7 @@ impl<'a> Chains<'a> {
     fn send_all(
         &self,
         snapshots: &[PathBuf],
+        twin: Option<&Path>,
         received: &Path,
         checked: &mut Checked,
     ) -> std::result::Result<(), ChainFailure> {
@@ -345,41 +359,14 @@ impl<'a> Chains<'a> {
                     self.send_in_full(snapshot, i, &received.join(self.receive.dirs()[0]))?;
                 checked.sends += 1;
             }
+            if let Some(twin) = twin.filter(|_| self.parents.twin(i, snapshots.len())) {
+                let target = received.join(self.receive.dirs()[0]);
+                checked.reused += again::shared_inode_numbers(twin, snapshot);
+                checked.must_clone += self.send_against_twin(twin, snapshot, i, &target)?;
+                checked.sends += 2;
+            }
         }
         Ok(())
-    }
-
-    /// Sends `snapshot` (the `i`th) again in full, receives it into `full/` under `target`,
-    /// compares it, and deletes it.
-    fn send_in_full(
-        &self,
-        snapshot: &Path,
-        i: usize,
-        target: &Path,
-    ) -> std::result::Result<usize, ChainFailure> {
-        let sh = self.ctx.sh();
-        let stream = self.ctx.work_dir().join("random-full.stream");
-        let protocol = self.send_options();
-        let into = target.join(FULL_DIR);
-        let what = format!("the full send of snapshot {i}");
-        std::fs::create_dir_all(&into)
-            .map_err(|e| ChainFailure::failed(format!("creating {}: {e}", into.display())))?;
-        self.ctx
-            .run(cmd!(
-                sh,
-                "btrfs send -q {protocol...} -f {stream} {snapshot}"
-            ))
-            .map_err(|e| ChainFailure::failed(format!("{what} failed: {e:#}")))?;
-        self.ctx
-            .run(cmd!(sh, "btrfs receive -q -f {stream} {into}"))
-            .map_err(|e| {
-                self.keep_stream(&stream, i);
-                ChainFailure::failed(format!("receive of {what} failed: {e:#}"))
-            })?;
-        let got = into.join(file_name(snapshot));
-        let must_clone = self.compare(snapshot, None, &[], &got, FULL_DIR, i, &stream)?;
-        let _ = self.ctx.delete_subvolume_quickly(&got);
-        Ok(must_clone)
     }
 
     /// Compares `got`, received into `dir` of the chain's directory, with its source
@@ -488,11 +475,11 @@ impl Chains<'_> {
     }
 
     /// Whether what is received into `dir` keeps send's compressed extents compressed: sent
-    /// with `--compressed-data`, and received without `--force-decompress` (the full sends
-    /// into `full/` receive plainly).
+    /// with `--compressed-data`, and received without `--force-decompress` (the sends again,
+    /// into `full/` and `twin/`, receive plainly).
     fn keeps_compression(&self, dir: &str) -> bool {
         self.send_options().contains(&"--compressed-data")
-            && (dir == FULL_DIR || self.receive != Receive::ForceDecompress)
+            && (dir == FULL_DIR || dir == TWIN_DIR || self.receive != Receive::ForceDecompress)
     }
 
     /// Keeps a stream that failed, and what `btrfs receive --dump` makes of it, with the case's

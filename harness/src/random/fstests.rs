@@ -131,7 +131,7 @@ pub fn fstests_test(
     };
     let _ = writeln!(s, "cd /\n");
     for i in 0..snapshots {
-        // Full sends of later snapshots (`full-too`) are left to the script.
+        // Full sends of later snapshots (`full-too`) and the twin (`twin`) are left to the script.
         let parent = options
             .parents
             .shell_words(i, snapshots, &|n| format!("$SCRATCH_MNT/snap{n}"));

@@ -219,6 +219,21 @@ pub fn script(seed: u64, ops: &[Op], options: &ScriptOptions, failure: &str) -> 
         }
     }
     snapshot(&mut s, snaps);
+    if options.parents == super::Parents::Twin {
+        let _ = writeln!(
+            s,
+            "# The twin: a fresh subvolume given the operations before the first snapshot (the\n\
+             # same inode numbers, newer generations).\n\
+             btrfs -q subvolume create \"$work/src/twin\"\ncd \"$work/src/twin\""
+        );
+        for op in super::parents::twin_ops(ops) {
+            let _ = writeln!(s, "{op} 2>/dev/null");
+        }
+        let _ = writeln!(
+            s,
+            "btrfs -q subvolume snapshot -r \"$work/src/twin\" \"$work/src/twin.snap\""
+        );
+    }
     let _ = writeln!(s, "cd /\nstatus=0");
     // Where each stream is received, as the chain does it.
     let targets: Vec<String> = options
@@ -295,6 +310,19 @@ pub fn script(seed: u64, ops: &[Op], options: &ScriptOptions, failure: &str) -> 
                  btrfs -q send {send_options}-f \"$work/f{i}\" \"$work/src/snap{i}\" || status=1\n\
                  btrfs -q receive -f \"$work/f{i}\" \"{full}\" || status=1\n\
                  compare \"$work/src/snap{i}\" \"{full}/snap{i}\" || status=1"
+            );
+        }
+        if options.parents.twin(i, snaps + 1) {
+            let twin = format!("{}/{}", targets[0], super::parents::TWIN_DIR);
+            let _ = writeln!(
+                s,
+                "# Snapshot {i} again, against the twin.\n\
+                 mkdir -p \"{twin}\"\n\
+                 btrfs -q send {send_options}-f \"$work/t\" \"$work/src/twin.snap\" || status=1\n\
+                 btrfs -q receive -f \"$work/t\" \"{twin}\" || status=1\n\
+                 btrfs -q send {send_options}-p \"$work/src/twin.snap\" -f \"$work/t{i}\" \"$work/src/snap{i}\" || status=1\n\
+                 btrfs -q receive -f \"$work/t{i}\" \"{twin}\" || status=1\n\
+                 compare \"$work/src/snap{i}\" \"{twin}/snap{i}\" || status=1"
             );
         }
     }

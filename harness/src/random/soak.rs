@@ -151,9 +151,17 @@ pub fn run_seeds(t: &mut Ctx, setup: &Setup<'_>) -> Result<()> {
     } else {
         String::new()
     };
+    let reused = if total.reused > 0 {
+        format!(
+            ", {} inode numbers sent against a twin that holds them older",
+            total.reused
+        )
+    } else {
+        String::new()
+    };
     let case = case_name(t);
     let line = format!(
-        "{case}: {seeds} seed(s) from {first}: {} operations, {} snapshots, {} sends ({protocols}){noise}, {} extent items that send must clone checked received shared; {}",
+        "{case}: {seeds} seed(s) from {first}: {} operations, {} snapshots, {} sends ({protocols}){noise}, {} extent items that send must clone checked received shared{reused}; {}",
         total.ops,
         total.snapshots,
         total.sends,
