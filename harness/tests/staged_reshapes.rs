@@ -1,7 +1,8 @@
 //! The staged reshapes on real btrfs: each shape, made before a snapshot and reshaped after
 //! it, makes the incremental stream do what the shape is for (moves through orphan names,
 //! directories removed, moves under new directories: checked in `btrfs receive --dump`), and
-//! the random chain sends, receives and compares the list of all seven.
+//! the random chain sends, receives and compares the list of all seven. The reparent shape's
+//! full stream names a path longer than the buffer send keeps inline for one.
 
 mod support;
 
@@ -39,7 +40,7 @@ fn missing(shape: &str, dump: &str) -> Option<&'static str> {
     let through_orphan = renamed(dump, orphan, |_| true) || renamed(dump, |_| true, orphan);
     let ok = match shape {
         "invert" | "reverse" | "exchange" | "reparent" => through_orphan,
-        "remove-tree" => count("rmdir") >= 2 && count("unlink") >= 2,
+        "remove-tree" => count("rmdir") >= 3 && count("unlink") >= 2,
         "move-out" => {
             through_orphan
                 && count("rmdir") == 1
@@ -54,7 +55,7 @@ fn missing(shape: &str, dump: &str) -> Option<&'static str> {
     };
     (!ok).then_some(match shape {
         "invert" | "reverse" | "exchange" | "reparent" => "a rename through an orphan name",
-        "remove-tree" => "two rmdirs and two unlinks",
+        "remove-tree" => "three rmdirs and two unlinks",
         "move-out" => "a through an orphan name, b's move out of it, and one rmdir",
         "into-new" => "n made under an orphan name, and a moved into it",
         _ => "a check for this shape",
@@ -87,6 +88,18 @@ fn run(t: &mut sendtest::context::Ctx) -> anyhow::Result<()> {
             .stdout;
         if let Some(what) = missing(shape, &dump) {
             anyhow::bail!("the {shape} shape's incremental stream has no {what}:\n{dump}");
+        }
+        if *shape == "reparent" {
+            // The full send of what it made names a path longer than send keeps inline.
+            let full = fs.join("reparent-full.stream");
+            t.run(xshell::cmd!(sh, "btrfs send -q -f {full} {parent}"))?;
+            let dump = t
+                .run(xshell::cmd!(sh, "btrfs receive --dump -f {full}"))?
+                .stdout;
+            let long = format!("r0/a/{}", sendtest::random::staged::longest_name());
+            if !dump.lines().any(|l| l.contains(&long)) {
+                anyhow::bail!("the full stream of the reparent shape has no {long}:\n{dump}");
+            }
         }
     }
     // All seven in one list, around one snapshot, sent, received and compared.

@@ -11,11 +11,14 @@
 //! - **invert**: `a/b` becomes `b/a` (each names the other as parent: one move waits for the
 //!   other's);
 //! - **reverse**: `a/b/c` becomes `c/b/a`, a chain of waiting moves;
-//! - **remove-tree**: `a` with a subdirectory and files removed whole (`a` can go only once its
-//!   entries have, so it is orphanized first);
+//! - **remove-tree**: `a` with a subdirectory, an empty subdirectory and files removed whole
+//!   (`a` can go only once its entries have, so it is orphanized first; the empty one can go
+//!   at once);
 //! - **move-out**: `a/b` moved out of `a`, then `a` removed (`a` waits for `b`'s move);
 //! - **exchange**: `a` and `b` trade names (RENAME_EXCHANGE; each takes a name the other held);
-//! - **reparent**: `a` moved under a new directory that took its name;
+//! - **reparent**: `a` moved under a new directory that took its name; `a` holds a file of the
+//!   longest name a file can have (255 bytes), so its paths outgrow the buffer that send keeps
+//!   inline for a path (`fs_path_ensure_buf`), which no other operation's names do;
 //! - **into-new**: `a` moved under a new directory (an inode created after it).
 //!
 //! Each stage has names of its own, `r<k>/…`, which no other operation uses. The stages come
@@ -58,6 +61,11 @@ fn rename(from: String, to: String) -> Op {
     Op::Rename { from, to }
 }
 
+/// The longest name a file can have on btrfs (and Linux): 255 bytes.
+pub fn longest_name() -> String {
+    format!("long-{}", "l".repeat(250))
+}
+
 /// The operations of `shape` under `top`: those made before the snapshot, and those after it.
 pub fn stage(shape: &str, top: &str) -> (Vec<Op>, Vec<Op>) {
     let at = |p: &str| format!("{top}/{p}");
@@ -85,7 +93,12 @@ pub fn stage(shape: &str, top: &str) -> (Vec<Op>, Vec<Op>) {
             ]
         }
         "remove-tree" => {
-            before.extend([mkdir(at("a/b")), write(at("a/f")), write(at("a/b/g"))]);
+            before.extend([
+                mkdir(at("a/b")),
+                mkdir(at("a/e")),
+                write(at("a/f")),
+                write(at("a/b/g")),
+            ]);
             vec![Op::Reshape(Reshape::RemoveTree { dir: at("a") })]
         }
         "move-out" => {
@@ -100,7 +113,7 @@ pub fn stage(shape: &str, top: &str) -> (Vec<Op>, Vec<Op>) {
             }]
         }
         "reparent" => {
-            before.push(write(at("a/f")));
+            before.push(write(at(&format!("a/{}", longest_name()))));
             vec![Op::Reshape(Reshape::Reparent { dir: at("a") })]
         }
         "into-new" => {
@@ -173,7 +186,11 @@ mod tests {
                 "remove-tree" => assert!(!root.join("r0/a").exists()),
                 "move-out" => assert!(!root.join("r0/a").exists() && root.join("r0/b/g").exists()),
                 "exchange" => assert_eq!(ino(root, "r0/b"), a),
-                "reparent" => assert_eq!(ino(root, "r0/a/old"), a),
+                "reparent" => {
+                    assert_eq!(ino(root, "r0/a/old"), a);
+                    let long = root.join("r0/a/old").join(longest_name());
+                    assert!(long.exists() && longest_name().len() == 255);
+                }
                 "into-new" => assert_eq!(ino(root, "r0/n/a"), a),
                 other => panic!("no check for {other}"),
             }
