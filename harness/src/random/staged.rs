@@ -19,7 +19,9 @@
 //! - **reparent**: `a` moved under a new directory that took its name; `a` holds a file of the
 //!   longest name a file can have (255 bytes), so its paths outgrow the buffer that send keeps
 //!   inline for a path (`fs_path_ensure_buf`), which no other operation's names do;
-//! - **into-new**: `a` moved under a new directory (an inode created after it).
+//! - **into-new**: `a` moved under a new directory (an inode created after it); `a` holds a
+//!   file with two names, so that one inode ref item holds two refs, which send walks one by
+//!   one (`iterate_inode_ref`).
 //!
 //! Each stage has names of its own, `r<k>/…`, which no other operation uses. The stages come
 //! from a stream of their own and go in last ([`insert`]), so a seed's other operations stay
@@ -117,7 +119,13 @@ pub fn stage(shape: &str, top: &str) -> (Vec<Op>, Vec<Op>) {
             vec![Op::Reshape(Reshape::Reparent { dir: at("a") })]
         }
         "into-new" => {
-            before.push(write(at("a/f")));
+            before.extend([
+                write(at("a/f")),
+                Op::Link {
+                    from: at("a/f"),
+                    to: at("a/f2"),
+                },
+            ]);
             vec![mkdir(at("n")), rename(at("a"), at("n/a"))]
         }
         _ => unreachable!("a shape not in SHAPES: {shape}"),
@@ -191,7 +199,10 @@ mod tests {
                     let long = root.join("r0/a/old").join(longest_name());
                     assert!(long.exists() && longest_name().len() == 255);
                 }
-                "into-new" => assert_eq!(ino(root, "r0/n/a"), a),
+                "into-new" => {
+                    assert_eq!(ino(root, "r0/n/a"), a);
+                    assert_eq!(ino(root, "r0/n/a/f"), ino(root, "r0/n/a/f2"));
+                }
                 other => panic!("no check for {other}"),
             }
         }
