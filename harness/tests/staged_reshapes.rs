@@ -50,6 +50,7 @@ fn missing(shape: &str, dump: &str) -> Option<&'static str> {
         "into-new" => {
             renamed(dump, |f| f.ends_with("r0/a"), |t| t.ends_with("/a"))
                 && renamed(dump, orphan, |t| t.ends_with("r0/n"))
+                && count("clone") >= 1
         }
         _ => false,
     };
@@ -57,7 +58,7 @@ fn missing(shape: &str, dump: &str) -> Option<&'static str> {
         "invert" | "reverse" | "exchange" | "reparent" => "a rename through an orphan name",
         "remove-tree" => "three rmdirs and two unlinks",
         "move-out" => "a through an orphan name, b's move out of it, and one rmdir",
-        "into-new" => "n made under an orphan name, and a moved into it",
+        "into-new" => "n made under an orphan name, a moved into it, and a clone of the copy",
         _ => "a check for this shape",
     })
 }

@@ -21,7 +21,9 @@
 //!   inline for a path (`fs_path_ensure_buf`), which no other operation's names do;
 //! - **into-new**: `a` moved under a new directory (an inode created after it); `a` holds a
 //!   file with two names, so that one inode ref item holds two refs, which send walks one by
-//!   one (`iterate_inode_ref`).
+//!   one (`iterate_inode_ref`), and a file of 64 KiB that is copied by a reflink after the
+//!   move: a new inode sharing the parent's extent, which send must clone (the layout
+//!   oracle's shared rule checks it, and random lists seldom make one: seed 1's none).
 //!
 //! Each stage has names of its own, `r<k>/…`, which no other operation uses. The stages come
 //! from a stream of their own and go in last ([`insert`]), so a seed's other operations stay
@@ -29,6 +31,7 @@
 
 use super::ops::{Op, Rng};
 use super::reshape::Reshape;
+use super::wide::Wide;
 
 /// Every shape.
 pub const SHAPES: &[&str] = &[
@@ -125,8 +128,22 @@ pub fn stage(shape: &str, top: &str) -> (Vec<Op>, Vec<Op>) {
                     from: at("a/f"),
                     to: at("a/f2"),
                 },
+                Op::Write {
+                    file: at("a/big"),
+                    offset: 0,
+                    len: 65536,
+                    byte: b'b',
+                    direct: false,
+                },
             ]);
-            vec![mkdir(at("n")), rename(at("a"), at("n/a"))]
+            vec![
+                mkdir(at("n")),
+                rename(at("a"), at("n/a")),
+                Op::Wide(Wide::CopyFile {
+                    src: at("n/a/big"),
+                    dst: at("n/c"),
+                }),
+            ]
         }
         _ => unreachable!("a shape not in SHAPES: {shape}"),
     };
@@ -173,10 +190,20 @@ mod tests {
         op.clone().paths_mut().iter().any(|p| p.starts_with(prefix))
     }
 
-    fn apply(root: &Path, ops: &[Op]) {
+    /// Applies `ops` under `root`; whether each reflink copy cloned (the temporary directory's
+    /// filesystem may not clone: `harness/tests/staged_reshapes.rs` sees the copies on btrfs).
+    fn apply(root: &Path, ops: &[Op]) -> bool {
+        let mut cloned = true;
         for op in ops {
-            op.apply(root).unwrap_or_else(|e| panic!("{op}: {e}"));
+            match op.apply(root) {
+                Err(e) if matches!(op, Op::Wide(Wide::CopyFile { .. })) => {
+                    assert_eq!(e.kind(), std::io::ErrorKind::Unsupported, "{op}: {e}");
+                    cloned = false;
+                }
+                result => result.unwrap_or_else(|e| panic!("{op}: {e}")),
+            }
         }
+        cloned
     }
 
     #[test]
@@ -187,7 +214,7 @@ mod tests {
             let (before, after) = stage(shape, "r0");
             apply(root, &before);
             let a = ino(root, "r0/a");
-            apply(root, &after);
+            let cloned = apply(root, &after);
             match *shape {
                 "invert" => assert_eq!(ino(root, "r0/a/b"), a),
                 "reverse" => assert_eq!(ino(root, "r0/a/c/b"), a),
@@ -202,6 +229,10 @@ mod tests {
                 "into-new" => {
                     assert_eq!(ino(root, "r0/n/a"), a);
                     assert_eq!(ino(root, "r0/n/a/f"), ino(root, "r0/n/a/f2"));
+                    if cloned {
+                        let copy = std::fs::read(root.join("r0/n/c")).unwrap();
+                        assert_eq!(copy, vec![b'b'; 65536]);
+                    }
                 }
                 other => panic!("no check for {other}"),
             }
