@@ -377,4 +377,34 @@ mod tests {
         assert_eq!(allowed["x.c:1:off-by-one:1"], "only sizes a buffer");
         assert!(read_allow_list("a", "x.c:1:off-by-one:1\n").is_err());
     }
+
+    #[test]
+    fn the_shipped_allow_lists_name_mutants_with_reasons() {
+        let lists = [
+            (
+                "btrfs-progs-6.2.allow",
+                include_str!("../../../.ci/btrfs-progs-6.2.allow"),
+            ),
+            (
+                "linux-6.1-send.allow",
+                include_str!("../../../.ci/linux-6.1-send.allow"),
+            ),
+        ];
+        for (name, text) in lists {
+            let allowed = read_allow_list(name, text).unwrap();
+            assert!(!allowed.is_empty(), "{name}");
+            for id in allowed.keys() {
+                // <file>:<line>:<operator>:<n>, the operator one that sendtest makes.
+                let parts: Vec<&str> = id.split(':').collect();
+                assert_eq!(parts.len(), 4, "{name}: {id}");
+                assert!(parts[1].parse::<u32>().is_ok() && parts[3].parse::<u32>().is_ok());
+                assert!(
+                    super::super::operators::Operator::ALL
+                        .iter()
+                        .any(|o| o.name() == parts[2]),
+                    "{name}: {id}"
+                );
+            }
+        }
+    }
 }
