@@ -791,9 +791,9 @@ mod tests {
         assert_ne!(a, generate(8, 200, 3));
         assert_eq!(
             a.len(),
-            258,
+            262,
             "200 operations, 3 snapshots, 3 wide operations, 8 that reshape the tree, 4 copies, \
-             and 40 of seven staged reshapes"
+             and 44 of seven staged reshapes"
         );
         assert_eq!(a.iter().filter(|o| **o == Op::Snapshot).count(), 3);
         let kinds: std::collections::HashSet<_> = a.iter().map(std::mem::discriminant).collect();
