@@ -11,6 +11,7 @@ pub mod shared;
 pub mod space;
 mod text;
 mod walk;
+pub(crate) use walk::inodes_of;
 
 use std::collections::BTreeMap;
 use std::path::Path;

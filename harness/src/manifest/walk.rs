@@ -275,7 +275,7 @@ fn data_layout(file: &File, size: u64) -> Result<String> {
 }
 
 /// The inode number of every path below `root`, keyed as the manifest's entries are.
-pub(super) fn inodes_of(root: &Path) -> Result<HashMap<String, u64>> {
+pub(crate) fn inodes_of(root: &Path) -> Result<HashMap<String, u64>> {
     Ok(walk(root)?
         .into_iter()
         .map(|f| (f.key, f.meta.ino()))

@@ -3,6 +3,7 @@
 //! inode numbers with newer generations.
 
 use std::fs::File;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
@@ -146,22 +147,14 @@ impl Chains<'_> {
     }
 }
 
-/// How many inode numbers the trees under `a` and `b` both hold (their roots aside).
+/// How many inode numbers the trees under `a` and `b` both hold (their roots aside; 0 when
+/// either cannot be walked).
 pub(super) fn shared_inode_numbers(a: &Path, b: &Path) -> usize {
-    let numbers = |root: &Path| {
-        let mut numbers = std::collections::BTreeSet::new();
-        let mut dirs = vec![root.to_path_buf()];
-        while let Some(dir) = dirs.pop() {
-            for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-                if let Ok(meta) = entry.metadata() {
-                    numbers.insert(std::os::unix::fs::MetadataExt::ino(&meta));
-                    if meta.is_dir() {
-                        dirs.push(entry.path());
-                    }
-                }
-            }
-        }
-        numbers
+    let numbers = |root: &Path| -> std::collections::HashSet<u64> {
+        let own = std::fs::symlink_metadata(root).map(|m| m.ino()).ok();
+        crate::manifest::inodes_of(root)
+            .map(|paths| paths.into_values().filter(|n| Some(*n) != own).collect())
+            .unwrap_or_default()
     };
     numbers(a).intersection(&numbers(b)).count()
 }
