@@ -12,17 +12,19 @@
 //! To hit the window: the sent subvolume's tree is a single leaf, since a snapshot commit COWs
 //! (and frees) only the root block; send writes into a pipe read slowly, so it blocks while it
 //! holds the leaf; and each loop commits a new snapshot of it and churns metadata elsewhere, so
-//! freed blocks are soon handed out again. Two things were needed under TCG on the reverted 6.1
-//! kernel: the loop uses ioctls, not btrfs-progs (a process per snapshot allowed 94 snapshots
-//! in a 21 s send), and the filesystem is 256 MiB (on 4 GiB, 675–866 snapshots per send caught
-//! nothing in 3 runs; on 256 MiB, about 400 caught the bug in 3 of 3).
+//! freed blocks are soon handed out again. Three things were needed under TCG on the reverted
+//! 6.1 kernel: the loop uses ioctls, not btrfs-progs (a process per snapshot allowed 94 snapshots
+//! in a 21 s send); the filesystem is 256 MiB (on 4 GiB, 675–866 snapshots per send caught
+//! nothing in 3 runs; on 256 MiB, about 400 caught the bug in 3 of 3); and the pipe is drained
+//! by the loop's rounds, not by the clock (drained by the clock, a loaded machine's slower loop
+//! committed too few snapshots per send: 0 of 3 runs caught the bug beside a kernel build).
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
 use sendtest::prelude::*;
-use sendtest::throttle::Throttle;
+use sendtest::throttle::{Pace, Throttle};
 
 pub const CASE: Case = Case {
     name: "snapshot-during-send",
@@ -54,10 +56,13 @@ const SOURCE_FS: ScratchSpec = ScratchSpec {
 };
 /// Rounds go on until this much time has passed (`--duration` overrides it).
 const DEFAULT_DURATION: Duration = Duration::from_secs(20);
-/// The drained stream: 64 KiB every 0.3 s, about 210 KiB/s.
+/// The drained stream: 64 KiB per 15 rounds of the loop, so a send of the ~4.2 MiB tree holds
+/// its leaf for about 1000 snapshot commits however fast the machine is. (Drained by the clock,
+/// 64 KiB every 0.3 s, a send saw 730–988 commits on an idle machine and too few to hit on a
+/// loaded one.)
 const THROTTLE: Throttle = Throttle {
     chunk: 64 * 1024,
-    interval: Duration::from_millis(300),
+    pace: Pace::Rounds(15),
 };
 /// Snapshots kept while sending; older ones are deleted, so the work per commit stays bounded.
 const KEEP_SNAPSHOTS: usize = 4;

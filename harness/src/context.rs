@@ -512,9 +512,11 @@ impl Ctx {
     }
 
     /// Whether a throttled send is still going and the case is within its time limit: what a
-    /// loop racing the send asks each round. Past the limit it says no, and
-    /// [`Ctx::finish_send`] then kills the send, so the case ends as timed out, not hung.
+    /// loop racing the send asks each round. Each call counts a round, which a reader paced by
+    /// rounds drains by. Past the limit it says no, and [`Ctx::finish_send`] then kills the
+    /// send, so the case ends as timed out, not hung.
     pub fn sending(&self, send: &mut ThrottledSend) -> bool {
+        send.round();
         self.log.time_limit_passed().is_none() && send.is_running()
     }
 
