@@ -265,6 +265,45 @@ fn space_preallocated_past_a_received_file_s_end_is_caught_by_the_layout_oracle_
 }
 
 #[test]
+fn a_received_subvolume_left_writable_or_unreceived_is_caught_by_the_identity_rule_alone() {
+    if !preflight::loopback_or_skip("random: received subvolume identity") {
+        return;
+    }
+    // The same tree, but the received subvolume left writable: only the identity rule sees it
+    // (the manifest compares what is inside the subvolume).
+    let (reason, log, dir, _results) = broken_fails(
+        sendtest::context::Breakage::Writable,
+        11,
+        Some(60),
+        Some(2),
+        Some(Receive::Plain),
+    );
+    assert!(
+        reason.contains(".: field readonly: expected true got false"),
+        "{reason}"
+    );
+    assert!(log.contains(" writable"), "the tree was broken: {log}");
+    // The script checks it too.
+    let script = std::fs::read_to_string(dir.join("random-11.sh")).unwrap();
+    assert!(script.contains("identity \"$1\" \"$2\""), "{script}");
+    // Read-only again but without its received UUID, as `btrfs property set -f … ro false`
+    // leaves it: a later incremental receive could not find it as a parent.
+    let (reason, log, _, _results) = broken_fails(
+        sendtest::context::Breakage::Unreceived,
+        11,
+        Some(60),
+        Some(2),
+        Some(Receive::Plain),
+    );
+    assert!(
+        reason.contains(".: field received_uuid: expected ") && reason.contains(" got -"),
+        "{reason}"
+    );
+    assert!(reason.contains(".: field stransid: expected "), "{reason}");
+    assert!(log.contains(" ro false"), "the tree was broken: {log}");
+}
+
+#[test]
 fn each_way_to_pick_parents_runs_with_its_send_options() {
     if !preflight::loopback_or_skip("random: parents") {
         return;

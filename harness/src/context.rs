@@ -58,6 +58,13 @@ pub enum Breakage {
     /// A megabyte past the end of the largest received file is preallocated, its size kept:
     /// only the layout oracle's space rule can tell.
     Preallocate,
+    /// The received subvolume is left writable, its tree and received UUID as they are: only
+    /// the identity rule can tell.
+    Writable,
+    /// The received subvolume's received UUID and stransid are cleared, as
+    /// `btrfs property set -f … ro false` does, and it is made read-only again: the identity
+    /// rule tells at once (an incremental receive against it would fail to find its parent).
+    Unreceived,
 }
 
 /// The time a case may take beyond its `--duration` unless `--timeout` says otherwise.
@@ -262,8 +269,9 @@ impl Ctx {
         self.receive(&stream, &dest, file_name(subvol)?)
     }
 
-    /// Compares the manifests of `source` and `received`, keeps both and the differences in the
-    /// results directory, and returns a finding naming each differing path and field.
+    /// Compares the manifests of `source` and `received`, and the identity receive gives the
+    /// received subvolume ([`manifest::identity`]); keeps both manifests and the differences
+    /// in the results directory, and returns a finding naming each differing path and field.
     pub fn compare(&self, source: &Path, received: &Path) -> Result<()> {
         if let Some(tamper) = self.options.tamper {
             self.tamper_with(received, tamper)?;
@@ -273,7 +281,16 @@ impl Ctx {
         let got = Manifest::of_tree(received)?;
         self.keep(&format!("{name}.source.manifest"), &expected.to_text())?;
         self.keep(&format!("{name}.received.manifest"), &got.to_text())?;
-        let differences = manifest::compare(&expected, &got, &self.ignore);
+        let mut differences = manifest::compare(&expected, &got, &self.ignore);
+        // The subvolume as receive leaves it; which parent it came from is the caller's to
+        // know, so not that.
+        let checks = |field: &str| field != manifest::identity::PARENT_UUID;
+        differences.extend(manifest::identity::received(
+            source,
+            received,
+            &[],
+            &checks,
+        )?);
         self.log.note(&format!(
             "compared {} paths of {name}: {} differences",
             expected.entries.len(),
@@ -321,13 +338,11 @@ impl Ctx {
             "tampering with {} before comparing",
             received.display()
         ));
-        // A received subvolume is read-only and carries a received UUID, hence -f.
-        self.run(cmd!(
-            self.sh,
-            "btrfs property set -f -ts {received} ro false"
-        ))?;
+        // Writable for the change, keeping its received UUID (which `btrfs property set -f …
+        // ro false` would clear): the change is the only fault.
+        crate::btrfs_ioctl::set_readonly(received, false)?;
         tamper(received)?;
-        self.run(cmd!(self.sh, "btrfs property set -ts {received} ro true"))?;
+        crate::btrfs_ioctl::set_readonly(received, true)?;
         Ok(())
     }
 }

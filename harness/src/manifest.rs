@@ -7,6 +7,7 @@
 mod compare;
 pub mod compressed;
 pub mod holes;
+pub mod identity;
 pub mod shared;
 pub mod space;
 mod text;

@@ -11,6 +11,7 @@
 
 mod breakage;
 mod chain;
+mod compression;
 pub mod fstests;
 mod keep;
 pub mod known;
@@ -28,6 +29,7 @@ pub mod stream_sign;
 pub mod wide;
 
 pub use chain::{what_differs, ChainFailure, Chains, Checked, Verdict, FAILED_DUMP, FAILED_STREAM};
+pub use compression::Compression;
 pub use keep::{shrink_and_keep, Found};
 pub use known::{KnownBug, Replay, Sends};
 pub use ops::{Falloc, Op, Sharing};

@@ -11,7 +11,7 @@ use sendtest::backend;
 use sendtest::case::Require;
 use sendtest::context::{CaseOptions, RandomKnobs};
 use sendtest::preflight;
-use sendtest::random::{ops, script, Receive, ScriptOptions};
+use sendtest::random::{ops, script, Compression, Receive, ScriptOptions};
 use sendtest::runner::{self, Outcome};
 
 /// Whether the scripts' tools are here; when they are not, a test is skipped (or fails under
@@ -176,9 +176,18 @@ fn scripts_of_lists_that_pass_pass_with_either_comparison() {
             parents,
             configuration: sendtest::configuration::by_name(config).unwrap(),
             compressed: false,
+            // Seed 8 draws zlib; seed 3's --force-decompress decompresses lzo itself.
+            compression: match seed {
+                3 => Compression::Lzo,
+                _ => Compression::draw(seed),
+            },
         };
         let path = dir.path().join(format!("random-{seed}.sh"));
         let text = script(seed, &list, &options, "none: a test");
+        if proto2 {
+            let mount = options.compression.mount_option();
+            assert!(text.contains(&mount), "{mount}: {text}");
+        }
         if parents == Parents::Twin {
             assert!(text.contains("-p \"$work/src/twin.snap\""), "{text}");
         }

@@ -13,6 +13,19 @@ use crate::manifest::Manifest;
 /// The deliberate fault of [`super::Chains::break_received`], as [`Breakage`] says.
 pub(super) fn break_tree(ctx: &Ctx, received: &Path, breakage: Breakage) -> Result<()> {
     let victim = match breakage {
+        Breakage::Writable => {
+            crate::btrfs_ioctl::set_readonly(received, false)?;
+            ctx.note(&format!("left {} writable", received.display()));
+            return Ok(());
+        }
+        Breakage::Unreceived => {
+            // What a user who needs a received subvolume writable does: -f clears its received
+            // UUID and stransid.
+            let sh = ctx.sh();
+            ctx.run(cmd!(sh, "btrfs property set -f -ts {received} ro false"))?;
+            ctx.run(cmd!(sh, "btrfs property set -ts {received} ro true"))?;
+            return Ok(());
+        }
         Breakage::Truncate => largest_file(received)?.map(|f| (f, Fault::LastByte)),
         Breakage::FillHole => first_hole(received)?.map(|(f, hole)| (f, Fault::Zeros(hole))),
         Breakage::Decompress => {
@@ -24,8 +37,8 @@ pub(super) fn break_tree(ctx: &Ctx, received: &Path, breakage: Breakage) -> Resu
     let Some((victim, fault)) = victim else {
         return Ok(());
     };
-    let sh = ctx.sh();
-    ctx.run(cmd!(sh, "btrfs property set -f -ts {received} ro false"))?;
+    // Writable for the change, keeping its received UUID: the change is the only fault.
+    crate::btrfs_ioctl::set_readonly(received, false)?;
     let before = std::fs::metadata(&victim)?;
     match fault {
         Fault::LastByte => {
@@ -92,7 +105,7 @@ pub(super) fn break_tree(ctx: &Ctx, received: &Path, breakage: Breakage) -> Resu
             ));
         }
     }
-    ctx.run(cmd!(sh, "btrfs property set -ts {received} ro true"))?;
+    crate::btrfs_ioctl::set_readonly(received, true)?;
     Ok(())
 }
 

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use anyhow::Result;
 use xshell::cmd;
 
+use super::compression::Compression;
 use super::noise::make_noise;
 use super::ops::Op;
 use super::parents::{Parents, FULL_DIR, TWIN_DIR};
@@ -14,7 +15,7 @@ use super::receive::Receive;
 use super::script::ScriptOptions;
 use super::wide::{self, Wide};
 use crate::context::{Breakage, Ctx};
-use crate::manifest::{self, compressed, holes, shared, space, Ignore, Manifest};
+use crate::manifest::{self, compressed, holes, identity, shared, space, Ignore, Manifest};
 use crate::mount::Mount;
 
 mod again;
@@ -83,6 +84,8 @@ pub struct Chains<'a> {
     pub break_received: Option<Breakage>,
     /// Send with `--proto 2 --compressed-data` (the source should be mounted with compression).
     pub proto2: bool,
+    /// What the source is mounted to compress with, for the protocol-2 chain.
+    pub compression: Compression,
     /// While the chain sends, run operations from this seed in another subvolume of the same
     /// filesystem, with a balance now and then when there is room.
     pub noise: Option<u64>,
@@ -123,6 +126,7 @@ impl<'a> Chains<'a> {
             noise: None,
             receive: Receive::Plain,
             parents: Parents::Previous,
+            compression: Compression::default(),
         })
     }
 
@@ -131,6 +135,7 @@ impl<'a> Chains<'a> {
         ScriptOptions {
             break_received: self.break_received == Some(Breakage::Truncate),
             proto2: self.proto2,
+            compression: self.compression,
             ignore: self.ignore_args.clone(),
             receive: self.receive,
             parents: self.parents,
@@ -251,6 +256,20 @@ impl<'a> Chains<'a> {
             Err(failure) if failure.out_of_space => anyhow::bail!("{}", failure.message),
             Err(failure) => Verdict::Failed(failure),
         })
+    }
+
+    /// Remounts the source to compress new data with `compression`, unless it does already.
+    /// (The source of the protocol-2 chain is mounted with compression to begin with; a remount
+    /// changes the algorithm for what is written after it.)
+    pub fn compress_with(&mut self, compression: Compression) -> Result<()> {
+        if compression != self.compression {
+            let sh = self.ctx.sh();
+            let option = format!("remount,{}", compression.mount_option());
+            let source = &self.source;
+            self.ctx.run(cmd!(sh, "mount -o {option} {source}"))?;
+            self.compression = compression;
+        }
+        Ok(())
     }
 
     /// The case this chain runs in.
@@ -395,6 +414,21 @@ impl<'a> Chains<'a> {
                 .and_then(|source| Ok((source, Manifest::of_tree(got)?)))
                 .and_then(|(source, received)| {
                     let mut differences = manifest::compare(&source, &received, &self.ignore);
+                    if differences.is_empty() {
+                        // Receive may make the subvolume from any received copy of the parent.
+                        let parent_copies: Vec<&Path> = against
+                            .first()
+                            .map(|(parent, _)| {
+                                against
+                                    .iter()
+                                    .filter(|(source, _)| source == parent)
+                                    .map(|(_, copy)| copy.as_path())
+                                    .collect()
+                            })
+                            .unwrap_or_default();
+                        let checks = |field: &str| self.checks(field);
+                        differences = identity::received(snapshot, got, &parent_copies, &checks)?;
+                    }
                     if !differences.is_empty() {
                         return Ok(differences);
                     }

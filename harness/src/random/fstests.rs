@@ -86,9 +86,9 @@ pub fn fstests_test(
          $BTRFS_UTIL_PROG subvolume create $SCRATCH_MNT/vol >> $seqres.full\ncd $SCRATCH_MNT/vol",
         fix.line(),
         if options.proto2 {
-            " -o compress=zstd"
+            format!(" -o {}", options.compression.mount_option())
         } else {
-            ""
+            String::new()
         }
     );
     let mut snapshot = 0;

@@ -21,6 +21,18 @@ const STAT_FIELDS: &[(&str, &str)] = &[
     ("layout", "blocks=%b"),
 ];
 
+/// The script's `identity SOURCE RECEIVED`: what the identity rule checks that btrfs-progs
+/// shows, each lack as a line (the received subvolume read-only, its received UUID the
+/// source's UUID).
+const IDENTITY: &str = "identity() {
+  local uuid received
+  uuid=$(btrfs subvolume show \"$1\" | awk '$1 == \"UUID:\" {print $2}')
+  received=$(btrfs subvolume show \"$2\" | awk '$1 == \"Received\" && $2 == \"UUID:\" {print $3}')
+  [ \"$received\" = \"$uuid\" ] || echo \"$2: received UUID $received, not the source's $uuid\"
+  [ \"$(btrfs property get -ts \"$2\" ro)\" = ro=true ] || echo \"$2: not read-only\"
+}
+";
+
 /// The script's `compare SOURCE RECEIVED`: with `sendtest manifest --compare` when $SENDTEST
 /// names sendtest; else with stat (%N carries symlink targets), cmp for the data and getfattr
 /// for the xattrs, so that the script needs nothing the kernel list would not have. Both leave
@@ -76,18 +88,15 @@ fn compare_function(ignore: &[String], compressed: bool) -> String {
     };
     let manifest =
         format!("\"$SENDTEST\" manifest --all-fields {sendtest_ignore}--compare \"$1\" \"$2\"");
-    let with_sendtest = if compressed {
-        format!(
-            "\x20   local differs=0\n\
-             \x20 {manifest} || differs=1\n\
-             \x20 {encoded_check}\
-             \x20   return $differs\n"
-        )
-    } else {
-        format!("\x20   {manifest}\n\x20   return\n")
-    };
+    let identity_check = "  identity \"$1\" \"$2\" | grep . && differs=1\n";
+    let with_sendtest = format!(
+        "\x20   local differs=0\n\
+         \x20 {manifest} || differs=1\n\
+         \x20 {identity_check}{encoded_check}\
+         \x20   return $differs\n"
+    );
     format!(
-        "{encoded}attributes() {{\n\
+        "{encoded}{IDENTITY}attributes() {{\n\
          \x20 (cd \"$1\" && stat -c '{root}' . &&\n\
          \x20   find . -mindepth 1 -print0 | sort -z | xargs -0 -r stat -c '{entries}')\n\
          }}\n\
@@ -100,7 +109,7 @@ fn compare_function(ignore: &[String], compressed: bool) -> String {
          \x20 fi\n\
          \x20 local differs=0 f\n\
          \x20 diff <(attributes \"$1\") <(attributes \"$2\") || differs=1\n\
-         {data}{xattrs}{encoded_check}\
+         {data}{xattrs}{identity_check}{encoded_check}\
          \x20 [ $differs = 0 ] && echo \"no differences: $2\"\n\
          \x20 return $differs\n\
          }}\n"
@@ -112,8 +121,9 @@ fn compare_function(ignore: &[String], compressed: bool) -> String {
 pub struct ScriptOptions {
     /// Truncate the largest received file, as [`Chains::break_received`].
     pub break_received: bool,
-    /// Send with `--proto 2 --compressed-data` from a compress=zstd filesystem.
+    /// Send with `--proto 2 --compressed-data` from a filesystem mounted with `compression`.
     pub proto2: bool,
+    pub compression: super::Compression,
     /// What the comparison leaves out, as `sendtest manifest --ignore` takes it.
     pub ignore: Vec<String>,
     /// How and where each stream is received.
@@ -131,6 +141,7 @@ impl Default for ScriptOptions {
         ScriptOptions {
             break_received: false,
             proto2: false,
+            compression: super::Compression::default(),
             ignore: Vec::new(),
             receive: super::Receive::default(),
             parents: super::Parents::default(),
@@ -160,13 +171,16 @@ pub fn script(seed: u64, ops: &[Op], options: &ScriptOptions, failure: &str) -> 
     let break_received = options.break_received;
     let config = options.configuration;
     let (source_own, send_options) = if options.proto2 {
-        ("compress=zstd", words(super::chain::PROTO2))
+        (
+            options.compression.mount_option(),
+            words(super::chain::PROTO2),
+        )
     } else {
-        ("", words(config.send))
+        (String::new(), words(config.send))
     };
     let src_mkfs = words(&config.mkfs_args(&[], false));
     let dst_mkfs = words(&config.mkfs_args(&[], true));
-    let src_mount = mount_o(&config.mount_options(source_own, false));
+    let src_mount = mount_o(&config.mount_options(&source_own, false));
     let dst_mount = mount_o(&config.mount_options("", true));
     let configured = if config.is_default() {
         String::new()

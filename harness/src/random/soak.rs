@@ -6,6 +6,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use anyhow::Result;
 
 use super::chain::{Chains, Checked, Verdict};
+use super::compression::Compression;
 use super::keep::{shrink_and_keep, Found};
 use super::known::{self, KnownBug};
 use super::ops;
@@ -34,6 +35,7 @@ pub const DEFAULT_OPS: usize = 200;
 pub const DEFAULT_SNAPSHOTS: usize = 3;
 
 /// The source for protocol 2: compressed extents for `--compressed-data` to send as they are.
+/// Mounted with zstd; each seed remounts it with its own algorithm.
 pub(super) const COMPRESSED: ScratchSpec = ScratchSpec {
     size: crate::scratch::DEFAULT_SIZE,
     mkfs_args: &[],
@@ -62,8 +64,9 @@ pub fn seeds_ran(headlines: &str) -> Option<u64> {
 
 /// The randomized case's steps: for `--seed` (or a seed from the clock), and with
 /// `--duration` for the seeds after it until the time is up, the chain with protocol 1 on a
-/// plain filesystem, then with protocol 2 and compressed data on a compress=zstd one (the case
-/// requires both kernel and btrfs-progs to support it). A failure is shrunk and kept (with
+/// plain filesystem, then with protocol 2 and compressed data on one that compresses with the
+/// seed's algorithm ([`Compression::draw`]; the case requires both kernel and btrfs-progs to
+/// support protocol 2). A failure is shrunk and kept (with
 /// `--no-shrink`, the first failure ends the case as it is). One seed stops at its
 /// failure, known bug or not; a soak goes on, reports each distinct failure once, and fails only
 /// on those that are not known bugs. The counts are printed.
@@ -101,14 +104,20 @@ pub fn run_seeds(t: &mut Ctx, setup: &Setup<'_>) -> Result<()> {
             chains.noise = setup.concurrent.then_some(seed ^ 0x005e_ed0f_5eed);
             chains.receive = knobs.receive.unwrap_or_else(|| Receive::draw(seed));
             chains.parents = knobs.parents.unwrap_or_else(|| Parents::draw(seed));
+            if chains.proto2 {
+                chains.compress_with(Compression::draw(seed))?;
+            }
             if let Verdict::Failed(failure) = chains.check(&list, &mut total)? {
                 if knobs.no_shrink {
                     return Err(detected(format!(
                         "seed {seed}, {}: {} (not shrunk: --no-shrink)",
                         if chains.proto2 {
-                            "protocol 2 with compressed data"
+                            format!(
+                                "protocol 2 with {}-compressed data",
+                                chains.compression.name()
+                            )
                         } else {
-                            "protocol 1"
+                            "protocol 1".to_string()
                         },
                         failure.message
                     )));
@@ -144,8 +153,8 @@ pub fn run_seeds(t: &mut Ctx, setup: &Setup<'_>) -> Result<()> {
             break;
         }
     }
-    let protocols =
-        "protocol 1, and protocol 2 with compressed data from a compress=zstd filesystem";
+    let protocols = "protocol 1, and protocol 2 with compressed data from a filesystem \
+                     compressing with each seed's algorithm (zstd, zlib or lzo)";
     let noise = if setup.concurrent {
         format!(", {} operations alongside the sends", total.noise_ops)
     } else {
