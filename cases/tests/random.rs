@@ -79,6 +79,9 @@ fn each_way_to_receive_runs_and_a_planted_difference_is_still_named() {
             .filter(|l| l.contains("btrfs receive -q"))
             .collect();
         assert!(!receives.is_empty(), "{}: no receive ran", way.name());
+        if way == Receive::SubvolMount {
+            assert!(commands.contains(" (subvol=chain-"), "{commands}");
+        }
         if way == Receive::PrefixMount {
             assert!(
                 commands.contains("# mounted a tmpfs on ") && commands.contains("/sub beside"),
@@ -94,6 +97,7 @@ fn each_way_to_receive_runs_and_a_planted_difference_is_still_named() {
             Receive::Chroot => "btrfs receive -q --chroot -f ",
             Receive::MaxErrors => "btrfs receive -q --max-errors 0 -f ",
             Receive::PrefixMount => "/subdir",
+            Receive::SubvolMount => ".mnt",
         };
         assert!(
             receives.iter().all(|l| l.contains(expected)) || way == Receive::Twice,
@@ -120,6 +124,7 @@ fn each_way_to_receive_runs_and_a_planted_difference_is_still_named() {
             Receive::Chroot => "btrfs -q receive --chroot -f ",
             Receive::MaxErrors => "btrfs -q receive --max-errors 0 -f ",
             Receive::PrefixMount => "mount -t tmpfs -o size=1m tmpfs \"$work/dst/sub\"",
+            Receive::SubvolMount => "mount -o subvol=backup \"$dst\" \"$work/backup\"",
         };
         assert!(script.contains(in_script), "{}:\n{script}", way.name());
     }

@@ -15,6 +15,7 @@ use crate::configuration::Configuration;
 use crate::exec::{self, CommandLog};
 use crate::finding::detected;
 use crate::manifest::{self, Ignore, Manifest};
+use crate::mount::Mount;
 use crate::scratch::{Devices, Scratch, ScratchSpec};
 use crate::throttle::{Throttle, ThrottledSend};
 use crate::workload::{self, FileSpec, Writes};
@@ -483,6 +484,35 @@ impl Ctx {
         workload::churn(dir, round, self.options.load_factor)
     }
 
+    /// The scratch filesystem of this case that `path` is on.
+    fn scratch_of(&self, path: &Path) -> Result<&Scratch> {
+        self.scratches
+            .iter()
+            .find(|s| path.starts_with(s.path()))
+            .with_context(|| {
+                format!(
+                    "{} is on no scratch filesystem of this case",
+                    path.display()
+                )
+            })
+    }
+
+    /// Mounts subvolume `subvol` of a scratch filesystem on its own at `at` (an empty
+    /// directory), as `mount -o subvol=PATH` does; unmounted when the [`Mount`] is dropped.
+    /// `subvol` must lie directly below the scratch filesystem's top.
+    pub fn mount_subvolume(&self, subvol: &Path, at: &Path) -> Result<Mount> {
+        let scratch = self.scratch_of(subvol)?;
+        let inside = subvol.strip_prefix(scratch.path())?;
+        let option = format!("subvol={}", inside.display());
+        let mount = Mount::new(scratch.device(), at, "btrfs", &option)?;
+        self.log.note(&format!(
+            "mounted {} ({option}) on {}",
+            scratch.device().display(),
+            at.display()
+        ));
+        Ok(mount)
+    }
+
     /// The top of `subvol`'s tree as last committed.
     pub fn tree_top(&self, subvol: &Path) -> Result<TreeTop> {
         let (root_id, dump) = self.dump_tree(subvol)?;
@@ -493,17 +523,7 @@ impl Ctx {
     /// `subvol`'s root id and its tree as last committed, as `btrfs inspect-internal dump-tree`
     /// prints it (not logged: it can be long).
     pub fn dump_tree(&self, subvol: &Path) -> Result<(u64, String)> {
-        let device = self
-            .scratches
-            .iter()
-            .find(|s| subvol.starts_with(s.path()))
-            .map(|s| s.device().to_path_buf())
-            .with_context(|| {
-                format!(
-                    "{} is on no scratch filesystem of this case",
-                    subvol.display()
-                )
-            })?;
+        let device = self.scratch_of(subvol)?.device().to_path_buf();
         let root_id: u64 = self
             .run(cmd!(self.sh, "btrfs inspect-internal rootid {subvol}"))?
             .stdout

@@ -25,9 +25,14 @@ use crate::args::{
 /// The default suite: the cases, and the fixed random seeds, each reaching code the other does
 /// not (see docs/mutation.md).
 const MUTATION_SUITE: &[&str] = &["ro-flip-with-delalloc", "random"];
-/// The random case's seeds in a mutation run, unless `--random-seed` says otherwise: the case
-/// runs once with each, in this order, until one fails.
+/// The random case's seeds in a mutation run of send (a kernel tree), unless `--random-seed`
+/// says otherwise: the case runs once with each, in this order, until one fails.
 pub const RANDOM_SEEDS: &[u64] = &[1, 8];
+/// The same for receive (a btrfs-progs tree), whose mutants run on loop devices, a second or
+/// two per seed: seeds 1 and 8, then seeds that receive in ways the two do not: 3 into a
+/// subvolume mounted on its own (`subvol-mount`), 24 and 36 with `--force-decompress` from lzo
+/// and zlib.
+pub const RECEIVE_SEEDS: &[u64] = &[1, 8, 3, 24, 36];
 
 #[derive(clap::Args)]
 pub struct MutateArgs {
@@ -76,7 +81,7 @@ pub struct MutateArgs {
     #[arg(long, value_name = "FILE")]
     allow: Option<PathBuf>,
     /// The random case's seeds in the suite, comma-separated: it runs once with each, in this
-    /// order, until one fails [default: 1,8].
+    /// order, until one fails [default: 1,8 for a kernel tree; 1,8,3,24,36 for btrfs-progs].
     #[arg(long, value_name = "SEED[,SEED…]", value_delimiter = ',')]
     random_seed: Vec<u64>,
     /// How many consecutive seeds each of --random-seed's starts (a soak of N seeds per run).
@@ -175,10 +180,12 @@ pub fn mutate(args: &MutateArgs) -> Result<u8> {
             .join(",")
             .into_bytes(),
     );
-    let random_seeds = if args.random_seed.is_empty() {
-        RANDOM_SEEDS.to_vec()
-    } else {
+    let random_seeds = if !args.random_seed.is_empty() {
         args.random_seed.clone()
+    } else if args.btrfs_progs_tree.is_some() {
+        RECEIVE_SEEDS.to_vec()
+    } else {
+        RANDOM_SEEDS.to_vec()
     };
     for seed in &random_seeds {
         key_parts.push(seed.to_le_bytes().to_vec());

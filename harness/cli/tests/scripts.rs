@@ -164,6 +164,7 @@ fn scripts_of_lists_that_pass_pass_with_either_comparison() {
         ),
         (7, false, Receive::PrefixMount, "default", Parents::First),
         (8, proto2, Receive::Plain, "default", Parents::Twin),
+        (9, proto2, Receive::SubvolMount, "default", Parents::Clones),
     ];
     let dir = tempfile::tempdir().unwrap();
     for (seed, proto2, receive, config, parents) in runs {

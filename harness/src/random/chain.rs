@@ -160,8 +160,19 @@ impl<'a> Chains<'a> {
         self.attempt += 1;
         let name = format!("chain-{}", self.attempt);
         let vol = self.ctx.create_subvolume(&self.source.join(&name))?;
-        let received = self.dest.join(&name);
-        std::fs::create_dir(&received)?;
+        // With `subvol-mount`, the chain's directory is a subvolume mounted on its own, beside
+        // it on the top of the receiving filesystem, and the mount receives.
+        let (received, own_mount) = if self.receive.own_mount() {
+            let subvol = self.ctx.create_subvolume(&self.dest.join(&name))?;
+            let at = self.dest.join(format!("{name}.mnt"));
+            std::fs::create_dir(&at)?;
+            let mount = self.ctx.mount_subvolume(&subvol, &at)?;
+            (at, Some((mount, subvol)))
+        } else {
+            let received = self.dest.join(&name);
+            std::fs::create_dir(&received)?;
+            (received, None)
+        };
         for target in self.receive.targets(&received) {
             std::fs::create_dir_all(target)?;
         }
@@ -251,6 +262,11 @@ impl<'a> Chains<'a> {
             mount.unmount()?;
         }
         let _ = std::fs::remove_dir_all(&received);
+        if let Some((mount, subvol)) = own_mount {
+            mount.unmount()?;
+            std::fs::remove_dir(&received)?;
+            self.ctx.delete_subvolume_quickly(&subvol)?;
+        }
         Ok(match outcome {
             Ok(()) => Verdict::Matched,
             Err(failure) if failure.out_of_space => anyhow::bail!("{}", failure.message),

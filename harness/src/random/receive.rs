@@ -31,10 +31,15 @@ pub enum Receive {
     /// receiver must find the filesystem it receives into by whole path components, not by a
     /// string prefix of a mount point.
     PrefixMount,
+    /// Into a subvolume of the receiving filesystem mounted on its own (`mount -o subvol=`), as
+    /// backup targets often are: receive finds an incremental stream's parent and each clone
+    /// source by their paths from the filesystem's top, and must take the mounted subvolume's
+    /// path off them.
+    SubvolMount,
 }
 
 impl Receive {
-    pub const ALL: [Receive; 8] = [
+    pub const ALL: [Receive; 9] = [
         Receive::Plain,
         Receive::ForceDecompress,
         Receive::Nested,
@@ -43,16 +48,18 @@ impl Receive {
         Receive::Chroot,
         Receive::MaxErrors,
         Receive::PrefixMount,
+        Receive::SubvolMount,
     ];
 
-    /// The way a seed's chain receives: half of the seeds plainly, an eighth each
-    /// `force-decompress`, `nested` and `twice`, a thirty-second each `root-mount`, `chroot`,
-    /// `max-errors` and `prefix-mount`.
+    /// The way a seed's chain receives: three eighths of the seeds plainly, an eighth each
+    /// `subvol-mount`, `force-decompress`, `nested` and `twice`, a thirty-second each
+    /// `root-mount`, `chroot`, `max-errors` and `prefix-mount`.
     pub fn draw(seed: u64) -> Receive {
         // A multiplicative hash, so that consecutive seeds spread out.
         let hash = (seed ^ 0x7ece_17e5).wrapping_mul(0x9e37_79b9_7f4a_7c15);
         match hash >> 61 {
-            0..=3 => Receive::Plain,
+            0..=2 => Receive::Plain,
+            3 => Receive::SubvolMount,
             4 => Receive::ForceDecompress,
             5 => Receive::Nested,
             6 => Receive::Twice,
@@ -75,6 +82,7 @@ impl Receive {
             Receive::Chroot => "chroot",
             Receive::MaxErrors => "max-errors",
             Receive::PrefixMount => "prefix-mount",
+            Receive::SubvolMount => "subvol-mount",
         }
     }
 
@@ -85,6 +93,11 @@ impl Receive {
             Receive::PrefixMount => Some("sub"),
             _ => None,
         }
+    }
+
+    /// Whether the chain's directory is a subvolume mounted on its own that receives.
+    pub fn own_mount(self) -> bool {
+        self == Receive::SubvolMount
     }
 
     /// The directories under the chain's that receive each stream (`""`: the chain's own).
@@ -143,17 +156,17 @@ mod tests {
 
     #[test]
     fn seeds_draw_every_way_about_as_often_as_meant() {
-        let mut counts = [0usize; 8];
+        let mut counts = [0usize; 9];
         for seed in 0..8000u64 {
             let drawn = Receive::draw(seed);
             assert_eq!(drawn, Receive::draw(seed), "a seed always draws the same");
             counts[Receive::ALL.iter().position(|r| *r == drawn).unwrap()] += 1;
         }
-        assert!((3600..4400).contains(&counts[0]), "{counts:?}");
-        for count in &counts[1..4] {
+        assert!((2600..3400).contains(&counts[0]), "{counts:?}");
+        for count in counts[1..4].iter().chain(&counts[8..]) {
             assert!((800..1200).contains(count), "{counts:?}");
         }
-        for count in &counts[4..] {
+        for count in &counts[4..8] {
             assert!((150..350).contains(count), "{counts:?}");
         }
     }
@@ -183,5 +196,7 @@ mod tests {
         assert_eq!(Receive::PrefixMount.targets(base), [base.join("subdir")]);
         assert_eq!(Receive::PrefixMount.beside(), Some("sub"));
         assert!(Receive::Plain.options("/mnt/dst").is_empty());
+        assert!(Receive::SubvolMount.own_mount() && !Receive::Plain.own_mount());
+        assert_eq!(Receive::SubvolMount.targets(base), [base.to_path_buf()]);
     }
 }

@@ -249,20 +249,35 @@ pub fn script(seed: u64, ops: &[Op], options: &ScriptOptions, failure: &str) -> 
         );
     }
     let _ = writeln!(s, "cd /\nstatus=0");
-    // Where each stream is received, as the chain does it.
+    // Where each stream is received, as the chain does it: below the receiving filesystem's
+    // top, or below its subvolume `backup` mounted on its own.
+    let own_mount = options.receive.own_mount();
+    let base = if own_mount {
+        "$work/backup"
+    } else {
+        "$work/dst"
+    };
+    if own_mount {
+        let _ = writeln!(
+            s,
+            "# The receiving filesystem's subvolume `backup`, mounted on its own, receives.\n\
+             btrfs -q subvolume create \"$work/dst/backup\"; mkdir \"$work/backup\"\n\
+             mount -o subvol=backup \"$dst\" \"$work/backup\""
+        );
+    }
     let targets: Vec<String> = options
         .receive
         .dirs()
         .iter()
         .map(|d| {
             if d.is_empty() {
-                "$work/dst".to_string()
+                base.to_string()
             } else {
-                format!("$work/dst/{d}")
+                format!("{base}/{d}")
             }
         })
         .collect();
-    for dir in targets.iter().filter(|d| *d != "$work/dst") {
+    for dir in targets.iter().filter(|d| *d != base) {
         let _ = writeln!(s, "mkdir -p \"{dir}\"");
     }
     let beside = options.receive.beside().map(|d| format!("$work/dst/{d}"));
@@ -302,11 +317,13 @@ pub fn script(seed: u64, ops: &[Op], options: &ScriptOptions, failure: &str) -> 
         if break_received {
             let _ = writeln!(
                 s,
-                "# The deliberate fault: the largest received file loses its last byte.\n\
-                 btrfs property set -f -ts \"$work/dst/snap{i}\" ro false\n\
-                 f=$(find \"$work/dst/snap{i}\" -type f -size +0 -printf '%s %p\\n' | sort -n | tail -1 | cut -d' ' -f2-)\n\
+                "# The deliberate fault: the largest received file loses its last byte (-f clears the\n\
+                 # received UUID too, which the comparison reports as well).\n\
+                 btrfs property set -f -ts \"{first}/snap{i}\" ro false\n\
+                 f=$(find \"{first}/snap{i}\" -type f -size +0 -printf '%s %p\\n' | sort -n | tail -1 | cut -d' ' -f2-)\n\
                  [ -n \"$f\" ] && truncate -s -1 \"$f\"\n\
-                 btrfs property set -ts \"$work/dst/snap{i}\" ro true"
+                 btrfs property set -ts \"{first}/snap{i}\" ro true",
+                first = targets[0]
             );
         }
         for dir in &targets {
@@ -342,6 +359,9 @@ pub fn script(seed: u64, ops: &[Op], options: &ScriptOptions, failure: &str) -> 
     }
     if let Some(dir) = &beside {
         let _ = writeln!(s, "umount \"{dir}\"");
+    }
+    if own_mount {
+        let _ = writeln!(s, "umount \"$work/backup\"");
     }
     // Files unlinked while open are closed, as the chain closes them, so that the source
     // unmounts.
