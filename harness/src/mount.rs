@@ -45,6 +45,19 @@ impl Mount {
     }
 }
 
+/// Remounts the filesystem mounted on `target` with `options` (as `mount -o remount,OPTIONS`
+/// does, with no `mount` program: guests have none).
+pub fn remount(target: &Path, options: &str) -> Result<()> {
+    mount(
+        None::<&Path>,
+        target,
+        None::<&str>,
+        MsFlags::MS_REMOUNT,
+        Some(options),
+    )
+    .with_context(|| format!("remounting {} with {options}", target.display()))
+}
+
 impl Drop for Mount {
     fn drop(&mut self) {
         if self.mounted {

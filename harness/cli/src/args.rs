@@ -49,7 +49,8 @@ pub struct CaseArgs {
     #[arg(long, value_name = "N")]
     snapshots: Option<u64>,
     /// Random cases: receive every chain this way instead of the way drawn from its seed:
-    /// plain, force-decompress, nested, twice, root-mount, chroot, max-errors, prefix-mount.
+    /// plain, force-decompress, nested, twice, root-mount, chroot, max-errors, prefix-mount,
+    /// subvol-mount.
     #[arg(long, value_name = "WAY")]
     receive: Option<sendtest::random::Receive>,
     /// Random cases: send every chain's later snapshots against this instead of the way

@@ -279,10 +279,12 @@ impl<'a> Chains<'a> {
     /// changes the algorithm for what is written after it.)
     pub fn compress_with(&mut self, compression: Compression) -> Result<()> {
         if compression != self.compression {
-            let sh = self.ctx.sh();
-            let option = format!("remount,{}", compression.mount_option());
-            let source = &self.source;
-            self.ctx.run(cmd!(sh, "mount -o {option} {source}"))?;
+            let option = compression.mount_option();
+            crate::mount::remount(&self.source, &option)?;
+            self.ctx.note(&format!(
+                "remounted {} with {option}",
+                self.source.display()
+            ));
             self.compression = compression;
         }
         Ok(())
