@@ -335,13 +335,32 @@ fn each_way_to_pick_parents_runs_with_its_send_options() {
             .iter()
             .find(|l| fourth(l))
             .unwrap_or_else(|| panic!("{}: {sends:#?}", way.name()));
-        let expected = match way {
-            Parents::Previous => " -p /",
-            Parents::First => ".snap0 -f ",
-            Parents::Clones => ".snap2 -c /",
-            Parents::FullToo | Parents::Twin => " -p /",
+        // `btrfs send -q -f STREAM [-e] -p PARENT [-c SOURCE…] SNAPSHOT…`
+        let (expected, not) = match way {
+            Parents::Previous | Parents::FullToo | Parents::Twin => (" -p /", ".snap0"),
+            Parents::First => (".snap0 /", ".snap2"),
+            Parents::Clones => (".snap2 -c /", " -e "),
+            Parents::Bundle => (".snap0 /", " -e "),
+            Parents::BundleOneStream => (" -e -p /", " -c "),
         };
-        assert!(last.contains(expected), "{}: {last}", way.name());
+        assert!(
+            last.contains(expected) && !last.contains(not),
+            "{}: {last}",
+            way.name()
+        );
+        if matches!(way, Parents::Bundle | Parents::BundleOneStream) {
+            // Snapshots 1 to 3 in one send, received by one receive.
+            assert!(
+                last.contains(".snap1 /") && last.contains(".snap2 /"),
+                "{last}"
+            );
+            assert!(
+                !sends
+                    .iter()
+                    .any(|l| l.ends_with(".snap1") || l.ends_with(".snap2")),
+                "{sends:#?}"
+            );
+        }
         if way == Parents::FullToo {
             assert!(
                 sends

@@ -19,12 +19,18 @@ pub struct Commands {
     pub all: usize,
     /// The `end` commands (one per stream, unless cut short).
     pub ends: usize,
+    /// The streams (each begun by the magic).
+    pub streams: usize,
+    /// The commands of the first stream but its end.
+    pub first: usize,
 }
 
 impl Commands {
-    /// The lines `btrfs receive --dump` prints at least: one per command but the ends.
+    /// The lines `btrfs receive --dump` prints at least: one per command of the first stream
+    /// but its end (it reads only the first stream of a file: btrfs-progs 6.2 stops at that
+    /// stream's end).
     pub fn dump_lines(&self) -> usize {
-        self.all - self.ends
+        self.first
     }
 }
 
@@ -38,6 +44,7 @@ pub fn count(bytes: &[u8]) -> Result<Commands, String> {
                 return Err(format!("a stream header cut short at byte {at}"));
             }
             at += STREAM_HEADER;
+            commands.streams += 1;
             continue;
         }
         if at == 0 {
@@ -58,6 +65,8 @@ pub fn count(bytes: &[u8]) -> Result<Commands, String> {
         commands.all += 1;
         if command == END {
             commands.ends += 1;
+        } else if commands.streams == 1 {
+            commands.first += 1;
         }
     }
     Ok(commands)
@@ -93,11 +102,28 @@ mod tests {
             command(15, &[7; 100]),
             command(END, b""),
         ]);
-        assert_eq!(count(&one), Ok(Commands { all: 4, ends: 1 }));
+        let one_commands = Commands {
+            all: 4,
+            ends: 1,
+            streams: 1,
+            first: 3,
+        };
+        assert_eq!(count(&one), Ok(one_commands));
         assert_eq!(count(&one).unwrap().dump_lines(), 3);
         let mut two = one.clone();
-        two.extend(stream(&[command(2, b"snapshot"), command(END, b"")]));
-        assert_eq!(count(&two), Ok(Commands { all: 6, ends: 2 }));
+        two.extend(stream(&[
+            command(2, b"snapshot"),
+            command(3, b"g"),
+            command(END, b""),
+        ]));
+        let two_commands = Commands {
+            all: 7,
+            ends: 2,
+            streams: 2,
+            first: 3,
+        };
+        assert_eq!(count(&two), Ok(two_commands));
+        assert_eq!(count(&two).unwrap().dump_lines(), 3);
     }
 
     #[test]

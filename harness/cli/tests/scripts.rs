@@ -165,6 +165,14 @@ fn scripts_of_lists_that_pass_pass_with_either_comparison() {
         (7, false, Receive::PrefixMount, "default", Parents::First),
         (8, proto2, Receive::Plain, "default", Parents::Twin),
         (9, proto2, Receive::SubvolMount, "default", Parents::Clones),
+        (10, false, Receive::Twice, "default", Parents::Bundle),
+        (
+            11,
+            proto2,
+            Receive::Plain,
+            "default",
+            Parents::BundleOneStream,
+        ),
     ];
     let dir = tempfile::tempdir().unwrap();
     for (seed, proto2, receive, config, parents) in runs {
@@ -191,6 +199,12 @@ fn scripts_of_lists_that_pass_pass_with_either_comparison() {
         }
         if parents == Parents::Twin {
             assert!(text.contains("-p \"$work/src/twin.snap\""), "{text}");
+        }
+        if parents == Parents::BundleOneStream {
+            assert!(
+                text.contains(" -e -p \"$work/src/snap0\" \"$work/src/snap1\" \"$work/src/snap2\""),
+                "{text}"
+            );
         }
         std::fs::write(&path, text).unwrap();
         for with_sendtest in [true, false] {

@@ -311,16 +311,22 @@ impl<'a> Chains<'a> {
         let stream = self.ctx.work_dir().join("random.stream");
         let protocol = self.send_options();
         let paths: Vec<&Path> = snapshots.iter().map(PathBuf::as_path).collect();
-        for (i, snapshot) in snapshots.iter().enumerate() {
-            let parent = self
+        for sent in self.parents.sends(snapshots.len()) {
+            let i = sent.start;
+            let what = if sent.len() == 1 {
+                format!("snapshot {i}")
+            } else {
+                format!("snapshots {i}-{}", sent.end - 1)
+            };
+            let words = self
                 .parents
-                .options(i, &paths, Path::new("-p"), Path::new("-c"));
-            let sent = self.ctx.run(cmd!(
+                .send_words(sent.clone(), &paths, &|w| Path::new(w));
+            let sent_ok = self.ctx.run(cmd!(
                 sh,
-                "btrfs send -q {protocol...} {parent...} -f {stream} {snapshot}"
+                "btrfs send -q {protocol...} -f {stream} {words...}"
             ));
-            sent.map_err(|e| ChainFailure::failed(format!("send of snapshot {i} failed: {e:#}")))?;
-            checked.sends += 1;
+            sent_ok.map_err(|e| ChainFailure::failed(format!("send of {what} failed: {e:#}")))?;
+            checked.sends += sent.len();
             // Every stream must parse, and its dump show each command but the end: what
             // `btrfs receive --dump` prints is not kept (the stream of a failure is, with its
             // dump).
@@ -331,20 +337,29 @@ impl<'a> Chains<'a> {
             .map_err(|e| {
                 self.keep_stream(&stream, i);
                 ChainFailure::failed(format!(
-                    "btrfs receive --dump of snapshot {i}'s stream failed: {e:#}"
+                    "btrfs receive --dump of the stream of {what} failed: {e:#}"
                 ))
             })?;
             let bytes = std::fs::read(&stream)
                 .map_err(|e| ChainFailure::failed(format!("reading {}: {e}", stream.display())))?;
             let commands = crate::send_stream::count(&bytes).map_err(|why| {
                 self.keep_stream(&stream, i);
-                ChainFailure::failed(format!("snapshot {i}'s stream does not frame: {why}"))
+                ChainFailure::failed(format!("the stream of {what} does not frame: {why}"))
             })?;
             if lines < commands.dump_lines() {
                 self.keep_stream(&stream, i);
                 return Err(ChainFailure::failed(format!(
-                    "btrfs receive --dump of snapshot {i}'s stream printed {lines} lines for its {} commands (an end aside)",
+                    "btrfs receive --dump of the stream of {what} printed {lines} lines for its {} commands (an end aside)",
                     commands.dump_lines()
+                )));
+            }
+            // A stream for each subvolume, each with its end, or with `-e` one for all.
+            let streams = self.parents.streams(&sent);
+            if (commands.streams, commands.ends) != (streams, streams) {
+                self.keep_stream(&stream, i);
+                return Err(ChainFailure::failed(format!(
+                    "the send of {what} wrote {} stream headers and {} ends, not {streams} of each",
+                    commands.streams, commands.ends
                 )));
             }
             let mount = self.dest.display().to_string();
@@ -362,46 +377,65 @@ impl<'a> Chains<'a> {
                         match crate::finding::receive_out_of_space(&text, &self.dest) {
                             Some(full) => ChainFailure {
                                 out_of_space: true,
-                                ..ChainFailure::failed(format!("receive of snapshot {i}: {full:#}"))
+                                ..ChainFailure::failed(format!("receive of {what}: {full:#}"))
                             },
-                            None => ChainFailure::failed(format!(
-                                "receive of snapshot {i} failed: {text}"
-                            )),
+                            None => {
+                                ChainFailure::failed(format!("receive of {what} failed: {text}"))
+                            }
                         }
                     })?;
             }
-            let targets = self.receive.targets(received);
-            // What the stream was sent against, each received copy of it: the receiver may
-            // clone from any subvolume received from it (the received UUID tells them apart
-            // from others, not from each other).
-            let against: Vec<(&Path, PathBuf)> = self
-                .parents
-                .clone_sources(i)
-                .into_iter()
-                .flat_map(|n| {
-                    let source = paths[n];
-                    targets
-                        .iter()
-                        .map(move |t| (source, t.join(file_name(source))))
-                })
-                .collect();
-            for (target, dir) in targets.iter().zip(self.receive.dirs()) {
-                let got = target.join(file_name(snapshot));
-                let parent = i.checked_sub(1).map(|p| snapshots[p].as_path());
-                checked.must_clone +=
-                    self.compare(snapshot, parent, &against, &got, dir, i, &stream)?;
+            for i in sent {
+                self.check_received(i, snapshots, twin, received, &stream, checked)?;
             }
-            if self.parents.full_too(i, snapshots.len()) {
-                checked.must_clone +=
-                    self.send_in_full(snapshot, i, &received.join(self.receive.dirs()[0]))?;
-                checked.sends += 1;
-            }
-            if let Some(twin) = twin.filter(|_| self.parents.twin(i, snapshots.len())) {
-                let target = received.join(self.receive.dirs()[0]);
-                checked.reused += again::shared_inode_numbers(twin, snapshot);
-                checked.must_clone += self.send_against_twin(twin, snapshot, i, &target)?;
-                checked.sends += 2;
-            }
+        }
+        Ok(())
+    }
+
+    /// Compares snapshot `i` of `snapshots`, received into the chain's directory `received`
+    /// from `stream`, with its source in each of the receiving directories, then sends it
+    /// again as the way to pick parents says (in full, against the `twin`).
+    fn check_received(
+        &self,
+        i: usize,
+        snapshots: &[PathBuf],
+        twin: Option<&Path>,
+        received: &Path,
+        stream: &Path,
+        checked: &mut Checked,
+    ) -> std::result::Result<(), ChainFailure> {
+        let snapshot = &snapshots[i];
+        let paths: Vec<&Path> = snapshots.iter().map(PathBuf::as_path).collect();
+        let targets = self.receive.targets(received);
+        // What the stream was sent against, each received copy of it: the receiver may
+        // clone from any subvolume received from it (the received UUID tells them apart
+        // from others, not from each other).
+        let against: Vec<(&Path, PathBuf)> = self
+            .parents
+            .clone_sources(i)
+            .into_iter()
+            .flat_map(|n| {
+                let source = paths[n];
+                targets
+                    .iter()
+                    .map(move |t| (source, t.join(file_name(source))))
+            })
+            .collect();
+        for (target, dir) in targets.iter().zip(self.receive.dirs()) {
+            let got = target.join(file_name(snapshot));
+            let parent = i.checked_sub(1).map(|p| snapshots[p].as_path());
+            checked.must_clone += self.compare(snapshot, parent, &against, &got, dir, i, stream)?;
+        }
+        if self.parents.full_too(i, snapshots.len()) {
+            checked.must_clone +=
+                self.send_in_full(snapshot, i, &received.join(self.receive.dirs()[0]))?;
+            checked.sends += 1;
+        }
+        if let Some(twin) = twin.filter(|_| self.parents.twin(i, snapshots.len())) {
+            let target = received.join(self.receive.dirs()[0]);
+            checked.reused += again::shared_inode_numbers(twin, snapshot);
+            checked.must_clone += self.send_against_twin(twin, snapshot, i, &target)?;
+            checked.sends += 2;
         }
         Ok(())
     }

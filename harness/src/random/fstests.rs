@@ -131,15 +131,22 @@ pub fn fstests_test(
     };
     let _ = writeln!(s, "cd /\n");
     for i in 0..snapshots {
-        // Full sends of later snapshots (`full-too`) and the twin (`twin`) are left to the script.
-        let parent = options
-            .parents
-            .shell_words(i, snapshots, &|n| format!("$SCRATCH_MNT/snap{n}"));
         let _ = writeln!(
             s,
-            "$FSSUM_PROG -A -f -w $send_files_dir/{i}.fssum $SCRATCH_MNT/snap{i}\n\
-             $BTRFS_UTIL_PROG send {send_options}{parent}-f $send_files_dir/{i}.snap \\\n\
-             \t$SCRATCH_MNT/snap{i} >> $seqres.full 2>&1"
+            "$FSSUM_PROG -A -f -w $send_files_dir/{i}.fssum $SCRATCH_MNT/snap{i}"
+        );
+    }
+    let sends = options.parents.sends(snapshots);
+    for sent in &sends {
+        // Full sends of later snapshots (`full-too`) and the twin (`twin`) are left to the script.
+        let words = options.parents.shell_words(sent.clone(), snapshots, &|n| {
+            format!("$SCRATCH_MNT/snap{n}")
+        });
+        let _ = writeln!(
+            s,
+            "$BTRFS_UTIL_PROG send {send_options}-f $send_files_dir/{}.snap \\\n\
+             \t{words} >> $seqres.full 2>&1",
+            sent.start
         );
     }
     if ops
@@ -157,12 +164,18 @@ pub fn fstests_test(
         "\n# Receive on a fresh filesystem: each snapshot must have what was sent.\n\
          _scratch_unmount\n_scratch_mkfs >> $seqres.full 2>&1 || _fail \"mkfs failed\"\n_scratch_mount"
     );
-    for i in 0..snapshots {
+    for sent in sends {
         let _ = writeln!(
             s,
-            "$BTRFS_UTIL_PROG receive -f $send_files_dir/{i}.snap $SCRATCH_MNT >> $seqres.full 2>&1\n\
-             $FSSUM_PROG -r $send_files_dir/{i}.fssum $SCRATCH_MNT/snap{i}"
+            "$BTRFS_UTIL_PROG receive -f $send_files_dir/{}.snap $SCRATCH_MNT >> $seqres.full 2>&1",
+            sent.start
         );
+        for i in sent {
+            let _ = writeln!(
+                s,
+                "$FSSUM_PROG -r $send_files_dir/{i}.fssum $SCRATCH_MNT/snap{i}"
+            );
+        }
     }
     let _ = writeln!(s, "\n# success, all done\nstatus=0\nexit");
     let mut golden = String::from("QA output created by NNN\n");
@@ -176,6 +189,36 @@ pub fn fstests_test(
 mod tests {
     use super::*;
     use crate::random::{Falloc, Op};
+
+    #[test]
+    fn bundled_snapshots_are_sent_by_one_send_and_received_by_one_receive() {
+        let mkdir = |p: &str| Op::Mkdir { path: p.into() };
+        let ops = [
+            mkdir("a"),
+            Op::Snapshot,
+            mkdir("b"),
+            Op::Snapshot,
+            mkdir("c"),
+        ];
+        let options = ScriptOptions {
+            parents: crate::random::Parents::BundleOneStream,
+            ..ScriptOptions::default()
+        };
+        let fixed = FixedBy {
+            component: Component::Kernel,
+            subject: "btrfs: send: fix it",
+        };
+        let test = fstests_test(&ops, &options, "Bundled.", fixed);
+        let s = &test.script;
+        assert!(
+            s.contains("send -f $send_files_dir/1.snap \\\n\t-e -p $SCRATCH_MNT/snap0 $SCRATCH_MNT/snap1 $SCRATCH_MNT/snap2 "),
+            "{s}"
+        );
+        assert!(!s.contains("2.snap"), "{s}");
+        assert_eq!(s.matches("receive -f").count(), 2, "{s}");
+        assert_eq!(s.matches("$FSSUM_PROG -r").count(), 3, "{s}");
+        assert_eq!(test.golden, "QA output created by NNN\nOK\nOK\nOK\n");
+    }
 
     #[test]
     fn the_operations_become_an_fstests_test_with_one_ok_per_snapshot() {
@@ -218,7 +261,9 @@ mod tests {
             "[ -p f ] || $XFS_IO_PROG -f -c 'pwrite -q -S 0x61 0 24' f >> $seqres.full 2>&1\n"
         ));
         assert!(s.contains("snapshot -r $SCRATCH_MNT/vol $SCRATCH_MNT/snap1 "));
-        assert!(s.contains("send --proto 2 --compressed-data -p $SCRATCH_MNT/snap0 -f"));
+        assert!(s.contains(
+            "send --proto 2 --compressed-data -f $send_files_dir/1.snap \\\n\t-p $SCRATCH_MNT/snap0 $SCRATCH_MNT/snap1 "
+        ));
         assert!(s.contains("$FSSUM_PROG -r $send_files_dir/1.fssum $SCRATCH_MNT/snap1\n"));
         assert!(
             !s.contains("xfs_io -"),

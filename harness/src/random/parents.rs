@@ -5,6 +5,7 @@
 //! (btrfs/0xx with `-c`, btrfs/2xx with older parents). A soak draws one per seed, as it draws
 //! the way to receive; `--parents` fixes one.
 
+use std::ops::Range;
 use std::str::FromStr;
 
 /// How the snapshots after the first are sent.
@@ -28,24 +29,38 @@ pub enum Parents {
     /// tests): the old inode deleted, the new one created, in one stream. Received beside the
     /// chain into `twin/`, the twin first, and compared.
     Twin,
+    /// `-p` the first snapshot, every later one in one `btrfs send -p FIRST S1 S2 …`: a stream
+    /// for each snapshot, one after another in one file, which one `btrfs receive` takes whole
+    /// (it reads stream after stream until the file ends).
+    Bundle,
+    /// As `bundle`, with send's `-e`: one stream holding several subvolumes (the kernel leaves
+    /// out the header of each but the first and the end of each but the last; receive finishes
+    /// each subvolume when the next begins).
+    BundleOneStream,
 }
 
 impl Parents {
-    pub const ALL: [Parents; 5] = [
+    pub const ALL: [Parents; 7] = [
         Parents::Previous,
         Parents::First,
         Parents::Clones,
         Parents::FullToo,
         Parents::Twin,
+        Parents::Bundle,
+        Parents::BundleOneStream,
     ];
 
-    /// The way a seed's chain sends: a third of the seeds against a twin too, a sixth each of
-    /// the others. (A twin's chain sends as `previous` does, and then once more.)
+    /// The way a seed's chain sends: a sixth each of the seeds `previous`, `first`, `clones`,
+    /// `full-too` and `twin`, a twelfth each `bundle` and `bundle-e`. (A twin's chain sends as
+    /// `previous` does, and then once more; the bundles took half of the third that twin had,
+    /// so that the seeds of the other ways kept theirs.)
     pub fn draw(seed: u64) -> Parents {
         let hash = (seed ^ 0x9a7e_4e55).wrapping_mul(0xd1b5_4a32_d192_ed03);
         match (hash >> 32) % 6 {
             0 => Parents::Previous,
-            1 | 2 => Parents::Twin,
+            1 => Parents::Twin,
+            2 if (hash >> 20) & 1 == 0 => Parents::Bundle,
+            2 => Parents::BundleOneStream,
             3 => Parents::First,
             4 => Parents::Clones,
             _ => Parents::FullToo,
@@ -59,6 +74,8 @@ impl Parents {
             Parents::Clones => "clones",
             Parents::FullToo => "full-too",
             Parents::Twin => "twin",
+            Parents::Bundle => "bundle",
+            Parents::BundleOneStream => "bundle-e",
         }
     }
 
@@ -69,7 +86,7 @@ impl Parents {
             return Vec::new();
         }
         let parent = match self {
-            Parents::First => 0,
+            Parents::First | Parents::Bundle | Parents::BundleOneStream => 0,
             _ => i - 1,
         };
         let mut sources = vec![parent];
@@ -92,14 +109,52 @@ impl Parents {
             .collect()
     }
 
-    /// [`Self::options`] for a shell line: each word followed by a space, the snapshots named
-    /// by `path(n)`.
-    pub fn shell_words(self, i: usize, count: usize, path: &dyn Fn(usize) -> String) -> String {
+    /// The `btrfs send`s of a chain of `count` snapshots, each the range of snapshots it sends:
+    /// one each, or the first and then the rest in one.
+    pub fn sends(self, count: usize) -> Vec<Range<usize>> {
+        match self {
+            Parents::Bundle | Parents::BundleOneStream if count > 1 => vec![0..1, 1..count],
+            _ => (0..count).map(|i| i..i + 1).collect(),
+        }
+    }
+
+    /// The words of the `btrfs send` of the snapshots `sent` (a range of [`Self::sends`]),
+    /// given the snapshots' `paths`: the options (`-e`, made by `word`, then [`Self::options`]),
+    /// then the snapshots.
+    pub fn send_words<T: Clone>(
+        self,
+        sent: Range<usize>,
+        paths: &[T],
+        word: &dyn Fn(&'static str) -> T,
+    ) -> Vec<T> {
+        let mut words = Vec::new();
+        if self == Parents::BundleOneStream && sent.len() > 1 {
+            words.push(word("-e"));
+        }
+        words.extend(self.options(sent.start, paths, word("-p"), word("-c")));
+        words.extend(paths[sent].iter().cloned());
+        words
+    }
+
+    /// The streams, and the ends, that the send of the snapshots `sent` must write: one for
+    /// each snapshot, but one in all with `-e`.
+    pub fn streams(self, sent: &Range<usize>) -> usize {
+        if self == Parents::BundleOneStream {
+            1
+        } else {
+            sent.len()
+        }
+    }
+
+    /// [`Self::send_words`] for a shell line, the snapshots named by `path(n)`.
+    pub fn shell_words(
+        self,
+        sent: Range<usize>,
+        count: usize,
+        path: &dyn Fn(usize) -> String,
+    ) -> String {
         let paths: Vec<String> = (0..count).map(path).collect();
-        self.options(i, &paths, "-p".to_string(), "-c".to_string())
-            .iter()
-            .map(|word| format!("{word} "))
-            .collect()
+        self.send_words(sent, &paths, &|w| w.to_string()).join(" ")
     }
 
     /// Whether snapshot `i` of `count` is also sent in full and compared: the last, when
@@ -165,6 +220,26 @@ mod tests {
         assert!(Parents::Twin.twin(3, 4) && Parents::Twin.twin(0, 1));
         assert!(!Parents::Twin.twin(2, 4) && !Parents::FullToo.twin(3, 4));
         assert_eq!(opts(Parents::Twin, 3), "-p s2");
+        for bundle in [Parents::Bundle, Parents::BundleOneStream] {
+            assert_eq!(opts(bundle, 3), "-p s0");
+            assert_eq!(bundle.clone_sources(2), [0]);
+            assert_eq!(bundle.sends(4), [0..1, 1..4]);
+            assert_eq!(bundle.sends(1), [0..1]);
+        }
+        assert_eq!(Parents::Clones.sends(3), [0..1, 1..2, 2..3]);
+        let words = |p: Parents, sent| p.send_words(sent, &snaps, &|w| w).join(" ");
+        assert_eq!(words(Parents::Bundle, 1..4), "-p s0 s1 s2 s3");
+        assert_eq!(words(Parents::BundleOneStream, 1..4), "-e -p s0 s1 s2 s3");
+        assert_eq!(words(Parents::BundleOneStream, 1..2), "-p s0 s1");
+        assert_eq!(words(Parents::BundleOneStream, 0..1), "s0");
+        assert_eq!(words(Parents::Clones, 2..3), "-p s1 -c s0 s2");
+        assert_eq!(Parents::Bundle.streams(&(1..4)), 3);
+        assert_eq!(Parents::BundleOneStream.streams(&(1..4)), 1);
+        assert_eq!(Parents::Previous.streams(&(2..3)), 1);
+        assert_eq!(
+            Parents::Bundle.shell_words(1..3, 3, &|n| format!("\"$s{n}\"")),
+            "-p \"$s0\" \"$s1\" \"$s2\""
+        );
         for way in Parents::ALL {
             assert_eq!(way.name().parse::<Parents>(), Ok(way));
         }
@@ -177,7 +252,7 @@ mod tests {
 
     #[test]
     fn seeds_draw_each_way_about_as_often_as_meant() {
-        let mut counts = [0usize; 5];
+        let mut counts = [0usize; 7];
         for seed in 0..6000u64 {
             assert_eq!(Parents::draw(seed), Parents::draw(seed));
             counts[Parents::ALL
@@ -185,11 +260,13 @@ mod tests {
                 .position(|p| *p == Parents::draw(seed))
                 .unwrap()] += 1;
         }
-        // previous, first, clones, full-too: a sixth each; twin: a third.
-        for count in &counts[..4] {
+        // previous, first, clones, full-too, twin: a sixth each; the bundles a twelfth.
+        for count in &counts[..5] {
             assert!((800..1200).contains(count), "{counts:?}");
         }
-        assert!((1800..2200).contains(&counts[4]), "{counts:?}");
+        for count in &counts[5..] {
+            assert!((350..650).contains(count), "{counts:?}");
+        }
     }
 
     #[test]

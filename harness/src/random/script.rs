@@ -288,13 +288,21 @@ pub fn script(seed: u64, ops: &[Op], options: &ScriptOptions, failure: &str) -> 
              mkdir -p \"{dir}\"; mount -t tmpfs -o size=1m tmpfs \"{dir}\""
         );
     }
-    for i in 0..=snaps {
-        let parent = options
-            .parents
-            .shell_words(i, snaps + 1, &|n| format!("\"$work/src/snap{n}\""));
+    for sent in options.parents.sends(snaps + 1) {
+        let words = options.parents.shell_words(sent.clone(), snaps + 1, &|n| {
+            format!("\"$work/src/snap{n}\"")
+        });
+        let first = sent.start;
+        if sent.len() > 1 {
+            let _ = writeln!(
+                s,
+                "# Snapshots {first}-{} in one send, each against snapshot 0.",
+                sent.end - 1
+            );
+        }
         let _ = writeln!(
             s,
-            "btrfs -q send {send_options}{parent}-f \"$work/s{i}\" \"$work/src/snap{i}\" || status=1"
+            "btrfs -q send {send_options}-f \"$work/s{first}\" {words} || status=1"
         );
         let receive_options: String = options
             .receive
@@ -311,11 +319,12 @@ pub fn script(seed: u64, ops: &[Op], options: &ScriptOptions, failure: &str) -> 
         for dir in &targets {
             let _ = writeln!(
                 s,
-                "btrfs -q receive {receive_options}-f \"$work/s{i}\" \"{dir}\" || status=1"
+                "btrfs -q receive {receive_options}-f \"$work/s{first}\" \"{dir}\" || status=1"
             );
         }
-        if break_received {
-            let _ = writeln!(
+        for i in sent {
+            if break_received {
+                let _ = writeln!(
                 s,
                 "# The deliberate fault: the largest received file loses its last byte (-f clears the\n\
                  # received UUID too, which the comparison reports as well).\n\
@@ -325,27 +334,27 @@ pub fn script(seed: u64, ops: &[Op], options: &ScriptOptions, failure: &str) -> 
                  btrfs property set -ts \"{first}/snap{i}\" ro true",
                 first = targets[0]
             );
-        }
-        for dir in &targets {
-            let _ = writeln!(
-                s,
-                "compare \"$work/src/snap{i}\" \"{dir}/snap{i}\" || status=1"
-            );
-        }
-        if options.parents.full_too(i, snaps + 1) {
-            let full = format!("{}/{}", targets[0], super::parents::FULL_DIR);
-            let _ = writeln!(
-                s,
-                "# Snapshot {i} again, in full.\n\
+            }
+            for dir in &targets {
+                let _ = writeln!(
+                    s,
+                    "compare \"$work/src/snap{i}\" \"{dir}/snap{i}\" || status=1"
+                );
+            }
+            if options.parents.full_too(i, snaps + 1) {
+                let full = format!("{}/{}", targets[0], super::parents::FULL_DIR);
+                let _ = writeln!(
+                    s,
+                    "# Snapshot {i} again, in full.\n\
                  mkdir -p \"{full}\"\n\
                  btrfs -q send {send_options}-f \"$work/f{i}\" \"$work/src/snap{i}\" || status=1\n\
                  btrfs -q receive -f \"$work/f{i}\" \"{full}\" || status=1\n\
                  compare \"$work/src/snap{i}\" \"{full}/snap{i}\" || status=1"
-            );
-        }
-        if options.parents.twin(i, snaps + 1) {
-            let twin = format!("{}/{}", targets[0], super::parents::TWIN_DIR);
-            let _ = writeln!(
+                );
+            }
+            if options.parents.twin(i, snaps + 1) {
+                let twin = format!("{}/{}", targets[0], super::parents::TWIN_DIR);
+                let _ = writeln!(
                 s,
                 "# Snapshot {i} again, against the twin.\n\
                  mkdir -p \"{twin}\"\n\
@@ -355,6 +364,7 @@ pub fn script(seed: u64, ops: &[Op], options: &ScriptOptions, failure: &str) -> 
                  btrfs -q receive -f \"$work/t{i}\" \"{twin}\" || status=1\n\
                  compare \"$work/src/snap{i}\" \"{twin}/snap{i}\" || status=1"
             );
+            }
         }
     }
     if let Some(dir) = &beside {
