@@ -26,6 +26,7 @@ pub mod shrink;
 mod soak;
 pub mod staged;
 pub mod stream_sign;
+mod verbosity;
 pub mod wide;
 
 pub use chain::{what_differs, ChainFailure, Chains, Checked, Verdict, FAILED_DUMP, FAILED_STREAM};
@@ -39,3 +40,4 @@ pub use replay::{replay, Protocol, FSTESTS_TEST};
 pub use script::{script, ScriptOptions};
 pub use soak::{run_seeds, seeds_ran, Setup, DEFAULT_OPS, DEFAULT_SNAPSHOTS};
 pub use stream_sign::StreamSign;
+pub use verbosity::Verbosity;

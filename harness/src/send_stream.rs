@@ -23,9 +23,55 @@ pub struct Commands {
     pub streams: usize,
     /// The commands of the first stream but its end.
     pub first: usize,
+    /// Each command's count, by its number (`BTRFS_SEND_C_*`, 1 to 26; 0 holds numbers
+    /// beyond).
+    pub each: [usize; 27],
 }
 
+/// The name of each command (`BTRFS_SEND_C_*` by number, from 1), as btrfs-progs spells it.
+pub const NAMES: [&str; 26] = [
+    "subvol",
+    "snapshot",
+    "mkfile",
+    "mkdir",
+    "mknod",
+    "mkfifo",
+    "mksock",
+    "symlink",
+    "rename",
+    "link",
+    "unlink",
+    "rmdir",
+    "set_xattr",
+    "remove_xattr",
+    "write",
+    "clone",
+    "truncate",
+    "chmod",
+    "chown",
+    "utimes",
+    "end",
+    "update_extent",
+    "fallocate",
+    "fileattr",
+    "encoded_write",
+    "enable_verity",
+];
+
 impl Commands {
+    /// How many commands named `name` (one of [`NAMES`]) the streams hold.
+    pub fn count_of(&self, name: &str) -> usize {
+        NAMES
+            .iter()
+            .position(|n| *n == name)
+            .map_or(0, |i| self.each[i + 1])
+    }
+
+    /// The subvolumes the streams begin (`subvol` and `snapshot` commands).
+    pub fn subvolumes(&self) -> usize {
+        self.count_of("subvol") + self.count_of("snapshot")
+    }
+
     /// The lines `btrfs receive --dump` prints at least: one per command of the first stream
     /// but its end (it reads only the first stream of a file: btrfs-progs 6.2 stops at that
     /// stream's end).
@@ -63,6 +109,11 @@ pub fn count(bytes: &[u8]) -> Result<Commands, String> {
         }
         at += len;
         commands.all += 1;
+        commands.each[if (command as usize) < commands.each.len() {
+            command as usize
+        } else {
+            0
+        }] += 1;
         if command == END {
             commands.ends += 1;
         } else if commands.streams == 1 {
@@ -102,13 +153,21 @@ mod tests {
             command(15, &[7; 100]),
             command(END, b""),
         ]);
-        let one_commands = Commands {
-            all: 4,
-            ends: 1,
-            streams: 1,
-            first: 3,
-        };
-        assert_eq!(count(&one), Ok(one_commands));
+        let got = count(&one).unwrap();
+        assert_eq!(
+            (got.all, got.ends, got.streams, got.first),
+            (4, 1, 1, 3),
+            "{got:?}"
+        );
+        assert_eq!(
+            (
+                got.count_of("subvol"),
+                got.count_of("mkfile"),
+                got.count_of("write")
+            ),
+            (1, 1, 1)
+        );
+        assert_eq!((got.count_of("end"), got.subvolumes()), (1, 1));
         assert_eq!(count(&one).unwrap().dump_lines(), 3);
         let mut two = one.clone();
         two.extend(stream(&[
@@ -116,13 +175,13 @@ mod tests {
             command(3, b"g"),
             command(END, b""),
         ]));
-        let two_commands = Commands {
-            all: 7,
-            ends: 2,
-            streams: 2,
-            first: 3,
-        };
-        assert_eq!(count(&two), Ok(two_commands));
+        let got = count(&two).unwrap();
+        assert_eq!(
+            (got.all, got.ends, got.streams, got.first),
+            (7, 2, 2, 3),
+            "{got:?}"
+        );
+        assert_eq!((got.count_of("mkfile"), got.subvolumes()), (2, 2));
         assert_eq!(count(&two).unwrap().dump_lines(), 3);
     }
 

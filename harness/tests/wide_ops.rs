@@ -1,13 +1,18 @@
 //! The wider generator's operations on real btrfs: a list of them makes what they are meant to
 //! (extended refs, a subvolume tree with nodes, an orphan inode in a snapshot, capabilities and
 //! ACLs: checked with dump-tree), and the random chain sends, receives and compares it, with a
-//! snapshot flipped read-write, changed and flipped back between.
+//! snapshot flipped read-write, changed and flipped back between. Numbered lines written on an
+//! lzo filesystem make compressed extents of several sectors, received whole by
+//! `--force-decompress`.
 
 mod support;
 
 use sendtest::case::Case;
+use sendtest::context::{CaseOptions, RandomKnobs};
 use sendtest::random::wide::Wide;
-use sendtest::random::{replay, Op, Protocol};
+use sendtest::random::{replay, Op, Protocol, Receive};
+use sendtest::runner::Outcome;
+use sendtest::scratch::ScratchSpec;
 
 fn write(file: &str) -> Op {
     Op::Write {
@@ -102,4 +107,83 @@ const CASE: Case = support::layout_free_case("wide-ops", run);
 #[test]
 fn the_wide_operations_make_what_they_mean_and_are_sent_and_received_whole() {
     support::passes_on_loop(&CASE, "wide operations");
+}
+
+fn text() -> Vec<Op> {
+    vec![
+        Op::Wide(Wide::WriteText {
+            file: "f0".into(),
+            offset: 4096,
+            len: 300 << 10,
+        }),
+        Op::Snapshot,
+        Op::Wide(Wide::WriteText {
+            file: "f0".into(),
+            offset: 100_000,
+            len: 64 << 10,
+        }),
+    ]
+}
+
+/// The stored sizes of the lzo-compressed extents that `dump` (of `dump-tree`) lists.
+fn lzo_extents(dump: &str) -> Vec<u64> {
+    let mut stored = Vec::new();
+    let mut disk_nr: Option<u64> = None;
+    for line in dump.lines().map(str::trim) {
+        if let Some(rest) = line.strip_prefix("extent data disk byte ") {
+            disk_nr = rest.split(" nr ").nth(1).and_then(|n| n.parse().ok());
+        } else if line.starts_with("extent compression 2") {
+            stored.extend(disk_nr.take());
+        }
+    }
+    stored
+}
+
+/// Writes numbered lines on an lzo filesystem and checks that they make compressed extents of
+/// several sectors; then the chain with protocol 2 (received as the options say).
+fn run_text(t: &mut sendtest::context::Ctx) -> anyhow::Result<()> {
+    let spec = ScratchSpec {
+        mount_options: "compress=lzo",
+        ..ScratchSpec::default()
+    };
+    let fs = t.scratch_with("lzo", spec)?;
+    let vol = t.create_subvolume(&fs.join("vol"))?;
+    text()[0].apply(&vol)?;
+    let snap = fs.join("snap");
+    let sh = t.sh();
+    t.run(xshell::cmd!(sh, "btrfs subvolume snapshot -r {vol} {snap}"))?;
+    let (_, dump) = t.dump_tree(&snap)?;
+    let stored = lzo_extents(&dump);
+    anyhow::ensure!(
+        stored.len() >= 2 && stored.iter().all(|n| *n > 4096),
+        "lzo extents of several sectors each, stored sizes {stored:?}"
+    );
+    replay(
+        t,
+        &TEXT,
+        &text(),
+        Protocol::TwoCompressed,
+        &[(".", "mtime")],
+    )
+}
+
+const TEXT: Case = support::test_case("write-text", run_text);
+
+#[test]
+fn numbered_lines_compress_to_several_sectors_and_are_received_whole_when_decompressed() {
+    if !sendtest::preflight::loopback_or_skip("write-text") {
+        return;
+    }
+    let options = CaseOptions {
+        random: RandomKnobs {
+            receive: Some(Receive::ForceDecompress),
+            ..RandomKnobs::default()
+        },
+        ..CaseOptions::default()
+    };
+    let (result, results) = support::run_loop(&TEXT, options);
+    assert_eq!(result.outcome, Outcome::Passed, "{:?}", result.outcome);
+    let log = std::fs::read_to_string(result.dir.join("commands.log")).unwrap();
+    assert!(log.contains("receive -q --force-decompress"), "{log}");
+    drop(results);
 }

@@ -13,6 +13,7 @@ use super::ops::Op;
 use super::parents::{Parents, FULL_DIR, TWIN_DIR};
 use super::receive::Receive;
 use super::script::ScriptOptions;
+use super::verbosity::Verbosity;
 use super::wide::{self, Wide};
 use crate::context::{Breakage, Ctx};
 use crate::manifest::{self, compressed, holes, identity, shared, space, Ignore, Manifest};
@@ -93,6 +94,8 @@ pub struct Chains<'a> {
     pub receive: Receive,
     /// What the later snapshots are sent against.
     pub parents: Parents,
+    /// How loudly receive runs, and so what it must print.
+    pub verbosity: Verbosity,
 }
 
 impl<'a> Chains<'a> {
@@ -127,6 +130,7 @@ impl<'a> Chains<'a> {
             receive: Receive::Plain,
             parents: Parents::Previous,
             compression: Compression::default(),
+            verbosity: Verbosity::default(),
         })
     }
 
@@ -364,12 +368,14 @@ impl<'a> Chains<'a> {
             }
             let mount = self.dest.display().to_string();
             let options = self.receive.options(&mount);
+            let loudness = self.verbosity.options();
             for target in self.receive.targets(received) {
                 let options = &options;
-                self.ctx
+                let printed = self
+                    .ctx
                     .run(cmd!(
                         sh,
-                        "btrfs receive -q {options...} -f {stream} {target}"
+                        "btrfs receive {loudness...} {options...} -f {stream} {target}"
                     ))
                     .map_err(|e| {
                         self.keep_stream(&stream, i);
@@ -384,6 +390,12 @@ impl<'a> Chains<'a> {
                             }
                         }
                     })?;
+                // Receive says what it did: each level's lines, counted against the stream.
+                let said = printed.stdout + &printed.stderr;
+                self.verbosity.check(&said, &commands).map_err(|why| {
+                    self.keep_stream(&stream, i);
+                    ChainFailure::failed(format!("receive of {what}: {why}"))
+                })?;
             }
             for i in sent {
                 self.check_received(i, snapshots, twin, received, &stream, checked)?;

@@ -239,6 +239,7 @@ pub fn generate(seed: u64, count: usize, snapshots: usize) -> Vec<Op> {
     super::reshape::insert(seed, &mut ops);
     super::wide::insert_copies(seed, &mut ops);
     super::staged::insert(seed, &mut ops);
+    super::wide::insert_texts(seed, &mut ops);
     ops
 }
 
@@ -425,6 +426,7 @@ pub const KINDS: &[&str] = &[
     "unlink-held",
     "flip-snapshot",
     "copy-file",
+    "write-text",
     "remove-tree",
     "invert",
     "reparent",
@@ -752,16 +754,27 @@ impl fmt::Display for Op {
     }
 }
 
-fn write(path: &Path, offset: u64, len: u64, byte: u8, direct: bool) -> io::Result<()> {
+/// Opens `path` to write (creating it), O_DIRECT with `direct`: a FIFO fails instead of
+/// waiting for a reader.
+fn open_to_write(path: &Path, direct: bool) -> io::Result<std::fs::File> {
     let mut options = OpenOptions::new();
     options.write(true).create(true).mode(0o644);
     // O_NONBLOCK: opening a FIFO with no reader fails instead of waiting for ever.
     let direct_flag = if direct { libc::O_DIRECT } else { 0 };
     options.custom_flags(libc::O_NONBLOCK | direct_flag);
-    let file = options.open(path)?;
+    options.open(path)
+}
+
+/// Writes `data` into `path` at `offset` (creating it), buffered.
+pub(super) fn write_data(path: &Path, offset: u64, data: &[u8]) -> io::Result<()> {
+    open_to_write(path, false)?.write_all_at(data, offset)
+}
+
+fn write(path: &Path, offset: u64, len: u64, byte: u8, direct: bool) -> io::Result<()> {
     if !direct {
-        return file.write_all_at(&vec![byte; len as usize], offset);
+        return write_data(path, offset, &vec![byte; len as usize]);
     }
+    let file = open_to_write(path, true)?;
     // O_DIRECT needs a buffer aligned to the block size.
     let layout = std::alloc::Layout::from_size_align(len as usize, BLOCK as usize)
         .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
@@ -791,9 +804,9 @@ mod tests {
         assert_ne!(a, generate(8, 200, 3));
         assert_eq!(
             a.len(),
-            262,
+            264,
             "200 operations, 3 snapshots, 3 wide operations, 8 that reshape the tree, 4 copies, \
-             and 44 of seven staged reshapes"
+             44 of seven staged reshapes and 2 writes of numbered lines"
         );
         assert_eq!(a.iter().filter(|o| **o == Op::Snapshot).count(), 3);
         let kinds: std::collections::HashSet<_> = a.iter().map(std::mem::discriminant).collect();

@@ -12,6 +12,7 @@ use super::known::{self, KnownBug};
 use super::ops;
 use super::parents::Parents;
 use super::receive::Receive;
+use super::verbosity::Verbosity;
 use crate::context::Ctx;
 use crate::finding::detected;
 use crate::scratch::ScratchSpec;
@@ -104,6 +105,7 @@ pub fn run_seeds(t: &mut Ctx, setup: &Setup<'_>) -> Result<()> {
             chains.noise = setup.concurrent.then_some(seed ^ 0x005e_ed0f_5eed);
             chains.receive = knobs.receive.unwrap_or_else(|| Receive::draw(seed));
             chains.parents = knobs.parents.unwrap_or_else(|| Parents::draw(seed));
+            chains.verbosity = Verbosity::draw(seed);
             if chains.proto2 {
                 chains.compress_with(Compression::draw(seed))?;
             }

@@ -73,6 +73,14 @@ pub enum Wide {
     /// `cp --reflink=always`: `dst` is created (mode 0644) or truncated, then shares all of
     /// `src`'s extents. A failed clone leaves `dst` empty, as cp does.
     CopyFile { src: String, dst: String },
+    /// `len` bytes of numbered lines (`0000000\n0000001\n…`, as `seq -w 0 9999999` prints
+    /// them) written into `file` at `offset` (creating it): data that compresses, but not to
+    /// nothing, so that a compressed extent spans several sectors (lzo about 2.5 to 1, zlib
+    /// 3.5, zstd 10), as the pool's writes of one byte value never do. Receive's own
+    /// decompression (`--force-decompress`) then walks lzo's segments across sector
+    /// boundaries, zlib's and zstd's streams over several buffers, and send's encoded writes
+    /// carry extents tens of KiB long.
+    WriteText { file: String, offset: u64, len: u64 },
 }
 
 /// Every name [`Wide::kind`] gives.
@@ -84,6 +92,7 @@ pub const KINDS: &[&str] = &[
     "unlink-held",
     "flip-snapshot",
     "copy-file",
+    "write-text",
 ];
 
 /// Wide operations per base operation: one in this many.
@@ -121,6 +130,47 @@ pub fn insert_copies(seed: u64, ops: &mut Vec<Op>) {
         let at = points[rng.below(points.len() as u64) as usize];
         ops.insert(at, copy);
     }
+}
+
+/// Writes of numbered lines per base operation: one in this many.
+const TEXT_RATE: usize = 120;
+
+/// Inserts `ops.len() / TEXT_RATE` writes of numbered lines (at least one) at places drawn from
+/// a stream of their own; the generator inserts them after all others, so that every operation
+/// drawn before stays what it was. Most are 16 to 256 KiB, one in twenty up to 2 MiB.
+pub fn insert_texts(seed: u64, ops: &mut Vec<Op>) {
+    let mut rng = Rng::new(seed ^ 0x7e47_11e5_u64);
+    for _ in 0..(ops.len() / TEXT_RATE).max(1) {
+        let blocks = if rng.below(20) == 0 {
+            64 + rng.below(448)
+        } else {
+            4 + rng.below(60)
+        };
+        let text = Op::Wide(Wide::WriteText {
+            file: pick(&mut rng, FILES),
+            offset: rng.below(64) * 4096
+                + if rng.below(5) == 0 {
+                    rng.below(4096)
+                } else {
+                    0
+                },
+            len: blocks * 4096,
+        });
+        let at = rng.below(ops.len() as u64 + 1) as usize;
+        ops.insert(at, text);
+    }
+}
+
+/// The first `len` bytes of the lines that `seq -w 0 9999999` prints.
+pub fn numbered_lines(len: u64) -> Vec<u8> {
+    let mut text = Vec::with_capacity(len as usize + 8);
+    let mut k = 0u32;
+    while (text.len() as u64) < len {
+        text.extend_from_slice(format!("{k:07}\n").as_bytes());
+        k += 1;
+    }
+    text.truncate(len as usize);
+    text
 }
 
 fn pick(rng: &mut Rng, items: &[&str]) -> String {
@@ -191,6 +241,7 @@ impl Wide {
             Wide::UnlinkHeld { .. } => "unlink-held",
             Wide::FlipSnapshot { .. } => "flip-snapshot",
             Wide::CopyFile { .. } => "copy-file",
+            Wide::WriteText { .. } => "write-text",
         }
     }
 
@@ -240,6 +291,9 @@ impl Wide {
                 // A length of 0 clones to the source's end, as FICLONE does.
                 crate::file_ioctl::clone_range(&at(src), 0, &at(dst), 0, 0)
             }
+            Wide::WriteText { file, offset, len } => {
+                super::ops::write_data(&at(file), *offset, &numbered_lines(*len))
+            }
         }
     }
 
@@ -266,6 +320,7 @@ impl Wide {
             }
             Wide::FlipSnapshot { .. } => Vec::new(),
             Wide::CopyFile { src, dst } => vec![src, dst],
+            Wide::WriteText { file, .. } => vec![file],
         }
     }
 
@@ -275,6 +330,10 @@ impl Wide {
         match &mut smaller {
             Wide::LinkMany { count, .. } | Wide::FillDir { count, .. } if *count > 1 => {
                 *count /= 2;
+                Some(smaller)
+            }
+            Wide::WriteText { len, .. } if *len > 1 => {
+                *len /= 2;
                 Some(smaller)
             }
             _ => None,
@@ -376,6 +435,11 @@ impl fmt::Display for Wide {
                 f,
                 "{{ [ -f {src} ] && cp --reflink=always --no-preserve=all {src} {dst}; }}"
             ),
+            Wide::WriteText { file, offset, len } => write!(
+                f,
+                "[ -p {file} ] || seq -w 0 9999999 | head -c {len} | dd of={file} bs=64K seek={offset} \
+                 oflag=seek_bytes iflag=fullblock conv=notrunc status=none"
+            ),
         }
     }
 }
@@ -404,6 +468,7 @@ mod tests {
             let mut ops = Vec::new();
             insert(seed, &mut ops);
             insert_copies(seed, &mut ops);
+            insert_texts(seed, &mut ops);
             for op in &ops {
                 if let Op::Wide(w) = op {
                     kinds.insert(w.kind());
@@ -411,6 +476,53 @@ mod tests {
             }
         }
         assert_eq!(kinds.len(), KINDS.len(), "{kinds:?}");
+    }
+
+    #[test]
+    fn numbered_lines_are_what_seq_prints_and_are_written_where_drawn() {
+        assert_eq!(numbered_lines(20), b"0000000\n0000001\n0000".to_vec());
+        assert_eq!(numbered_lines(0), Vec::<u8>::new());
+        let text = numbered_lines(1 << 20);
+        assert_eq!(&text[text.len() - 8..], b"0131071\n");
+        let dir = tempfile::tempdir().unwrap();
+        let op = Wide::WriteText {
+            file: "f0".into(),
+            offset: 5000,
+            len: 100,
+        };
+        op.apply(dir.path()).unwrap();
+        let got = std::fs::read(dir.path().join("f0")).unwrap();
+        assert_eq!(got.len(), 5100);
+        assert!(got[..5000].iter().all(|b| *b == 0));
+        assert_eq!(&got[5000..], numbered_lines(100).as_slice());
+        assert_eq!(
+            op.to_string(),
+            "[ -p f0 ] || seq -w 0 9999999 | head -c 100 | dd of=f0 bs=64K seek=5000 \
+             oflag=seek_bytes iflag=fullblock conv=notrunc status=none"
+        );
+        assert_eq!(
+            op.halved(),
+            Some(Wide::WriteText {
+                file: "f0".into(),
+                offset: 5000,
+                len: 50
+            })
+        );
+        // A list of 400 gets three, most of 16 to 256 KiB.
+        let mut ops: Vec<Op> = vec![Op::Snapshot; 400];
+        insert_texts(3, &mut ops);
+        let texts: Vec<u64> = ops
+            .iter()
+            .filter_map(|o| match o {
+                Op::Wide(Wide::WriteText { len, .. }) => Some(*len),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(texts.len(), 3, "{texts:?}");
+        assert!(
+            texts.iter().all(|len| (16384..=2 << 20).contains(len)),
+            "{texts:?}"
+        );
     }
 
     #[test]

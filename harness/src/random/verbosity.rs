@@ -1,0 +1,205 @@
+//! How loudly the chain's `btrfs receive` runs, and what it must then print. Receive reports
+//! what it does on three levels: nothing with `-q`; by default a line per subvolume it
+//! receives (`At subvol NAME`, `At snapshot NAME`: what backup scripts read); with `-vv` also
+//! a line for each command of the stream it carries out (`mkfile PATH`, `write PATH - offset=…`)
+//! and one as it finishes each subvolume (`BTRFS_IOC_SET_RECEIVED_SUBVOL`). Each level's lines
+//! are counted against the stream's own commands ([`crate::send_stream::count`]): a receive
+//! that skips a command, announces a subvolume it did not receive, or talks when told to be
+//! quiet, fails the seed. A soak draws the level per seed, from bits of its own.
+
+use crate::send_stream::Commands;
+
+/// The level `btrfs receive` runs at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Verbosity {
+    /// `-q`: nothing.
+    #[default]
+    Quiet,
+    /// No option: `At subvol NAME` or `At snapshot NAME` for each subvolume.
+    Default,
+    /// `-vv`: those, and a line for each command carried out.
+    Chatty,
+}
+
+/// The commands that receive reports at `-vv`, a line each beginning with the name.
+const REPORTED: &[&str] = &[
+    "mkfile",
+    "mkdir",
+    "mknod",
+    "mkfifo",
+    "mksock",
+    "symlink",
+    "rename",
+    "link",
+    "unlink",
+    "rmdir",
+    "set_xattr",
+    "remove_xattr",
+    "write",
+    "clone",
+    "truncate",
+    "chmod",
+    "chown",
+    "utimes",
+    "update_extent",
+    "fallocate",
+    "encoded_write",
+];
+
+/// What `--chroot` prints whatever the level.
+const CHROOT: &str = "Chroot to ";
+/// What an encoded write that the kernel refused, and receive decompresses, adds at `-vv`.
+const FALLING_BACK: &str = " - falling back to decompress and write";
+
+impl Verbosity {
+    pub const ALL: [Verbosity; 3] = [Verbosity::Quiet, Verbosity::Default, Verbosity::Chatty];
+
+    /// A seed's level: half of the seeds quiet, a quarter each the others.
+    pub fn draw(seed: u64) -> Verbosity {
+        let hash = (seed ^ 0x10_0d_e5).wrapping_mul(0x94d0_49bb_1331_11eb);
+        match hash >> 62 {
+            0 | 1 => Verbosity::Quiet,
+            2 => Verbosity::Default,
+            _ => Verbosity::Chatty,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Verbosity::Quiet => "quiet",
+            Verbosity::Default => "default",
+            Verbosity::Chatty => "-vv",
+        }
+    }
+
+    /// The option that sets it.
+    pub fn options(self) -> &'static [&'static str] {
+        match self {
+            Verbosity::Quiet => &["-q"],
+            Verbosity::Default => &[],
+            Verbosity::Chatty => &["-vv"],
+        }
+    }
+
+    /// Checks what a receive of the streams that `commands` counts printed (its stdout and
+    /// stderr): a line saying what differs, if anything does.
+    pub fn check(self, printed: &str, commands: &Commands) -> Result<(), String> {
+        let lines: Vec<&str> = printed
+            .lines()
+            .filter(|line| !line.starts_with(CHROOT))
+            .collect();
+        let words: Vec<String> = match self {
+            Verbosity::Chatty => REPORTED.iter().map(|name| format!("{name} ")).collect(),
+            _ => Vec::new(),
+        };
+        let mut expected: Vec<(&str, usize)> = Vec::new();
+        if self != Verbosity::Quiet {
+            expected.push(("At subvol ", commands.count_of("subvol")));
+            expected.push(("At snapshot ", commands.count_of("snapshot")));
+        }
+        if self == Verbosity::Chatty {
+            expected.push(("receiving subvol ", commands.count_of("subvol")));
+            expected.push(("receiving snapshot ", commands.count_of("snapshot")));
+            expected.push(("BTRFS_IOC_SET_RECEIVED_SUBVOL ", commands.subvolumes()));
+        }
+        for (name, word) in REPORTED.iter().zip(&words) {
+            expected.push((word, commands.count_of(name)));
+        }
+        let counted = |prefix: &str| {
+            lines
+                .iter()
+                .filter(|line| line.starts_with(prefix) && !line.contains(FALLING_BACK))
+                .count()
+        };
+        let mut wrong = Vec::new();
+        for (prefix, count) in &expected {
+            let got = counted(prefix);
+            if got != *count {
+                wrong.push(format!("{got} `{}` lines for {count}", prefix.trim_end()));
+            }
+        }
+        let known = |line: &&str| {
+            line.contains(FALLING_BACK) || expected.iter().any(|(p, _)| line.starts_with(p))
+        };
+        if let Some(other) = lines.iter().find(|line| !known(line)) {
+            wrong.push(format!("an unexpected line `{other}`"));
+        }
+        if wrong.is_empty() {
+            Ok(())
+        } else {
+            Err(format!(
+                "btrfs receive ({}) printed {}",
+                self.name(),
+                wrong.join(", ")
+            ))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn commands(names: &[&str]) -> Commands {
+        let mut commands = Commands::default();
+        for name in names {
+            let number = crate::send_stream::NAMES
+                .iter()
+                .position(|n| n == name)
+                .unwrap();
+            commands.each[number + 1] += 1;
+        }
+        commands
+    }
+
+    #[test]
+    fn each_level_must_print_its_lines_for_the_streams_commands() {
+        let sent = commands(&["snapshot", "mkfile", "rename", "write", "utimes", "end"]);
+        assert_eq!(Verbosity::Quiet.check("", &sent), Ok(()));
+        assert_eq!(Verbosity::Quiet.check("Chroot to /x\n", &sent), Ok(()));
+        let quiet = Verbosity::Quiet
+            .check("At snapshot s1\n", &sent)
+            .unwrap_err();
+        assert!(
+            quiet.contains("unexpected line `At snapshot s1`"),
+            "{quiet}"
+        );
+        assert_eq!(Verbosity::Default.check("At snapshot s1\n", &sent), Ok(()));
+        let missing = Verbosity::Default.check("", &sent).unwrap_err();
+        assert!(missing.contains("0 `At snapshot` lines for 1"), "{missing}");
+        let chatty = "At snapshot s1\n\
+                      receiving snapshot s1 uuid=x, ctransid=8 parent_uuid=y, parent_ctransid=7\n\
+                      mkfile o258-8-0\n\
+                      rename o258-8-0 -> b\n\
+                      write b - offset=0 length=2\n\
+                      utimes \n\
+                      BTRFS_IOC_SET_RECEIVED_SUBVOL uuid=x, stransid=8\n";
+        assert_eq!(Verbosity::Chatty.check(chatty, &sent), Ok(()));
+        let skipped = chatty.replace("write b - offset=0 length=2\n", "");
+        let err = Verbosity::Chatty.check(&skipped, &sent).unwrap_err();
+        assert!(err.contains("0 `write` lines for 1"), "{err}");
+        // At the default level the commands are not reported.
+        let err = Verbosity::Default.check(chatty, &sent).unwrap_err();
+        assert!(err.contains("unexpected line `receiving snapshot"), "{err}");
+        // A refused encoded write's fallback is a line of its own.
+        let encoded = commands(&["subvol", "encoded_write"]);
+        let fell_back = "At subvol s0\nreceiving subvol s0 uuid=x, stransid=7\n\
+                         encoded_write f - offset=0, len=4096, unencoded_offset=0\n\
+                         encoded_write f - falling back to decompress and write due to errno 22\n\
+                         BTRFS_IOC_SET_RECEIVED_SUBVOL uuid=x, stransid=7\n";
+        assert_eq!(Verbosity::Chatty.check(fell_back, &encoded), Ok(()));
+    }
+
+    #[test]
+    fn seeds_draw_each_level_about_as_often_as_meant() {
+        let mut counts = [0usize; 3];
+        for seed in 0..4000 {
+            let drawn = Verbosity::draw(seed);
+            counts[Verbosity::ALL.iter().position(|v| *v == drawn).unwrap()] += 1;
+        }
+        assert!((1800..2200).contains(&counts[0]), "{counts:?}");
+        assert!((850..1150).contains(&counts[1]), "{counts:?}");
+        assert!((850..1150).contains(&counts[2]), "{counts:?}");
+        assert_eq!(Verbosity::Chatty.options(), ["-vv"]);
+    }
+}
