@@ -1,8 +1,9 @@
 //! How loudly the chain's `btrfs receive` runs, and what it must then print. Receive reports
 //! what it does on three levels: nothing with `-q`; by default a line per subvolume it
-//! receives (`At subvol NAME`, `At snapshot NAME`: what backup scripts read); with `-vv` also
-//! a line for each command of the stream it carries out (`mkfile PATH`, `write PATH - offset=…`)
-//! and one as it finishes each subvolume (`BTRFS_IOC_SET_RECEIVED_SUBVOL`). Each level's lines
+//! receives (`At subvol NAME`, `At snapshot NAME`: what backup scripts read); with `-v` also a
+//! line as each subvolume begins and as it is finished (`BTRFS_IOC_SET_RECEIVED_SUBVOL`) and
+//! one for each write and clone; with `-vv` a line for each command of the stream it carries
+//! out (`mkfile PATH`, `write PATH - offset=…`). Each level's lines
 //! are counted against the stream's own commands ([`crate::send_stream::count`]): a receive
 //! that skips a command, announces a subvolume it did not receive, or talks when told to be
 //! quiet, fails the seed. A soak draws the level per seed, from bits of its own.
@@ -17,9 +18,15 @@ pub enum Verbosity {
     Quiet,
     /// No option: `At subvol NAME` or `At snapshot NAME` for each subvolume.
     Default,
+    /// `-v`: those, a line as each subvolume begins and ends, and one for each `write` and
+    /// `clone`.
+    Verbose,
     /// `-vv`: those, and a line for each command carried out.
     Chatty,
 }
+
+/// The commands that receive reports at `-v` already, a line each beginning with the name.
+const REPORTED_AT_V: &[&str] = &["write", "clone"];
 
 /// The commands that receive reports at `-vv`, a line each beginning with the name.
 const REPORTED: &[&str] = &[
@@ -52,14 +59,20 @@ const CHROOT: &str = "Chroot to ";
 const FALLING_BACK: &str = " - falling back to decompress and write";
 
 impl Verbosity {
-    pub const ALL: [Verbosity; 3] = [Verbosity::Quiet, Verbosity::Default, Verbosity::Chatty];
+    pub const ALL: [Verbosity; 4] = [
+        Verbosity::Quiet,
+        Verbosity::Default,
+        Verbosity::Verbose,
+        Verbosity::Chatty,
+    ];
 
-    /// A seed's level: half of the seeds quiet, a quarter each the others.
+    /// A seed's level: half of the seeds quiet, a quarter `-vv`, an eighth each the others.
     pub fn draw(seed: u64) -> Verbosity {
         let hash = (seed ^ 0x10_0d_e5).wrapping_mul(0x94d0_49bb_1331_11eb);
-        match hash >> 62 {
-            0 | 1 => Verbosity::Quiet,
-            2 => Verbosity::Default,
+        match hash >> 61 {
+            0..=3 => Verbosity::Quiet,
+            4 => Verbosity::Default,
+            5 => Verbosity::Verbose,
             _ => Verbosity::Chatty,
         }
     }
@@ -68,6 +81,7 @@ impl Verbosity {
         match self {
             Verbosity::Quiet => "quiet",
             Verbosity::Default => "default",
+            Verbosity::Verbose => "-v",
             Verbosity::Chatty => "-vv",
         }
     }
@@ -77,6 +91,7 @@ impl Verbosity {
         match self {
             Verbosity::Quiet => &["-q"],
             Verbosity::Default => &[],
+            Verbosity::Verbose => &["-v"],
             Verbosity::Chatty => &["-vv"],
         }
     }
@@ -88,21 +103,23 @@ impl Verbosity {
             .lines()
             .filter(|line| !line.starts_with(CHROOT))
             .collect();
-        let words: Vec<String> = match self {
-            Verbosity::Chatty => REPORTED.iter().map(|name| format!("{name} ")).collect(),
-            _ => Vec::new(),
+        let reported: &[&str] = match self {
+            Verbosity::Quiet | Verbosity::Default => &[],
+            Verbosity::Verbose => REPORTED_AT_V,
+            Verbosity::Chatty => REPORTED,
         };
+        let words: Vec<String> = reported.iter().map(|name| format!("{name} ")).collect();
         let mut expected: Vec<(&str, usize)> = Vec::new();
         if self != Verbosity::Quiet {
             expected.push(("At subvol ", commands.count_of("subvol")));
             expected.push(("At snapshot ", commands.count_of("snapshot")));
         }
-        if self == Verbosity::Chatty {
+        if matches!(self, Verbosity::Verbose | Verbosity::Chatty) {
             expected.push(("receiving subvol ", commands.count_of("subvol")));
             expected.push(("receiving snapshot ", commands.count_of("snapshot")));
             expected.push(("BTRFS_IOC_SET_RECEIVED_SUBVOL ", commands.subvolumes()));
         }
-        for (name, word) in REPORTED.iter().zip(&words) {
+        for (name, word) in reported.iter().zip(&words) {
             expected.push((word, commands.count_of(name)));
         }
         let counted = |prefix: &str| {
@@ -175,6 +192,17 @@ mod tests {
                       utimes \n\
                       BTRFS_IOC_SET_RECEIVED_SUBVOL uuid=x, stransid=8\n";
         assert_eq!(Verbosity::Chatty.check(chatty, &sent), Ok(()));
+        // -v reports the subvolume's beginning and end, and the write, not the others.
+        let verbose: String = chatty
+            .lines()
+            .filter(|l| {
+                !l.starts_with("mkfile") && !l.starts_with("rename") && !l.starts_with("utimes")
+            })
+            .map(|l| format!("{l}\n"))
+            .collect();
+        assert_eq!(Verbosity::Verbose.check(&verbose, &sent), Ok(()));
+        let err = Verbosity::Verbose.check(chatty, &sent).unwrap_err();
+        assert!(err.contains("unexpected line `mkfile"), "{err}");
         let skipped = chatty.replace("write b - offset=0 length=2\n", "");
         let err = Verbosity::Chatty.check(&skipped, &sent).unwrap_err();
         assert!(err.contains("0 `write` lines for 1"), "{err}");
@@ -192,14 +220,15 @@ mod tests {
 
     #[test]
     fn seeds_draw_each_level_about_as_often_as_meant() {
-        let mut counts = [0usize; 3];
+        let mut counts = [0usize; 4];
         for seed in 0..4000 {
             let drawn = Verbosity::draw(seed);
             counts[Verbosity::ALL.iter().position(|v| *v == drawn).unwrap()] += 1;
         }
         assert!((1800..2200).contains(&counts[0]), "{counts:?}");
-        assert!((850..1150).contains(&counts[1]), "{counts:?}");
-        assert!((850..1150).contains(&counts[2]), "{counts:?}");
+        assert!((380..620).contains(&counts[1]), "{counts:?}");
+        assert!((380..620).contains(&counts[2]), "{counts:?}");
+        assert!((850..1150).contains(&counts[3]), "{counts:?}");
         assert_eq!(Verbosity::Chatty.options(), ["-vv"]);
     }
 }
