@@ -19,6 +19,7 @@ mod noise;
 pub mod ops;
 mod parents;
 mod receive;
+mod refusal;
 mod replay;
 pub mod reshape;
 mod script;

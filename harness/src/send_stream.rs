@@ -8,7 +8,7 @@ const MAGIC: &[u8] = b"btrfs-stream\0";
 /// The magic and the version (`u32`).
 const STREAM_HEADER: usize = MAGIC.len() + 4;
 /// Payload length (`u32`), command (`u16`), crc32c (`u32`).
-const COMMAND_HEADER: usize = 10;
+pub const COMMAND_HEADER: usize = 10;
 /// `BTRFS_SEND_C_END`.
 const END: u16 = 21;
 
@@ -123,6 +123,95 @@ pub fn count(bytes: &[u8]) -> Result<Commands, String> {
     Ok(commands)
 }
 
+/// Where a command lies in a file of streams.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Located {
+    /// The byte its header begins at.
+    pub at: usize,
+    /// Its number (`BTRFS_SEND_C_*`).
+    pub command: u16,
+    /// Its payload's length; the payload begins [`COMMAND_HEADER`] bytes after `at`.
+    pub len: usize,
+}
+
+/// The commands of a file of streams, in order (the framing must hold: see [`count`]).
+pub fn locate(bytes: &[u8]) -> Result<Vec<Located>, String> {
+    count(bytes)?;
+    let mut found = Vec::new();
+    let mut at = 0;
+    while at < bytes.len() {
+        if bytes[at..].starts_with(MAGIC) {
+            at += STREAM_HEADER;
+            continue;
+        }
+        let len = u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes")) as usize;
+        let command = u16::from_le_bytes(bytes[at + 4..at + 6].try_into().expect("2 bytes"));
+        found.push(Located { at, command, len });
+        at += COMMAND_HEADER + len;
+    }
+    Ok(found)
+}
+
+/// `BTRFS_SEND_A_DATA`: from protocol 2 on, the last attribute of a command, a type without a
+/// length, its value the rest of the command.
+pub const DATA: u16 = 19;
+
+/// The protocol version of the stream a file begins with.
+pub fn version(bytes: &[u8]) -> Option<u32> {
+    let field = bytes.get(MAGIC.len()..STREAM_HEADER)?;
+    Some(u32::from_le_bytes(field.try_into().ok()?))
+}
+
+/// The value of attribute `attribute` (`BTRFS_SEND_A_*`) in a command's `payload` of
+/// type-length-value attributes, in a stream of protocol `version`: its range in the payload.
+pub fn attribute(payload: &[u8], attribute: u16, version: u32) -> Option<std::ops::Range<usize>> {
+    let mut at = 0;
+    while at + 2 <= payload.len() {
+        let kind = u16::from_le_bytes([payload[at], payload[at + 1]]);
+        if kind == DATA && version >= 2 {
+            return (kind == attribute).then_some(at + 2..payload.len());
+        }
+        if at + 4 > payload.len() {
+            return None;
+        }
+        let len = u16::from_le_bytes([payload[at + 2], payload[at + 3]]) as usize;
+        let value = at + 4..at + 4 + len;
+        if value.end > payload.len() {
+            return None;
+        }
+        if kind == attribute {
+            return Some(value);
+        }
+        at = value.end;
+    }
+    None
+}
+
+/// Sets the crc32c of the command at `command` in `bytes` to what its header and payload make
+/// (the checksum taken with the field zeroed, as send does).
+pub fn reseal(bytes: &mut [u8], command: &Located) {
+    let whole = command.at..command.at + COMMAND_HEADER + command.len;
+    bytes[command.at + 6..command.at + 10].fill(0);
+    let crc = crc32c(&bytes[whole]);
+    bytes[command.at + 6..command.at + 10].copy_from_slice(&crc.to_le_bytes());
+}
+
+/// CRC-32C as btrfs seeds it for send streams: from 0, without the final inversion.
+pub fn crc32c(bytes: &[u8]) -> u32 {
+    let mut crc = 0u32;
+    for byte in bytes {
+        crc ^= u32::from(*byte);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0x82f6_3b78
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    crc
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -183,6 +272,67 @@ mod tests {
         );
         assert_eq!((got.count_of("mkfile"), got.subvolumes()), (2, 2));
         assert_eq!(count(&two).unwrap().dump_lines(), 3);
+    }
+
+    #[test]
+    fn commands_are_located_their_attributes_found_and_resealed() {
+        let mut tlv = 20u16.to_le_bytes().to_vec();
+        tlv.extend(3u16.to_le_bytes());
+        tlv.extend(b"abc");
+        let mut payload = 15u16.to_le_bytes().to_vec();
+        payload.extend(1u16.to_le_bytes());
+        payload.extend(b"p");
+        payload.extend(&tlv);
+        let mut bytes = stream(&[command(2, &payload), command(END, b"")]);
+        let located = locate(&bytes).unwrap();
+        assert_eq!(located.len(), 2);
+        assert_eq!(
+            (located[0].at, located[0].command, located[0].len),
+            (17, 2, 12)
+        );
+        let body = &bytes[17 + COMMAND_HEADER..][..12];
+        assert_eq!(attribute(body, 20, 1), Some(9..12));
+        assert_eq!(attribute(body, 15, 1), Some(4..5));
+        assert_eq!(attribute(body, 1, 1), None);
+        assert_eq!(version(&bytes), Some(2));
+        // From protocol 2, data has no length: the rest of the command.
+        let mut write = 15u16.to_le_bytes().to_vec();
+        write.extend(1u16.to_le_bytes());
+        write.extend(b"p");
+        write.extend(DATA.to_le_bytes());
+        write.extend([9; 7]);
+        assert_eq!(attribute(&write, DATA, 2), Some(7..14));
+        assert_eq!(attribute(&write, 20, 2), None);
+        reseal(&mut bytes, &located[0]);
+        let mut zeroed = bytes[17..17 + COMMAND_HEADER + 12].to_vec();
+        let sealed = u32::from_le_bytes(zeroed[6..10].try_into().unwrap());
+        zeroed[6..10].fill(0);
+        assert_eq!(sealed, crc32c(&zeroed));
+        // From 0 and not inverted (the stored checksums of real streams are held to it by
+        // the refusal of a stream whose parent was changed: tests/refusals.rs).
+        assert_eq!(crc32c(b""), 0);
+        // Inverted before and after, it is the standard CRC-32C: its check value.
+        let standard = |b: &[u8]| {
+            let mut crc = !0u32;
+            for byte in b {
+                crc ^= u32::from(*byte);
+                for _ in 0..8 {
+                    crc = if crc & 1 == 1 {
+                        (crc >> 1) ^ 0x82f6_3b78
+                    } else {
+                        crc >> 1
+                    };
+                }
+            }
+            !crc
+        };
+        assert_eq!(standard(b"123456789"), 0xe306_9283);
+        // CRC is linear: from 0 without inversion, it is the standard one of the bytes
+        // against the standard one of as many zeros.
+        assert_eq!(
+            crc32c(b"123456789"),
+            standard(b"123456789") ^ standard(&[0; 9])
+        );
     }
 
     #[test]

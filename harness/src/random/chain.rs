@@ -20,6 +20,7 @@ use crate::manifest::{self, compressed, holes, identity, shared, space, Ignore, 
 use crate::mount::Mount;
 
 mod again;
+mod refuse;
 
 /// How one chain went.
 #[derive(Debug, Default, Clone)]
@@ -35,6 +36,8 @@ pub struct Checked {
     /// Inode numbers that a snapshot sent against a twin shares with it: each a number reused
     /// by a newer inode, as send sees it.
     pub reused: usize,
+    /// Streams broken on purpose that receive refused.
+    pub refused: usize,
 }
 
 /// The failure of a chain: what differed or what failed.
@@ -397,8 +400,15 @@ impl<'a> Chains<'a> {
                     ChainFailure::failed(format!("receive of {what}: {why}"))
                 })?;
             }
-            for i in sent {
+            for i in sent.clone() {
                 self.check_received(i, snapshots, twin, received, &stream, checked)?;
+            }
+            // Broken copies of the chain's last stream, if it holds one subvolume, which
+            // receive must refuse (of the last only: each refusal costs a receive).
+            let last = sent.end == snapshots.len();
+            if last && commands.streams == 1 && commands.subvolumes() == 1 {
+                let target = self.receive.targets(received)[0].clone();
+                checked.refused += self.refuse(&stream, &bytes, &target, received, i)?;
             }
         }
         Ok(())

@@ -172,11 +172,12 @@ pub fn run_seeds(t: &mut Ctx, setup: &Setup<'_>) -> Result<()> {
     };
     let case = case_name(t);
     let line = format!(
-        "{case}: {seeds} seed(s) from {first}: {} operations, {} snapshots, {} sends ({protocols}){noise}, {} extent items that send must clone checked received shared{reused}; {}",
+        "{case}: {seeds} seed(s) from {first}: {} operations, {} snapshots, {} sends ({protocols}){noise}, {} extent items that send must clone checked received shared{reused}, {} streams broken on purpose refused; {}",
         total.ops,
         total.snapshots,
         total.sends,
         total.must_clone,
+        total.refused,
         findings.verdict()
     );
     t.headline(&line)?;

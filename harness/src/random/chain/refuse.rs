@@ -1,0 +1,106 @@
+//! Each stream of a chain broken on purpose, and receive held to refusing it
+//! ([`crate::random::refusal`]): cut short, damaged, without its parent, received again, and
+//! for a receiver that decompresses, with undecodable compressed data.
+
+use std::path::Path;
+use std::time::Duration;
+
+use xshell::cmd;
+
+use super::{ChainFailure, Chains};
+use crate::random::receive::Receive;
+use crate::random::refusal::{self, Refusal};
+
+/// The directory under the chain's that broken streams are received into, emptied after each.
+const REFUSED_DIR: &str = "refused";
+
+/// How long a refusal may take: receive stops at the first error of a broken stream.
+const LIMIT: Duration = Duration::from_secs(60);
+
+impl Chains<'_> {
+    /// Receives the broken copies of `bytes` (the file `stream`, holding one stream of one
+    /// subvolume, the `i`th snapshot's, received into `target`) and checks that receive
+    /// refuses each: the number refused.
+    pub(super) fn refuse(
+        &self,
+        stream: &Path,
+        bytes: &[u8],
+        target: &Path,
+        received: &Path,
+        i: usize,
+    ) -> Result<usize, ChainFailure> {
+        let failed = |e: &dyn std::fmt::Display| {
+            ChainFailure::failed(format!("refusals of snapshot {i}'s stream: {e}"))
+        };
+        let sh = self.ctx.sh();
+        let mount = self.dest.display().to_string();
+        let options = self.receive.options(&mount);
+        let mut copies = refusal::broken(bytes, self.receive == Receive::ForceDecompress);
+        // `--max-errors 0` makes receive read on past the end of a stream cut short, for ever
+        // (btrfs-progs 6.2 to 6.19: docs/random.md, known receive bugs).
+        if self.receive == Receive::MaxErrors {
+            copies.retain(|(way, _)| *way != Refusal::Cut);
+        }
+        let dir = received.join(REFUSED_DIR);
+        let broken = self.ctx.work_dir().join("refused.stream");
+        let mut refused = 0;
+        for (way, copy) in copies {
+            std::fs::create_dir_all(&dir).map_err(|e| failed(&e))?;
+            std::fs::write(&broken, &copy).map_err(|e| failed(&e))?;
+            let options = &options;
+            let out = crate::exec::output_within(
+                cmd!(sh, "btrfs receive {options...} -f {broken} {dir}"),
+                self.ctx.log(),
+                Some(LIMIT),
+            );
+            self.empty(&dir).map_err(|e| failed(&format!("{e:#}")))?;
+            let verdict = match out {
+                Ok(out) => way.check(out.status.success(), &(out.stdout + &out.stderr)),
+                Err(e) => Err(format!(
+                    "btrfs receive of a stream {} did not end: {e:#}",
+                    way.name()
+                )),
+            };
+            self.refused(verdict, &broken, i)?;
+            refused += 1;
+        }
+        // The stream itself again, where it went: the subvolume is there already.
+        let options = &options;
+        let out = crate::exec::output_within(
+            cmd!(sh, "btrfs receive {options...} -f {stream} {target}"),
+            self.ctx.log(),
+            Some(LIMIT),
+        );
+        let verdict = match out {
+            Ok(out) => Refusal::Again.check(out.status.success(), &(out.stdout + &out.stderr)),
+            Err(e) => Err(format!("btrfs receive of a stream received again: {e:#}")),
+        };
+        self.refused(verdict, stream, i)?;
+        Ok(refused + 1)
+    }
+
+    /// A refusal's verdict as the chain's: the broken stream kept when receive took it.
+    fn refused(
+        &self,
+        verdict: Result<(), String>,
+        broken: &Path,
+        i: usize,
+    ) -> Result<(), ChainFailure> {
+        verdict.map_err(|why| {
+            self.keep_stream(broken, i);
+            ChainFailure::failed(format!("snapshot {i}'s stream broken on purpose: {why}"))
+        })
+    }
+
+    /// Deletes what a refused receive left in `dir` (a partial subvolume) and `dir` itself.
+    fn empty(&self, dir: &Path) -> anyhow::Result<()> {
+        for entry in std::fs::read_dir(dir)? {
+            let path = entry?.path();
+            if self.ctx.delete_subvolume_quickly(&path).is_err() {
+                std::fs::remove_dir_all(&path)?;
+            }
+        }
+        std::fs::remove_dir(dir)?;
+        Ok(())
+    }
+}
