@@ -212,11 +212,11 @@ pub fn crc32c(bytes: &[u8]) -> u32 {
     crc
 }
 
+/// Streams made by hand, for tests.
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn command(number: u16, payload: &[u8]) -> Vec<u8> {
+pub(crate) mod made {
+    /// A command: its header (checksum 0) and `payload`.
+    pub fn command(number: u16, payload: &[u8]) -> Vec<u8> {
         let mut bytes = (payload.len() as u32).to_le_bytes().to_vec();
         bytes.extend(number.to_le_bytes());
         bytes.extend([0; 4]);
@@ -224,14 +224,29 @@ mod tests {
         bytes
     }
 
-    fn stream(commands: &[Vec<u8>]) -> Vec<u8> {
-        let mut bytes = MAGIC.to_vec();
+    /// An attribute: its type, length and `value`.
+    pub fn tlv(kind: u16, value: &[u8]) -> Vec<u8> {
+        let mut bytes = kind.to_le_bytes().to_vec();
+        bytes.extend((value.len() as u16).to_le_bytes());
+        bytes.extend(value);
+        bytes
+    }
+
+    /// A stream of protocol 2 of `commands`.
+    pub fn stream(commands: &[Vec<u8>]) -> Vec<u8> {
+        let mut bytes = super::MAGIC.to_vec();
         bytes.extend(2u32.to_le_bytes());
         for c in commands {
             bytes.extend(c);
         }
         bytes
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::made::{command, stream};
+    use super::*;
 
     #[test]
     fn commands_of_one_stream_and_of_two_in_a_row() {

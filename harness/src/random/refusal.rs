@@ -137,30 +137,7 @@ pub fn broken(bytes: &[u8], decompresses: bool) -> Vec<(Refusal, Vec<u8>)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn command(number: u16, payload: &[u8]) -> Vec<u8> {
-        let mut bytes = (payload.len() as u32).to_le_bytes().to_vec();
-        bytes.extend(number.to_le_bytes());
-        bytes.extend([0; 4]);
-        bytes.extend(payload);
-        bytes
-    }
-
-    fn tlv(kind: u16, value: &[u8]) -> Vec<u8> {
-        let mut bytes = kind.to_le_bytes().to_vec();
-        bytes.extend((value.len() as u16).to_le_bytes());
-        bytes.extend(value);
-        bytes
-    }
-
-    fn stream(commands: &[Vec<u8>]) -> Vec<u8> {
-        let mut bytes = b"btrfs-stream\0".to_vec();
-        bytes.extend(1u32.to_le_bytes());
-        for c in commands {
-            bytes.extend(c);
-        }
-        bytes
-    }
+    use crate::send_stream::made::{command, stream, tlv};
 
     #[test]
     fn an_incremental_stream_is_cut_damaged_and_orphaned() {
