@@ -33,7 +33,7 @@ pub const RANDOM_SEEDS: &[u64] = &[1, 8];
 /// subvolume mounted on its own (`subvol-mount`), 24 and 36 with `--force-decompress` from lzo
 /// and zlib, 2 and 29 several snapshots in one send (`bundle-e`: one stream of several
 /// subvolumes; `bundle`: a stream each, one after another in one file).
-pub const RECEIVE_SEEDS: &[u64] = &[1, 8, 3, 24, 36, 2, 29];
+pub const RECEIVE_SEEDS: &[u64] = &[1, 8, 3, 24, 36, 2, 29, 28, 11];
 
 #[derive(clap::Args)]
 pub struct MutateArgs {

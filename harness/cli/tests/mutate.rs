@@ -84,7 +84,8 @@ fn each_outcome_happens_and_a_rerun_resumes() {
             "while (pos < len) {",
             "while (0) {",
         ),
-        // Only the verbose message of a chown changes: nothing the suite can see.
+        // Only the -vv message of a chown changes: ro-flip-with-delalloc, this suite, reads no
+        // output of receive.
         mutant(
             &tree,
             "missed",

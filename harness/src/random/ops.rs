@@ -103,6 +103,10 @@ pub enum Op {
     Mknod {
         path: String,
     },
+    /// A Unix socket's file: bound, closed, left behind, mode 644.
+    Mksock {
+        path: String,
+    },
     SetXattr {
         path: String,
         name: String,
@@ -344,7 +348,8 @@ fn one(rng: &mut Rng) -> Op {
             path: rng.pick(DIRS).to_string(),
         },
         73..=74 => Op::Mkfifo { path: file(rng) },
-        75..=76 => Op::Mknod { path: file(rng) },
+        75 => Op::Mknod { path: file(rng) },
+        76 => Op::Mksock { path: file(rng) },
         77..=83 => {
             let name = rng.pick(XATTR_NAMES).to_string();
             let len = if name == "user.big" {
@@ -413,6 +418,7 @@ pub const KINDS: &[&str] = &[
     "rmdir",
     "mkfifo",
     "mknod",
+    "mksock",
     "setxattr",
     "removexattr",
     "chmod",
@@ -457,6 +463,7 @@ impl Op {
             Op::Rmdir { .. } => "rmdir",
             Op::Mkfifo { .. } => "mkfifo",
             Op::Mknod { .. } => "mknod",
+            Op::Mksock { .. } => "mksock",
             Op::SetXattr { .. } => "setxattr",
             Op::RemoveXattr { .. } => "removexattr",
             Op::Chmod { .. } => "chmod",
@@ -542,6 +549,13 @@ impl Op {
                 )?;
                 Ok(())
             }
+            Op::Mksock { path } => {
+                // Binding makes the file; closing the socket leaves it. Its mode is set after,
+                // since bind(2) follows the umask.
+                drop(std::os::unix::net::UnixListener::bind(at(path))?);
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(at(path), std::fs::Permissions::from_mode(0o644))
+            }
             Op::SetXattr {
                 path,
                 name,
@@ -593,6 +607,7 @@ impl Op {
             | Op::Rmdir { path }
             | Op::Mkfifo { path }
             | Op::Mknod { path }
+            | Op::Mksock { path }
             | Op::SetXattr { path, .. }
             | Op::RemoveXattr { path, .. }
             | Op::Chmod { path, .. }
@@ -729,6 +744,11 @@ impl fmt::Display for Op {
             Op::Rmdir { path } => write!(f, "rmdir {path}"),
             Op::Mkfifo { path } => write!(f, "mkfifo -m 644 {path}"),
             Op::Mknod { path } => write!(f, "mknod -m 644 {path} c 1 3"),
+            // No coreutils program makes a socket; perl-base (in every Debian) binds one.
+            Op::Mksock { path } => write!(
+                f,
+                "perl -MSocket -e 'socket(S, AF_UNIX, SOCK_STREAM, 0) && bind(S, pack_sockaddr_un($ARGV[0])) && chmod(0644, $ARGV[0]) or die \"mksock: $!\\n\"' {path}"
+            ),
             Op::SetXattr {
                 path,
                 name,
