@@ -218,6 +218,12 @@ impl Ctx {
         Ok(exec::run(cmd, &self.log)?)
     }
 
+    /// [`Ctx::run`] with at most `most` open files for the command
+    /// ([`exec::run_with_open_files`]).
+    pub fn run_with_open_files(&self, cmd: xshell::Cmd<'_>, most: u64) -> Result<exec::Output> {
+        Ok(exec::run_with_open_files(cmd, &self.log, most)?)
+    }
+
     pub fn create_subvolume(&self, path: &Path) -> Result<PathBuf> {
         self.run(cmd!(self.sh, "btrfs subvolume create {path}"))?;
         Ok(path.to_path_buf())

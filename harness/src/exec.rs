@@ -217,6 +217,36 @@ pub fn run(cmd: Cmd<'_>, log: &CommandLog) -> Result<Output, CommandError> {
     exited_zero(command, output(cmd, log)?)
 }
 
+/// [`run`] with at most `most` open files (RLIMIT_NOFILE) for the command: a program that
+/// leaks a descriptor per file it handles runs out and fails, where it would otherwise pass.
+/// Not in a guest, whose init cannot set it between fork and exec (see [`die_with_parent`]).
+pub fn run_with_open_files(
+    cmd: Cmd<'_>,
+    log: &CommandLog,
+    most: u64,
+) -> Result<Output, CommandError> {
+    let display = cmd.to_string();
+    let mut command: Command = cmd.into();
+    if std::process::id() != 1 {
+        // SAFETY: the closure runs between fork and exec and makes only the setrlimit system
+        // call, which is async-signal-safe.
+        unsafe {
+            command.pre_exec(move || {
+                nix::sys::resource::setrlimit(
+                    nix::sys::resource::Resource::RLIMIT_NOFILE,
+                    most,
+                    most,
+                )
+                .map_err(std::io::Error::from)
+            });
+        }
+    }
+    let started = Instant::now();
+    let result = spawn_and_wait(&display, command, None, log.deadline());
+    log.record(&display, started.elapsed(), &result);
+    exited_zero(display, result?)
+}
+
 /// `out` if `command` exited 0, else the error that says how it exited.
 fn exited_zero(command: String, out: Output) -> Result<Output, CommandError> {
     if out.status.success() {
@@ -589,6 +619,25 @@ mod tests {
         let out = output(cmd!(sh, "echo hello"), &CommandLog::discard()).unwrap();
         assert!(out.status.success());
         assert_eq!(out.stdout, "hello\n");
+    }
+
+    #[test]
+    fn a_command_run_with_few_open_files_gets_that_limit_and_no_more() {
+        let sh = Shell::new().unwrap();
+        let log = CommandLog::discard();
+        let limits = run_with_open_files(cmd!(sh, "cat /proc/self/limits"), &log, 16).unwrap();
+        let line = limits
+            .stdout
+            .lines()
+            .find(|l| l.starts_with("Max open files"))
+            .unwrap();
+        assert_eq!(
+            line.split_whitespace().collect::<Vec<_>>()[3..5],
+            ["16", "16"]
+        );
+        // With only stdin, stdout and stderr, cat cannot open the file it is to print.
+        let err = run_with_open_files(cmd!(sh, "cat /proc/self/limits"), &log, 3).unwrap_err();
+        assert!(matches!(err.failure, Failure::Exited(_)), "{err}");
     }
 
     #[test]

@@ -377,10 +377,13 @@ impl<'a> Chains<'a> {
                 let options = &options;
                 let printed = self
                     .ctx
-                    .run(cmd!(
-                        sh,
-                        "btrfs receive {loudness...} {options...} -f {stream} {target}"
-                    ))
+                    .run_with_open_files(
+                        cmd!(
+                            sh,
+                            "btrfs receive {loudness...} {options...} -f {stream} {target}"
+                        ),
+                        RECEIVE_OPEN_FILES,
+                    )
                     .map_err(|e| {
                         self.keep_stream(&stream, i);
                         let text = format!("{e:#}");
@@ -469,6 +472,12 @@ pub fn what_differs(message: &str) -> Vec<String> {
 
 /// What the protocol-2 chain sends with.
 pub const PROTO2: &[&str] = &["--proto", "2", "--compressed-data"];
+
+/// The open files the chain's `btrfs receive` may hold (RLIMIT_NOFILE; not in guests): it needs
+/// about ten at most (the stream, the destination and its mount, the file it writes, a clone
+/// source, the mount table), so a receive that leaks a descriptor per file it writes runs out
+/// within a stream and fails, instead of passing until a stream of a thousand files.
+pub const RECEIVE_OPEN_FILES: u64 = 16;
 
 /// The stream that failed, and its dump, in the case's results.
 pub const FAILED_STREAM: &str = "failed.stream";
