@@ -75,16 +75,16 @@ fn each_way_to_receive_runs_and_a_planted_difference_is_still_named() {
         );
         let commands = std::fs::read_to_string(result.dir.join("commands.log")).unwrap();
         // The chain's receives (not the refusals of broken copies, in `refused/`), with the
-        // seed's verbosity taken out.
+        // seed's verbosity taken out, before `receive` or after it.
         let receives: Vec<String> = commands
             .lines()
-            .filter(|l| l.contains("$ btrfs receive ") && !l.contains("--dump"))
-            .filter(|l| !l.contains("/refused"))
             .map(|l| {
                 l.replace(" -vv ", " ")
                     .replace(" -v ", " ")
                     .replace(" -q ", " ")
             })
+            .filter(|l| l.contains("$ btrfs receive ") && !l.contains("--dump"))
+            .filter(|l| !l.contains("/refused"))
             .collect();
         assert!(!receives.is_empty(), "{}: no receive ran", way.name());
         if way == Receive::SubvolMount {

@@ -389,10 +389,15 @@ fn in_guests_every_way_to_receive_and_configurations_run_with_their_options() {
                     .join("commands.log"),
             )
             .unwrap_or_else(|e| panic!("{name}: {e}"));
-            // The chain's receives, whatever the seed's verbosity (7: the default), not the
-            // refusals of broken copies in `refused/`.
-            let receives: Vec<&str> = log
+            // The chain's receives, whatever the seed's verbosity (7: the default) and wherever
+            // its option goes, not the refusals of broken copies in `refused/`.
+            let receives: Vec<String> = log
                 .lines()
+                .map(|l| {
+                    ["-vv", "-v", "-q"].iter().fold(l.to_string(), |l, level| {
+                        l.replace(&format!("$ btrfs {level} receive "), "$ btrfs receive ")
+                    })
+                })
                 .filter(|l| l.contains("$ btrfs receive ") && !l.contains("--dump"))
                 .filter(|l| !l.contains("/refused"))
                 .collect();

@@ -13,7 +13,7 @@ use super::ops::Op;
 use super::parents::{Parents, FULL_DIR, TWIN_DIR};
 use super::receive::Receive;
 use super::script::ScriptOptions;
-use super::verbosity::Verbosity;
+use super::verbosity::{Placement, Verbosity};
 use super::wide::{self, Wide};
 use crate::context::{Breakage, Ctx};
 use crate::manifest::Ignore;
@@ -100,6 +100,8 @@ pub struct Chains<'a> {
     pub parents: Parents,
     /// How loudly receive runs, and so what it must print.
     pub verbosity: Verbosity,
+    /// Whether that level is set by receive's option or by btrfs's.
+    pub placement: Placement,
 }
 
 impl<'a> Chains<'a> {
@@ -135,6 +137,7 @@ impl<'a> Chains<'a> {
             parents: Parents::Previous,
             compression: Compression::default(),
             verbosity: Verbosity::default(),
+            placement: Placement::default(),
         })
     }
 
@@ -372,7 +375,7 @@ impl<'a> Chains<'a> {
             }
             let mount = self.dest.display().to_string();
             let options = self.receive.options(&mount);
-            let loudness = self.verbosity.options();
+            let (global, loudness) = self.verbosity.placed(self.placement);
             for target in self.receive.targets(received) {
                 let options = &options;
                 let printed = self
@@ -380,7 +383,7 @@ impl<'a> Chains<'a> {
                     .run_with_open_files(
                         cmd!(
                             sh,
-                            "btrfs receive {loudness...} {options...} -f {stream} {target}"
+                            "btrfs {global...} receive {loudness...} {options...} -f {stream} {target}"
                         ),
                         RECEIVE_OPEN_FILES,
                     )

@@ -12,7 +12,7 @@ use super::known::{self, KnownBug};
 use super::ops;
 use super::parents::Parents;
 use super::receive::Receive;
-use super::verbosity::Verbosity;
+use super::verbosity::{Placement, Verbosity};
 use crate::context::Ctx;
 use crate::finding::detected;
 use crate::scratch::ScratchSpec;
@@ -106,6 +106,7 @@ pub fn run_seeds(t: &mut Ctx, setup: &Setup<'_>) -> Result<()> {
             chains.receive = knobs.receive.unwrap_or_else(|| Receive::draw(seed));
             chains.parents = knobs.parents.unwrap_or_else(|| Parents::draw(seed));
             chains.verbosity = Verbosity::draw(seed);
+            chains.placement = Placement::draw(seed);
             if chains.proto2 {
                 chains.compress_with(Compression::draw(seed))?;
             }

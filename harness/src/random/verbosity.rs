@@ -25,6 +25,29 @@ pub enum Verbosity {
     Chatty,
 }
 
+/// Where the level's option goes: after `receive` (`btrfs receive -v`), or before it as
+/// btrfs's global option (`btrfs -v receive`), which receive takes as its starting level and
+/// raises by its own default: both must end at the same level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Placement {
+    #[default]
+    Receive,
+    Global,
+}
+
+impl Placement {
+    /// A seed's placement: half of the seeds each, from bits that [`Verbosity::draw`] does
+    /// not read.
+    pub fn draw(seed: u64) -> Placement {
+        let hash = (seed ^ 0x10_0d_e5).wrapping_mul(0x94d0_49bb_1331_11eb);
+        if (hash >> 57) & 1 == 0 {
+            Placement::Receive
+        } else {
+            Placement::Global
+        }
+    }
+}
+
 /// The commands that receive reports at `-v` already, a line each beginning with the name.
 const REPORTED_AT_V: &[&str] = &["write", "clone"];
 
@@ -72,6 +95,17 @@ impl Verbosity {
             Verbosity::Default => &[],
             Verbosity::Verbose => &["-v"],
             Verbosity::Chatty => &["-vv"],
+        }
+    }
+
+    /// The options before `receive` (btrfs's) and after it (receive's) that set it.
+    pub fn placed(
+        self,
+        placement: Placement,
+    ) -> (&'static [&'static str], &'static [&'static str]) {
+        match placement {
+            Placement::Receive => (&[], self.options()),
+            Placement::Global => (self.options(), &[]),
         }
     }
 
@@ -212,6 +246,33 @@ mod tests {
             err.contains("unexpected line `encoded_write f - falling back"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn global_options_are_placed_before_receive_and_drawn_apart_from_the_level() {
+        assert_eq!(
+            Verbosity::Chatty.placed(Placement::Global),
+            (&["-vv"][..], &[][..])
+        );
+        assert_eq!(
+            Verbosity::Quiet.placed(Placement::Receive),
+            (&[][..], &["-q"][..])
+        );
+        let mut both = [[0usize; 2]; 4];
+        for seed in 0..4000 {
+            let level = Verbosity::ALL
+                .iter()
+                .position(|v| *v == Verbosity::draw(seed))
+                .unwrap();
+            both[level][(Placement::draw(seed) == Placement::Global) as usize] += 1;
+        }
+        for (level, counts) in both.iter().enumerate() {
+            let all = counts[0] + counts[1];
+            assert!(
+                counts[1] * 10 > all * 4 && counts[1] * 10 < all * 6,
+                "{level}: {counts:?}"
+            );
+        }
     }
 
     #[test]
