@@ -15,6 +15,34 @@ const END: u16 = 21;
 const ENCODED_WRITE: u16 = 25;
 /// `BTRFS_SEND_A_CLONE_UUID`: in a snapshot command, the parent's UUID.
 const CLONE_UUID: u16 = 20;
+/// `BTRFS_SEND_A_PATH`: the path a command acts on (for `link`, the new name).
+const PATH: u16 = 15;
+/// The commands that receive carries out on their path (`BTRFS_SEND_C_*`), with whether they
+/// make it: a command on a path that names nothing must fail, as must one that makes a path
+/// in a directory that does not exist. Not `fileattr`, `update_extent` and `enable_verity`,
+/// which btrfs-progs 6.2 takes without touching the path.
+const ON_A_PATH: &[(u16, bool)] = &[
+    (3, true),   // mkfile
+    (4, true),   // mkdir
+    (5, true),   // mknod
+    (6, true),   // mkfifo
+    (7, true),   // mksock
+    (8, true),   // symlink
+    (9, false),  // rename (its source)
+    (10, true),  // link (its new name)
+    (11, false), // unlink
+    (12, false), // rmdir
+    (13, false), // set_xattr
+    (14, false), // remove_xattr
+    (15, false), // write
+    (16, false), // clone (its destination)
+    (17, false), // truncate
+    (18, false), // chmod
+    (19, false), // chown
+    (20, false), // utimes
+    (23, false), // fallocate
+    (25, false), // encoded_write
+];
 
 /// A way to break a stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,16 +58,26 @@ pub enum Refusal {
     /// The first encoded write's compressed data made undecodable (its first four bytes set,
     /// its checksum made anew): a receive that decompresses must fail.
     BadData,
+    /// The first command of a kind (`BTRFS_SEND_C_*`) whose path names nothing: its first
+    /// bytes made `\x01/` (a directory no operation makes), or for a command that does not
+    /// make its path, its only byte `\x01`; its checksum made anew. Receive must stop at the error, not go on as if the command had been carried out.
+    Missing(u16),
 }
 
 impl Refusal {
-    pub fn name(self) -> &'static str {
+    pub fn name(self) -> String {
         match self {
-            Refusal::Cut => "cut short",
-            Refusal::Damaged => "damaged",
-            Refusal::NoParent => "without its parent",
-            Refusal::Again => "received again",
-            Refusal::BadData => "with undecodable compressed data",
+            Refusal::Cut => "cut short".into(),
+            Refusal::Damaged => "damaged".into(),
+            Refusal::NoParent => "without its parent".into(),
+            Refusal::Again => "received again".into(),
+            Refusal::BadData => "with undecodable compressed data".into(),
+            Refusal::Missing(command) => format!(
+                "whose first `{}` names a path that is not there",
+                send_stream::NAMES
+                    .get(usize::from(command).wrapping_sub(1))
+                    .unwrap_or(&"?")
+            ),
         }
     }
 
@@ -55,6 +93,7 @@ impl Refusal {
                 "failed to decompress zstd stream",
                 "lzo header is invalid",
             ],
+            Refusal::Missing(_) => &["No such file or directory"],
         }
     }
 
@@ -85,8 +124,9 @@ impl Refusal {
 
 /// The broken copies of `bytes`, a file holding one stream: cut one byte into, and damaged in
 /// the middle of, the middle command that has a payload; for an incremental stream, without
-/// its parent; for a receiver that `decompresses`, with undecodable compressed data. None for
-/// a file that does not frame.
+/// its parent; for a receiver that `decompresses`, with undecodable compressed data; and for
+/// each kind of command on a path, its first with a path that names nothing. None for a file
+/// that does not frame.
 pub fn broken(bytes: &[u8], decompresses: bool) -> Vec<(Refusal, Vec<u8>)> {
     let (Ok(commands), Some(version)) = (send_stream::locate(bytes), send_stream::version(bytes))
     else {
@@ -129,6 +169,24 @@ pub fn broken(bytes: &[u8], decompresses: bool) -> Vec<(Refusal, Vec<u8>)> {
                 send_stream::reseal(&mut bad, write);
                 copies.push((Refusal::BadData, bad));
             }
+        }
+    }
+    for &(kind, makes) in ON_A_PATH {
+        // A command that makes its path needs a name after `\x01/`: a bare `\x01/` is the
+        // name `\x01` in the top directory, which it would make.
+        let shortest = if makes { 3 } else { 1 };
+        let found = commands.iter().filter(|c| c.command == kind).find_map(|c| {
+            let payload = c.at + COMMAND_HEADER;
+            send_stream::attribute(&bytes[payload..payload + c.len], PATH, version)
+                .filter(|path| path.len() >= shortest)
+                .map(|path| (c, payload + path.start, path.len()))
+        });
+        if let Some((command, path, len)) = found {
+            let mut missing = bytes.to_vec();
+            let nothing: &[u8] = if len == 1 { b"\x01" } else { b"\x01/" };
+            missing[path..path + nothing.len()].copy_from_slice(nothing);
+            send_stream::reseal(&mut missing, command);
+            copies.push((Refusal::Missing(kind), missing));
         }
     }
     copies
@@ -183,13 +241,62 @@ mod tests {
         let mut proto2 = stream(&[command(1, &tlv(15, b"s0")), command(25, &encoded)]);
         proto2[13] = 2;
         let copies = broken(&proto2, true);
-        let (way, bad) = copies.last().unwrap();
+        let (way, bad) = copies.iter().find(|(w, _)| *w == Refusal::BadData).unwrap();
         assert_eq!(*way, Refusal::BadData);
         let data = bad.len() - 7;
         assert_eq!(&bad[data..], &[0xff, 0xff, 0xff, 0xff, 1, 2, 3]);
         assert!(broken(&proto2, false)
             .iter()
             .all(|(w, _)| *w != Refusal::BadData));
+    }
+
+    #[test]
+    fn the_first_command_of_each_kind_on_a_path_loses_it() {
+        let mut chown = tlv(PATH, b"d0/f1");
+        chown.extend(tlv(6, &[0; 8]));
+        let whole = stream(&[
+            command(1, &tlv(PATH, b"s0")),
+            command(3, &tlv(PATH, b"x")),
+            command(3, &tlv(PATH, b"xy")),
+            command(3, &tlv(PATH, b"o258-7-0")),
+            command(19, &chown),
+            command(19, &tlv(PATH, b"g")),
+            command(20, &tlv(PATH, b"")),
+            command(20, &tlv(PATH, b"h")),
+            command(24, &tlv(PATH, b"f")),
+            command(END, b""),
+        ]);
+        let missing: Vec<(Refusal, Vec<u8>)> = broken(&whole, false)
+            .into_iter()
+            .filter(|(w, _)| matches!(w, Refusal::Missing(_)))
+            .collect();
+        let kinds: Vec<Refusal> = missing.iter().map(|(w, _)| *w).collect();
+        // mkfile's paths of one and two bytes are passed over (`\x01` and `\x01/` name a new
+        // file in the top directory), utimes' empty one (the subvolume's top) too; fileattr is
+        // not carried out on its path.
+        assert_eq!(
+            kinds,
+            [
+                Refusal::Missing(3),
+                Refusal::Missing(19),
+                Refusal::Missing(20)
+            ]
+        );
+        let located = send_stream::locate(&whole).unwrap();
+        let path_of = |bytes: &[u8], c: &Located| {
+            let payload = c.at + COMMAND_HEADER;
+            let range = send_stream::attribute(&bytes[payload..payload + c.len], PATH, 1).unwrap();
+            bytes[payload + range.start..payload + range.end].to_vec()
+        };
+        assert_eq!(path_of(&missing[0].1, &located[3]), b"\x01/58-7-0");
+        assert_eq!(path_of(&missing[1].1, &located[4]), b"\x01//f1");
+        assert_eq!(path_of(&missing[2].1, &located[7]), b"\x01");
+        // Each still frames, with sound checksums: receive reads it up to the missing path.
+        for (_, copy) in &missing {
+            assert!(send_stream::count(copy).is_ok());
+            assert_eq!(copy.len(), whole.len());
+        }
+        assert!(Refusal::Missing(19).name().contains("`chown`"));
     }
 
     #[test]
