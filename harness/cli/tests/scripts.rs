@@ -175,6 +175,8 @@ fn scripts_of_lists_that_pass_pass_with_either_comparison() {
         ),
     ];
     let dir = tempfile::tempdir().unwrap();
+    // The sockets' line (perl binds them) runs in some of these scripts.
+    let mut sockets = 0;
     for (seed, proto2, receive, config, parents) in runs {
         let list = ops::generate(seed, 400, 5);
         let options = ScriptOptions {
@@ -193,6 +195,7 @@ fn scripts_of_lists_that_pass_pass_with_either_comparison() {
         };
         let path = dir.path().join(format!("random-{seed}.sh"));
         let text = script(seed, &list, &options, "none: a test");
+        sockets += text.matches("perl -MSocket").count();
         if proto2 {
             let mount = options.compression.mount_option();
             assert!(text.contains(&mount), "{mount}: {text}");
@@ -221,6 +224,7 @@ fn scripts_of_lists_that_pass_pass_with_either_comparison() {
             );
         }
     }
+    assert!(sockets > 0, "no script made a socket");
 }
 
 #[test]
