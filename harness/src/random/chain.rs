@@ -402,10 +402,12 @@ impl<'a> Chains<'a> {
                     })?;
                 // Receive says what it did: each level's lines, counted against the stream.
                 let said = printed.stdout + &printed.stderr;
-                self.verbosity.check(&said, &commands).map_err(|why| {
-                    self.keep_stream(&stream, i);
-                    ChainFailure::failed(format!("receive of {what}: {why}"))
-                })?;
+                self.verbosity
+                    .check(self.placement, &said, &commands)
+                    .map_err(|why| {
+                        self.keep_stream(&stream, i);
+                        ChainFailure::failed(format!("receive of {what}: {why}"))
+                    })?;
             }
             for i in sent.clone() {
                 self.check_received(i, snapshots, twin, received, &stream, checked)?;

@@ -109,9 +109,28 @@ impl Verbosity {
         }
     }
 
+    /// How receive was told the level, as the failure names it: `btrfs -q receive`.
+    pub fn command(self, placement: Placement) -> String {
+        let (global, local) = self.placed(placement);
+        ["btrfs"]
+            .iter()
+            .chain(global)
+            .chain(&["receive"])
+            .chain(local)
+            .copied()
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
     /// Checks what a receive of the streams that `commands` counts printed (its stdout and
-    /// stderr): a line saying what differs, if anything does.
-    pub fn check(self, printed: &str, commands: &Commands) -> Result<(), String> {
+    /// stderr), with its level set as `placement` says: a line saying what differs, if anything
+    /// does.
+    pub fn check(
+        self,
+        placement: Placement,
+        printed: &str,
+        commands: &Commands,
+    ) -> Result<(), String> {
         let lines: Vec<&str> = printed
             .lines()
             .filter(|line| !line.starts_with(CHROOT))
@@ -165,8 +184,8 @@ impl Verbosity {
             Ok(())
         } else {
             Err(format!(
-                "btrfs receive ({}) printed {}",
-                self.name(),
+                "`{}` printed {}",
+                self.command(placement),
                 wrong.join(", ")
             ))
         }
@@ -192,17 +211,28 @@ mod tests {
     #[test]
     fn each_level_must_print_its_lines_for_the_streams_commands() {
         let sent = commands(&["snapshot", "mkfile", "rename", "write", "utimes", "end"]);
-        assert_eq!(Verbosity::Quiet.check("", &sent), Ok(()));
-        assert_eq!(Verbosity::Quiet.check("Chroot to /x\n", &sent), Ok(()));
+        assert_eq!(
+            Verbosity::Quiet.check(Placement::Receive, "", &sent),
+            Ok(())
+        );
+        assert_eq!(
+            Verbosity::Quiet.check(Placement::Receive, "Chroot to /x\n", &sent),
+            Ok(())
+        );
         let quiet = Verbosity::Quiet
-            .check("At snapshot s1\n", &sent)
+            .check(Placement::Receive, "At snapshot s1\n", &sent)
             .unwrap_err();
         assert!(
             quiet.contains("unexpected line `At snapshot s1`"),
             "{quiet}"
         );
-        assert_eq!(Verbosity::Default.check("At snapshot s1\n", &sent), Ok(()));
-        let missing = Verbosity::Default.check("", &sent).unwrap_err();
+        assert_eq!(
+            Verbosity::Default.check(Placement::Receive, "At snapshot s1\n", &sent),
+            Ok(())
+        );
+        let missing = Verbosity::Default
+            .check(Placement::Receive, "", &sent)
+            .unwrap_err();
         assert!(missing.contains("0 `At snapshot` lines for 1"), "{missing}");
         let chatty = "At snapshot s1\n\
                       receiving snapshot s1 uuid=x, ctransid=8 parent_uuid=y, parent_ctransid=7\n\
@@ -211,7 +241,10 @@ mod tests {
                       write b - offset=0 length=2\n\
                       utimes \n\
                       BTRFS_IOC_SET_RECEIVED_SUBVOL uuid=x, stransid=8\n";
-        assert_eq!(Verbosity::Chatty.check(chatty, &sent), Ok(()));
+        assert_eq!(
+            Verbosity::Chatty.check(Placement::Receive, chatty, &sent),
+            Ok(())
+        );
         // -v reports the subvolume's beginning and end, and the write, not the others.
         let verbose: String = chatty
             .lines()
@@ -220,14 +253,23 @@ mod tests {
             })
             .map(|l| format!("{l}\n"))
             .collect();
-        assert_eq!(Verbosity::Verbose.check(&verbose, &sent), Ok(()));
-        let err = Verbosity::Verbose.check(chatty, &sent).unwrap_err();
+        assert_eq!(
+            Verbosity::Verbose.check(Placement::Receive, &verbose, &sent),
+            Ok(())
+        );
+        let err = Verbosity::Verbose
+            .check(Placement::Receive, chatty, &sent)
+            .unwrap_err();
         assert!(err.contains("unexpected line `mkfile"), "{err}");
         let skipped = chatty.replace("write b - offset=0 length=2\n", "");
-        let err = Verbosity::Chatty.check(&skipped, &sent).unwrap_err();
+        let err = Verbosity::Chatty
+            .check(Placement::Receive, &skipped, &sent)
+            .unwrap_err();
         assert!(err.contains("0 `write` lines for 1"), "{err}");
         // At the default level the commands are not reported.
-        let err = Verbosity::Default.check(chatty, &sent).unwrap_err();
+        let err = Verbosity::Default
+            .check(Placement::Receive, chatty, &sent)
+            .unwrap_err();
         assert!(err.contains("unexpected line `receiving snapshot"), "{err}");
         // A refused encoded write's fallback is a line of its own.
         let encoded = commands(&["subvol", "encoded_write"]);
@@ -235,12 +277,15 @@ mod tests {
                          encoded_write f - offset=0, len=4096, unencoded_offset=0\n\
                          encoded_write f - falling back to decompress and write due to errno 22\n\
                          BTRFS_IOC_SET_RECEIVED_SUBVOL uuid=x, stransid=7\n";
-        assert_eq!(Verbosity::Chatty.check(fell_back, &encoded), Ok(()));
+        assert_eq!(
+            Verbosity::Chatty.check(Placement::Receive, fell_back, &encoded),
+            Ok(())
+        );
         // Below -vv receive must not say it.
         let quiet_fallback =
             "encoded_write f - falling back to decompress and write due to errno 22\n";
         let err = Verbosity::Quiet
-            .check(quiet_fallback, &encoded)
+            .check(Placement::Receive, quiet_fallback, &encoded)
             .unwrap_err();
         assert!(
             err.contains("unexpected line `encoded_write f - falling back"),
@@ -258,6 +303,22 @@ mod tests {
             Verbosity::Quiet.placed(Placement::Receive),
             (&[][..], &["-q"][..])
         );
+        assert_eq!(
+            Verbosity::Quiet.command(Placement::Global),
+            "btrfs -q receive"
+        );
+        assert_eq!(
+            Verbosity::Chatty.command(Placement::Receive),
+            "btrfs receive -vv"
+        );
+        assert_eq!(
+            Verbosity::Default.command(Placement::Global),
+            "btrfs receive"
+        );
+        let said = Verbosity::Quiet
+            .check(Placement::Global, "At subvol s0\n", &Commands::default())
+            .unwrap_err();
+        assert!(said.starts_with("`btrfs -q receive` printed"), "{said}");
         let mut both = [[0usize; 2]; 4];
         for seed in 0..4000 {
             let level = Verbosity::ALL
