@@ -219,7 +219,7 @@ pub fn run(cmd: Cmd<'_>, log: &CommandLog) -> Result<Output, CommandError> {
 
 /// [`run`] with at most `most` open files (RLIMIT_NOFILE) for the command: a program that
 /// leaks a descriptor per file it handles runs out and fails, where it would otherwise pass.
-/// Not in a guest, whose init cannot set it between fork and exec (see [`die_with_parent`]).
+/// Not in a guest, whose init cannot set it between fork and exec (see [`guest_init`]).
 pub fn run_with_open_files(
     cmd: Cmd<'_>,
     log: &CommandLog,
@@ -227,7 +227,7 @@ pub fn run_with_open_files(
 ) -> Result<Output, CommandError> {
     let display = cmd.to_string();
     let mut command: Command = cmd.into();
-    if std::process::id() != 1 {
+    if !guest_init() {
         // SAFETY: the closure runs between fork and exec and makes only the setrlimit system
         // call, which is async-signal-safe.
         unsafe {
@@ -241,10 +241,8 @@ pub fn run_with_open_files(
             });
         }
     }
-    let started = Instant::now();
-    let result = spawn_and_wait(&display, command, None, log.deadline());
-    log.record(&display, started.elapsed(), &result);
-    exited_zero(display, result?)
+    let out = output_of(display.clone(), command, log, None)?;
+    exited_zero(display, out)
 }
 
 /// `out` if `command` exited 0, else the error that says how it exited.
@@ -288,10 +286,19 @@ pub fn output_within(
     log: &CommandLog,
     limit: Option<Duration>,
 ) -> Result<Output, CommandError> {
-    let command = cmd.to_string();
+    output_of(cmd.to_string(), cmd.into(), log, limit)
+}
+
+/// Runs `command` (shown as `display`) as [`output_within`] does, logging it.
+fn output_of(
+    display: String,
+    command: Command,
+    log: &CommandLog,
+    limit: Option<Duration>,
+) -> Result<Output, CommandError> {
     let started = Instant::now();
-    let result = spawn_and_wait(&command, cmd.into(), limit, log.deadline());
-    log.record(&command, started.elapsed(), &result);
+    let result = spawn_and_wait(&display, command, limit, log.deadline());
+    log.record(&display, started.elapsed(), &result);
     result
 }
 
@@ -464,14 +471,18 @@ fn stop_reason(
     }
 }
 
+/// Whether this is a guest's init (pid 1), where no `pre_exec` may run: it makes std fork
+/// instead of posix_spawn, which the tinyconfig guest kernel refuses with ENOSYS.
+fn guest_init() -> bool {
+    std::process::id() == 1
+}
+
 /// Has the kernel kill `command` when the thread that starts it dies, so that a harness killed
 /// with SIGKILL leaves no btrfs send or qemu running. Every caller waits for its children on the
 /// thread that started them, which is what the kernel's parent-death signal watches.
 fn die_with_parent(command: &mut Command) {
-    // A guest's init (pid 1) does not die without its VM. And there a `pre_exec` would cost
-    // more than it saves: it makes std fork instead of posix_spawn, which the tinyconfig guest
-    // kernel refuses with ENOSYS.
-    if std::process::id() == 1 {
+    // A guest's init does not die without its VM.
+    if guest_init() {
         return;
     }
     // SAFETY: the closure runs between fork and exec and makes only the prctl system call,

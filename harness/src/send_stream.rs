@@ -58,13 +58,23 @@ pub const NAMES: [&str; 26] = [
     "enable_verity",
 ];
 
+/// The number (`BTRFS_SEND_C_*`) of the command named `name`, one of [`NAMES`].
+pub fn number_of(name: &str) -> Option<u16> {
+    NAMES.iter().position(|n| *n == name).map(|i| i as u16 + 1)
+}
+
+/// The name of command `number`, `?` for one btrfs-progs 6.2 does not know.
+pub fn name_of(number: u16) -> &'static str {
+    NAMES
+        .get(usize::from(number).wrapping_sub(1))
+        .copied()
+        .unwrap_or("?")
+}
+
 impl Commands {
     /// How many commands named `name` (one of [`NAMES`]) the streams hold.
     pub fn count_of(&self, name: &str) -> usize {
-        NAMES
-            .iter()
-            .position(|n| *n == name)
-            .map_or(0, |i| self.each[i + 1])
+        number_of(name).map_or(0, |n| self.each[usize::from(n)])
     }
 
     /// The subvolumes the streams begin (`subvol` and `snapshot` commands).

@@ -84,7 +84,8 @@ pub struct MutateArgs {
     #[arg(long, value_name = "FILE")]
     allow: Option<PathBuf>,
     /// The random case's seeds in the suite, comma-separated: it runs once with each, in this
-    /// order, until one fails [default: 1,8 for a kernel tree; 1,8,3,24,36,2,29,28,7,10,18 for btrfs-progs].
+    /// order, until one fails [default: 1,8 for a kernel tree; 1,8,3,24,36,2,29,28,7,10,18 for
+    /// btrfs-progs].
     #[arg(long, value_name = "SEED[,SEED…]", value_delimiter = ',')]
     random_seed: Vec<u64>,
     /// How many consecutive seeds each of --random-seed's starts (a soak of N seeds per run).

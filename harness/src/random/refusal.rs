@@ -17,31 +17,32 @@ const ENCODED_WRITE: u16 = 25;
 const CLONE_UUID: u16 = 20;
 /// `BTRFS_SEND_A_PATH`: the path a command acts on (for `link`, the new name).
 const PATH: u16 = 15;
-/// The commands that receive carries out on their path (`BTRFS_SEND_C_*`), with whether they
-/// make it: a command on a path that names nothing must fail, as must one that makes a path
-/// in a directory that does not exist. Not `fileattr`, `update_extent` and `enable_verity`,
-/// which btrfs-progs 6.2 takes without touching the path.
-const ON_A_PATH: &[(u16, bool)] = &[
-    (3, true),   // mkfile
-    (4, true),   // mkdir
-    (5, true),   // mknod
-    (6, true),   // mkfifo
-    (7, true),   // mksock
-    (8, true),   // symlink
-    (9, false),  // rename (its source)
-    (10, true),  // link (its new name)
-    (11, false), // unlink
-    (12, false), // rmdir
-    (13, false), // set_xattr
-    (14, false), // remove_xattr
-    (15, false), // write
-    (16, false), // clone (its destination)
-    (17, false), // truncate
-    (18, false), // chmod
-    (19, false), // chown
-    (20, false), // utimes
-    (23, false), // fallocate
-    (25, false), // encoded_write
+/// The commands that receive carries out on their path, with whether they make it: a command
+/// on a path that names nothing must fail, as must one that makes a path in a directory that
+/// does not exist. For `rename` the path is its source, for `link` its new name, for `clone`
+/// its destination. Not `fileattr`, `update_extent` and `enable_verity`, which btrfs-progs 6.2
+/// takes without touching the path.
+const ON_A_PATH: &[(&str, bool)] = &[
+    ("mkfile", true),
+    ("mkdir", true),
+    ("mknod", true),
+    ("mkfifo", true),
+    ("mksock", true),
+    ("symlink", true),
+    ("link", true),
+    ("rename", false),
+    ("unlink", false),
+    ("rmdir", false),
+    ("set_xattr", false),
+    ("remove_xattr", false),
+    ("write", false),
+    ("clone", false),
+    ("truncate", false),
+    ("chmod", false),
+    ("chown", false),
+    ("utimes", false),
+    ("fallocate", false),
+    ("encoded_write", false),
 ];
 
 /// A way to break a stream.
@@ -60,7 +61,8 @@ pub enum Refusal {
     BadData,
     /// The first command of a kind (`BTRFS_SEND_C_*`) whose path names nothing: its first
     /// bytes made `\x01/` (a directory no operation makes), or for a command that does not
-    /// make its path, its only byte `\x01`; its checksum made anew. Receive must stop at the error, not go on as if the command had been carried out.
+    /// make its path, its only byte `\x01`; its checksum made anew. Receive must stop at the
+    /// error, not go on as if the command had been carried out.
     Missing(u16),
 }
 
@@ -74,9 +76,7 @@ impl Refusal {
             Refusal::BadData => "with undecodable compressed data".into(),
             Refusal::Missing(command) => format!(
                 "whose first `{}` names a path that is not there",
-                send_stream::NAMES
-                    .get(usize::from(command).wrapping_sub(1))
-                    .unwrap_or(&"?")
+                send_stream::name_of(command)
             ),
         }
     }
@@ -171,7 +171,10 @@ pub fn broken(bytes: &[u8], decompresses: bool) -> Vec<(Refusal, Vec<u8>)> {
             }
         }
     }
-    for &(kind, makes) in ON_A_PATH {
+    for &(name, makes) in ON_A_PATH {
+        let Some(kind) = send_stream::number_of(name) else {
+            continue;
+        };
         // A command that makes its path needs a name after `\x01/`: a bare `\x01/` is the
         // name `\x01` in the top directory, which it would make.
         let shortest = if makes { 3 } else { 1 };

@@ -35,12 +35,17 @@ pub enum Placement {
     Global,
 }
 
+/// A seed's bits for how receive is told to talk: the level from the top three, the placement
+/// from the seventh.
+fn hash(seed: u64) -> u64 {
+    (seed ^ 0x10_0d_e5).wrapping_mul(0x94d0_49bb_1331_11eb)
+}
+
 impl Placement {
-    /// A seed's placement: half of the seeds each, from bits that [`Verbosity::draw`] does
+    /// A seed's placement: half of the seeds each, from a bit that [`Verbosity::draw`] does
     /// not read.
     pub fn draw(seed: u64) -> Placement {
-        let hash = (seed ^ 0x10_0d_e5).wrapping_mul(0x94d0_49bb_1331_11eb);
-        if (hash >> 57) & 1 == 0 {
+        if (hash(seed) >> 57) & 1 == 0 {
             Placement::Receive
         } else {
             Placement::Global
@@ -70,8 +75,7 @@ impl Verbosity {
 
     /// A seed's level: half of the seeds quiet, a quarter `-vv`, an eighth each the others.
     pub fn draw(seed: u64) -> Verbosity {
-        let hash = (seed ^ 0x10_0d_e5).wrapping_mul(0x94d0_49bb_1331_11eb);
-        match hash >> 61 {
+        match hash(seed) >> 61 {
             0..=3 => Verbosity::Quiet,
             4 => Verbosity::Default,
             5 => Verbosity::Verbose,
@@ -199,11 +203,8 @@ mod tests {
     fn commands(names: &[&str]) -> Commands {
         let mut commands = Commands::default();
         for name in names {
-            let number = crate::send_stream::NAMES
-                .iter()
-                .position(|n| n == name)
-                .unwrap();
-            commands.each[number + 1] += 1;
+            let number = crate::send_stream::number_of(name).unwrap();
+            commands.each[usize::from(number)] += 1;
         }
         commands
     }
