@@ -379,11 +379,17 @@ mod tests {
     }
 
     #[test]
-    fn the_shipped_allow_list_names_mutants_with_reasons() {
-        let lists = [(
-            "linux-6.1-send.allow",
-            include_str!("../../../.ci/linux-6.1-send.allow"),
-        )];
+    fn the_shipped_allow_lists_name_mutants_with_reasons() {
+        let lists = [
+            (
+                "linux-6.1-send.allow",
+                include_str!("../../../.ci/linux-6.1-send.allow"),
+            ),
+            (
+                "btrfs-progs-6.2-receive.allow",
+                include_str!("../../../.ci/btrfs-progs-6.2-receive.allow"),
+            ),
+        ];
         for (name, text) in lists {
             let allowed = read_allow_list(name, text).unwrap();
             assert!(!allowed.is_empty(), "{name}");
