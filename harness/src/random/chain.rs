@@ -413,11 +413,14 @@ impl<'a> Chains<'a> {
                 self.check_received(i, snapshots, twin, received, &stream, checked)?;
             }
             // Broken copies of the chain's last stream, if it holds one subvolume, which
-            // receive must refuse (of the last only: each refusal costs a receive).
-            let last = sent.end == snapshots.len();
-            if last && commands.streams == 1 && commands.subvolumes() == 1 {
-                let target = self.receive.targets(received)[0].clone();
+            // receive must refuse (of the last only: each refusal costs a receive); the first,
+            // if it is another and holds one full subvolume, only received again.
+            let one = commands.streams == 1 && commands.subvolumes() == 1;
+            let target = self.receive.targets(received)[0].clone();
+            if one && sent.end == snapshots.len() {
                 checked.refused += self.refuse(&stream, &bytes, &target, received, i)?;
+            } else if one && sent.start == 0 && commands.count_of("subvol") == 1 {
+                checked.refused += self.refuse_again(&stream, &target, i)?;
             }
         }
         Ok(())

@@ -7,6 +7,8 @@
 
 use crate::send_stream::{self, Located, COMMAND_HEADER};
 
+/// `BTRFS_SEND_C_SUBVOL`.
+const SUBVOL: u16 = 1;
 /// `BTRFS_SEND_C_SNAPSHOT`.
 const SNAPSHOT: u16 = 2;
 /// `BTRFS_SEND_C_END`.
@@ -17,6 +19,19 @@ const ENCODED_WRITE: u16 = 25;
 const CLONE_UUID: u16 = 20;
 /// `BTRFS_SEND_A_PATH`: the path a command acts on (for `link`, the new name).
 const PATH: u16 = 15;
+/// `BTRFS_SEND_A_UUID`: in a subvolume or snapshot command, the subvolume's UUID.
+const UUID: u16 = 1;
+/// `BTRFS_SEND_A_CTRANSID`: the type a subvolume's UUID is given to take it away (the command's
+/// own ctransid follows it and wins).
+const CTRANSID: u16 = 2;
+/// `BTRFS_SEND_A_INO`: the type a path is given to take it away (commands that carry an inode
+/// number carry it after the path, and it wins).
+const INO: u16 = 3;
+/// `BTRFS_SEND_A_COMPRESSION`: an encoded write's compression (`BTRFS_ENCODED_IO_COMPRESSION_*`).
+const COMPRESSION: u16 = 30;
+/// `BTRFS_ENCODED_IO_COMPRESSION_LZO_4K` to `_LZO_64K`: lzo data, in sectors of 4 to 64 KiB,
+/// behind a header of its total length and each segment's.
+const LZO: std::ops::RangeInclusive<u32> = 3..=7;
 /// The commands that receive carries out on their path, with whether they make it: a command
 /// on a path that names nothing must fail, as must one that makes a path in a directory that
 /// does not exist. For `rename` the path is its source, for `link` its new name, for `clone`
@@ -64,6 +79,23 @@ pub enum Refusal {
     /// make its path, its only byte `\x01`; its checksum made anew. Receive must stop at the
     /// error, not go on as if the command had been carried out.
     Missing(u16),
+    /// The middle command with a payload, its first attribute's type made 0 (no attribute has
+    /// it), its checksum made anew.
+    Untyped,
+    /// The first command (`subvol` or `snapshot`) without the subvolume's UUID: its type made
+    /// the ctransid's, which follows it and takes its place; its checksum made anew.
+    NoUuid,
+    /// The middle command with a path, without it: its type made the inode number's; its
+    /// checksum made anew.
+    NoPath,
+    /// The first lzo encoded write's first segment longer than the data (its length field set
+    /// to all ones, its checksum made anew): a receive that decompresses must fail.
+    LzoSegment,
+    /// The first lzo encoded write's data said to end two bytes into its first segment's
+    /// header (its total length set to 6, its checksum made anew).
+    LzoTruncated,
+    /// The stream received into a directory on a filesystem that is not btrfs.
+    NotBtrfs,
 }
 
 impl Refusal {
@@ -78,6 +110,12 @@ impl Refusal {
                 "whose first `{}` names a path that is not there",
                 send_stream::name_of(command)
             ),
+            Refusal::Untyped => "with an attribute of type 0".into(),
+            Refusal::NoUuid => "whose subvolume has no UUID".into(),
+            Refusal::NoPath => "with a command without its path".into(),
+            Refusal::LzoSegment => "whose lzo segment is longer than its data".into(),
+            Refusal::LzoTruncated => "whose lzo data ends in a segment's header".into(),
+            Refusal::NotBtrfs => "into a directory not on btrfs".into(),
         }
     }
 
@@ -94,28 +132,61 @@ impl Refusal {
                 "lzo header is invalid",
             ],
             Refusal::Missing(_) => &["No such file or directory"],
+            Refusal::Untyped => &["invalid tlv in cmd tlv_type = 0"],
+            Refusal::NoUuid => &["attribute 1 requested but not present"],
+            Refusal::NoPath => &["attribute 15 requested but not present"],
+            Refusal::LzoSegment => &["lzo segment header is invalid"],
+            Refusal::LzoTruncated => &["lzo segment header is truncated"],
+            Refusal::NotBtrfs => &["doesn't belong to btrfs mount point"],
         }
     }
 
-    /// Checks how receive took the broken stream: `Err` says how it did not refuse it.
-    pub fn check(self, succeeded: bool, printed: &str) -> Result<(), String> {
-        if succeeded {
-            return Err(format!(
-                "btrfs receive of a stream {} exited 0",
-                self.name()
-            ));
+    /// Checks how receive took the broken stream: it ran to its end with `status` (`None`:
+    /// killed by a signal) and printed `printed`. It must exit 1, having said why with an
+    /// `ERROR:` line; receive that `stops` at the first error (any `--max-errors` but 0) must
+    /// say no more than that one: a second means it went on past it. `Err` says how it did
+    /// not refuse the stream.
+    pub fn check(self, status: Option<i32>, printed: &str, stops: bool) -> Result<(), String> {
+        match status {
+            Some(1) => {}
+            Some(0) => {
+                return Err(format!(
+                    "btrfs receive of a stream {} exited 0",
+                    self.name()
+                ))
+            }
+            Some(code) => {
+                return Err(format!(
+                    "btrfs receive of a stream {} exited {code}, not 1",
+                    self.name()
+                ))
+            }
+            None => {
+                return Err(format!(
+                    "btrfs receive of a stream {} was killed by a signal",
+                    self.name()
+                ))
+            }
         }
-        let said = |reason: &&str| {
-            printed
-                .lines()
-                .any(|line| line.starts_with("ERROR: ") && line.contains(reason))
-        };
+        let errors: Vec<&str> = printed
+            .lines()
+            .filter(|line| line.starts_with("ERROR: "))
+            .collect();
+        let said = |reason: &&str| errors.iter().any(|line| line.contains(reason));
         if !self.reasons().iter().any(said) {
             let last = printed.lines().last().unwrap_or("");
             return Err(format!(
                 "btrfs receive of a stream {} failed without saying `{}` (its last line: `{last}`)",
                 self.name(),
                 self.reasons().join("` or `")
+            ));
+        }
+        if stops && errors.len() > 1 {
+            return Err(format!(
+                "btrfs receive of a stream {} went on past its first error: `{}`, then `{}`",
+                self.name(),
+                errors[0],
+                errors[1]
             ));
         }
         Ok(())
@@ -143,6 +214,54 @@ pub fn broken(bytes: &[u8], decompresses: bool) -> Vec<(Refusal, Vec<u8>)> {
         let mut damaged = bytes.to_vec();
         damaged[payload + middle.len / 2] ^= 0x55;
         copies.push((Refusal::Damaged, damaged));
+        let mut untyped = bytes.to_vec();
+        untyped[payload..payload + 2].fill(0);
+        send_stream::reseal(&mut untyped, middle);
+        copies.push((Refusal::Untyped, untyped));
+    }
+    let body = |c: &Located| {
+        let payload = c.at + COMMAND_HEADER;
+        (payload, &bytes[payload..payload + c.len])
+    };
+    // Another attribute's type given to one the command needs: the type field is the four
+    // bytes before the value's (type, then length).
+    let retyped = |c: &Located, needed: u16, given: u16| {
+        let (payload, body) = body(c);
+        let value = send_stream::attribute(body, needed, version)?;
+        let mut copy = bytes.to_vec();
+        let at = payload + value.start - 4;
+        copy[at..at + 2].copy_from_slice(&given.to_le_bytes());
+        send_stream::reseal(&mut copy, c);
+        Some(copy)
+    };
+    // Taken away only where the attribute given its type comes after it, and so wins.
+    let after = |c: &Located, needed: u16, given: u16| {
+        let (_, body) = body(c);
+        match (
+            send_stream::attribute(body, needed, version),
+            send_stream::attribute(body, given, version),
+        ) {
+            (Some(needed), Some(given)) => given.start > needed.start,
+            (Some(_), None) => true,
+            _ => false,
+        }
+    };
+    if let Some(first) = commands
+        .first()
+        .filter(|c| c.command == SUBVOL || c.command == SNAPSHOT)
+        .filter(|c| {
+            after(c, UUID, CTRANSID)
+                && send_stream::attribute(body(c).1, CTRANSID, version).is_some()
+        })
+    {
+        copies.extend(retyped(first, UUID, CTRANSID).map(|copy| (Refusal::NoUuid, copy)));
+    }
+    let with_path: Vec<&Located> = commands
+        .iter()
+        .filter(|c| c.command != SUBVOL && c.command != SNAPSHOT && after(c, PATH, INO))
+        .collect();
+    if let Some(middle) = with_path.get(with_path.len() / 2) {
+        copies.extend(retyped(middle, PATH, INO).map(|copy| (Refusal::NoPath, copy)));
     }
     if let Some(snapshot) = commands.first().filter(|c| c.command == SNAPSHOT) {
         let payload = snapshot.at + COMMAND_HEADER;
@@ -168,6 +287,29 @@ pub fn broken(bytes: &[u8], decompresses: bool) -> Vec<(Refusal, Vec<u8>)> {
                 bad[payload + data.start..payload + data.start + 4].fill(0xff);
                 send_stream::reseal(&mut bad, write);
                 copies.push((Refusal::BadData, bad));
+            }
+        }
+    }
+    let lzo = commands.iter().filter(|_| decompresses).find(|c| {
+        let (_, body) = body(c);
+        c.command == ENCODED_WRITE
+            && send_stream::attribute(body, COMPRESSION, version)
+                .and_then(|r| body[r].try_into().ok())
+                .is_some_and(|v: [u8; 4]| LZO.contains(&u32::from_le_bytes(v)))
+    });
+    if let Some(write) = lzo {
+        let (payload, body) = body(write);
+        if let Some(data) = send_stream::attribute(body, send_stream::DATA, version) {
+            if data.len() >= 8 {
+                let at = payload + data.start;
+                let mut long = bytes.to_vec();
+                long[at + 4..at + 8].fill(0xff);
+                send_stream::reseal(&mut long, write);
+                copies.push((Refusal::LzoSegment, long));
+                let mut short = bytes.to_vec();
+                short[at..at + 4].copy_from_slice(&6u32.to_le_bytes());
+                send_stream::reseal(&mut short, write);
+                copies.push((Refusal::LzoTruncated, short));
             }
         }
     }
@@ -210,7 +352,17 @@ mod tests {
             command(15, &tlv(19, &[1; 40])),
             command(END, b""),
         ]);
-        let copies = broken(&whole, true);
+        // The ways a stream's framing and parent break (the others are tested below).
+        let framing = |w: &Refusal| {
+            matches!(
+                w,
+                Refusal::Cut | Refusal::Damaged | Refusal::NoParent | Refusal::BadData
+            )
+        };
+        let copies: Vec<(Refusal, Vec<u8>)> = broken(&whole, true)
+            .into_iter()
+            .filter(|(w, _)| framing(w))
+            .collect();
         let ways: Vec<Refusal> = copies.iter().map(|(w, _)| *w).collect();
         assert_eq!(ways, [Refusal::Cut, Refusal::Damaged, Refusal::NoParent]);
         // The middle command with a payload is the mkfile: cut one byte into its payload.
@@ -233,7 +385,11 @@ mod tests {
         assert_eq!(changed.iter().filter(|i| **i >= uuid).count(), 16);
         // A full stream has no parent to take away.
         let full = stream(&[command(1, &tlv(15, b"s0")), command(END, b"")]);
-        let ways: Vec<Refusal> = broken(&full, true).iter().map(|(w, _)| *w).collect();
+        let ways: Vec<Refusal> = broken(&full, true)
+            .iter()
+            .map(|(w, _)| *w)
+            .filter(framing)
+            .collect();
         assert_eq!(ways, [Refusal::Cut, Refusal::Damaged]);
         assert!(broken(b"junk", true).is_empty());
         // An encoded write's data (protocol 2: the rest of the command) loses its header, for
@@ -304,18 +460,129 @@ mod tests {
 
     #[test]
     fn a_refusal_must_fail_and_say_why() {
-        assert_eq!(
-            Refusal::Cut.check(false, "ERROR: short read from stream: expected 5 read 1\n"),
-            Ok(())
-        );
+        let cut = "ERROR: short read from stream: expected 5 read 1\n";
+        assert_eq!(Refusal::Cut.check(Some(1), cut, true), Ok(()));
         assert!(Refusal::Cut
-            .check(true, "")
+            .check(Some(0), "", true)
             .unwrap_err()
             .contains("exited 0"));
+        // A crash or another status is not a refusal, even after the right words.
+        assert!(Refusal::Cut
+            .check(None, cut, true)
+            .unwrap_err()
+            .contains("killed by a signal"));
+        assert!(Refusal::Cut
+            .check(Some(139), cut, true)
+            .unwrap_err()
+            .contains("exited 139"));
         let err = Refusal::NoParent
-            .check(false, "ERROR: crc32 mismatch in command\n")
+            .check(Some(1), "ERROR: crc32 mismatch in command\n", true)
             .unwrap_err();
         assert!(err.contains("cannot find parent subvolume"), "{err}");
         assert!(err.contains("crc32 mismatch"), "{err}");
+        // The reason must be an error's, not another line's.
+        assert!(Refusal::Again
+            .check(Some(1), "File exists\nERROR: other\n", true)
+            .is_err());
+    }
+
+    #[test]
+    fn a_receive_that_stops_says_one_error() {
+        let printed = "At subvol s0\nERROR: mkdir \u{1}/x failed: No such file or directory\n\
+                       ERROR: rename o257-5-0 -> d failed: No such file or directory\n";
+        let err = Refusal::Missing(4)
+            .check(Some(1), printed, true)
+            .unwrap_err();
+        assert!(err.contains("went on past its first error"), "{err}");
+        assert!(err.contains("then `ERROR: rename"), "{err}");
+        // With `--max-errors 0` it is meant to go on.
+        assert_eq!(Refusal::Missing(4).check(Some(1), printed, false), Ok(()));
+    }
+
+    #[test]
+    fn commands_lose_an_attribute_they_need() {
+        let mut snapshot = tlv(PATH, b"snap1");
+        snapshot.extend(tlv(UUID, &[9; 16]));
+        snapshot.extend(tlv(CTRANSID, &[1; 8]));
+        snapshot.extend(tlv(CLONE_UUID, &[7; 16]));
+        let mut mkfile = tlv(PATH, b"o257-5-0");
+        mkfile.extend(tlv(INO, &[2; 8]));
+        let mut rename = tlv(PATH, b"o257-5-0");
+        rename.extend(tlv(16, b"f"));
+        let whole = stream(&[
+            command(SNAPSHOT, &snapshot),
+            command(3, &mkfile),
+            command(9, &rename),
+            command(END, b""),
+        ]);
+        let located = send_stream::locate(&whole).unwrap();
+        let copies = broken(&whole, false);
+        let copy = |way| &copies.iter().find(|(w, _)| *w == way).unwrap().1;
+        let types = |bytes: &[u8], c: &Located| {
+            let payload = &bytes[c.at + COMMAND_HEADER..c.at + COMMAND_HEADER + c.len];
+            let mut at = 0;
+            let mut types = Vec::new();
+            while at < payload.len() {
+                types.push(u16::from_le_bytes([payload[at], payload[at + 1]]));
+                at += 4 + u16::from_le_bytes([payload[at + 2], payload[at + 3]]) as usize;
+            }
+            types
+        };
+        assert_eq!(
+            types(copy(Refusal::NoUuid), &located[0]),
+            [PATH, CTRANSID, CTRANSID, CLONE_UUID]
+        );
+        // Two commands with a path: the middle one is the rename (the second).
+        assert_eq!(types(copy(Refusal::NoPath), &located[2]), [INO, 16]);
+        assert_eq!(types(copy(Refusal::NoPath), &located[1]), [PATH, INO]);
+        // The middle command with a payload is the mkfile.
+        assert_eq!(types(copy(Refusal::Untyped), &located[1]), [0, INO]);
+        // Each still frames, with sound checksums.
+        for (_, copy) in copies.iter().filter(|(w, _)| *w != Refusal::Cut) {
+            assert!(send_stream::count(copy).is_ok());
+        }
+        // A subvolume whose ctransid comes before its UUID keeps it: the ctransid would not win.
+        let mut subvol = tlv(PATH, b"s");
+        subvol.extend(tlv(CTRANSID, &[1; 8]));
+        subvol.extend(tlv(UUID, &[9; 16]));
+        let odd = stream(&[command(SUBVOL, &subvol), command(END, b"")]);
+        assert!(broken(&odd, false)
+            .iter()
+            .all(|(w, _)| *w != Refusal::NoUuid));
+    }
+
+    #[test]
+    fn lzo_data_is_made_too_long_and_too_short() {
+        let mut encoded = tlv(PATH, b"f");
+        encoded.extend(tlv(COMPRESSION, &4u32.to_le_bytes()));
+        encoded.extend(send_stream::DATA.to_le_bytes());
+        // Total length 12, one segment of 4 bytes.
+        encoded.extend(12u32.to_le_bytes());
+        encoded.extend(4u32.to_le_bytes());
+        encoded.extend([1, 2, 3, 4]);
+        let mut proto2 = stream(&[command(1, &tlv(PATH, b"s0")), command(25, &encoded)]);
+        proto2[13] = 2;
+        let copies = broken(&proto2, true);
+        let copy = |way| &copies.iter().find(|(w, _)| *w == way).unwrap().1;
+        let data = proto2.len() - 12;
+        assert_eq!(
+            &copy(Refusal::LzoSegment)[data..data + 8],
+            &[12, 0, 0, 0, 0xff, 0xff, 0xff, 0xff]
+        );
+        assert_eq!(
+            &copy(Refusal::LzoTruncated)[data..data + 8],
+            &[6, 0, 0, 0, 4, 0, 0, 0]
+        );
+        // Only for a receiver that decompresses, and only lzo.
+        let lzo_ways = |copies: Vec<(Refusal, Vec<u8>)>| {
+            copies
+                .iter()
+                .filter(|(w, _)| matches!(w, Refusal::LzoSegment | Refusal::LzoTruncated))
+                .count()
+        };
+        assert_eq!(lzo_ways(broken(&proto2, false)), 0);
+        let compression = proto2.len() - 12 - 2 - 4;
+        proto2[compression] = 2;
+        assert_eq!(lzo_ways(broken(&proto2, true)), 0);
     }
 }

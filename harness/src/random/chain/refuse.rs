@@ -1,6 +1,7 @@
 //! Each stream of a chain broken on purpose, and receive held to refusing it
-//! ([`crate::random::refusal`]): cut short, damaged, without its parent, received again, and
-//! for a receiver that decompresses, with undecodable compressed data.
+//! ([`crate::random::refusal`]): cut short, damaged, malformed, without its parent, with paths
+//! that name nothing, for a receiver that decompresses with undecodable compressed data; and
+//! the stream itself received again, and into a directory that is not on btrfs.
 
 use std::path::Path;
 use std::time::Duration;
@@ -43,6 +44,8 @@ impl Chains<'_> {
         }
         let dir = received.join(REFUSED_DIR);
         let broken = self.ctx.work_dir().join("refused.stream");
+        // `--max-errors 0` goes on past errors; every other receive stops at the first.
+        let stops = self.receive != Receive::MaxErrors;
         let mut refused = 0;
         for (way, copy) in copies {
             std::fs::create_dir_all(&dir).map_err(|e| failed(&e))?;
@@ -55,7 +58,7 @@ impl Chains<'_> {
             );
             self.empty(&dir).map_err(|e| failed(&format!("{e:#}")))?;
             let verdict = match out {
-                Ok(out) => way.check(out.status.success(), &(out.stdout + &out.stderr)),
+                Ok(out) => way.check(out.status.code(), &(out.stdout + &out.stderr), stops),
                 Err(e) => Err(format!(
                     "btrfs receive of a stream {} did not end: {e:#}",
                     way.name()
@@ -64,19 +67,57 @@ impl Chains<'_> {
             self.refused(verdict, &broken, i)?;
             refused += 1;
         }
-        // The stream itself again, where it went: the subvolume is there already.
+        // Into a directory of the case's own off btrfs (the work directory's filesystem, when
+        // it is not btrfs: on loop devices the host's, in a guest its root); `-m` names the
+        // mount itself, so receive does not look for one.
+        let elsewhere = self.ctx.work_dir().join("not-btrfs");
+        std::fs::create_dir_all(&elsewhere).map_err(|e| failed(&e))?;
+        let off_btrfs = nix::sys::statfs::statfs(&elsewhere)
+            .map(|fs| fs.filesystem_type() != nix::sys::statfs::BTRFS_SUPER_MAGIC)
+            .unwrap_or(false);
+        if off_btrfs && self.receive != Receive::RootMount {
+            let options = &options;
+            let out = crate::exec::output_within(
+                cmd!(sh, "btrfs receive {options...} -f {stream} {elsewhere}"),
+                self.ctx.log(),
+                Some(LIMIT),
+            );
+            let way = Refusal::NotBtrfs;
+            let verdict = match out {
+                Ok(out) => way.check(out.status.code(), &(out.stdout + &out.stderr), stops),
+                Err(e) => Err(format!("btrfs receive {}: {e:#}", way.name())),
+            };
+            self.refused(verdict, stream, i)?;
+            refused += 1;
+        }
+        let _ = std::fs::remove_dir(&elsewhere);
+        Ok(refused + self.refuse_again(stream, target, i)?)
+    }
+
+    /// Receives `stream` (the `i`th snapshot's, received into `target`) again where it went,
+    /// and checks that receive refuses it: the subvolume is there already. The number refused.
+    pub(super) fn refuse_again(
+        &self,
+        stream: &Path,
+        target: &Path,
+        i: usize,
+    ) -> Result<usize, ChainFailure> {
+        let sh = self.ctx.sh();
+        let mount = self.dest.display().to_string();
+        let options = self.receive.options(&mount);
         let options = &options;
         let out = crate::exec::output_within(
             cmd!(sh, "btrfs receive {options...} -f {stream} {target}"),
             self.ctx.log(),
             Some(LIMIT),
         );
+        let stops = self.receive != Receive::MaxErrors;
         let verdict = match out {
-            Ok(out) => Refusal::Again.check(out.status.success(), &(out.stdout + &out.stderr)),
+            Ok(out) => Refusal::Again.check(out.status.code(), &(out.stdout + &out.stderr), stops),
             Err(e) => Err(format!("btrfs receive of a stream received again: {e:#}")),
         };
         self.refused(verdict, stream, i)?;
-        Ok(refused + 1)
+        Ok(1)
     }
 
     /// A refusal's verdict as the chain's: the broken stream kept when receive took it.
