@@ -217,9 +217,11 @@ pub fn run(cmd: Cmd<'_>, log: &CommandLog) -> Result<Output, CommandError> {
     exited_zero(command, output(cmd, log)?)
 }
 
-/// [`run`] with at most `most` open files (RLIMIT_NOFILE) for the command: a program that
-/// leaks a descriptor per file it handles runs out and fails, where it would otherwise pass.
-/// Not in a guest, whose init cannot set it between fork and exec (see [`guest_init`]).
+/// [`run`] with at most `most` open files (RLIMIT_NOFILE) for the command, and its stdin
+/// closed (as a script's `<&-` starts it): a program that leaks a descriptor per file it
+/// handles runs out and fails, where it would otherwise pass, and one that takes descriptor 0
+/// for a failed open (it is the first it opens) is found out. Not in a guest, whose init cannot
+/// set either between fork and exec (see [`guest_init`]).
 pub fn run_with_open_files(
     cmd: Cmd<'_>,
     log: &CommandLog,
@@ -228,8 +230,8 @@ pub fn run_with_open_files(
     let display = cmd.to_string();
     let mut command: Command = cmd.into();
     if !guest_init() {
-        // SAFETY: the closure runs between fork and exec and makes only the setrlimit system
-        // call, which is async-signal-safe.
+        // SAFETY: the closure runs between fork and exec and makes only the setrlimit and
+        // close system calls, which are async-signal-safe.
         unsafe {
             command.pre_exec(move || {
                 nix::sys::resource::setrlimit(
@@ -237,7 +239,8 @@ pub fn run_with_open_files(
                     most,
                     most,
                 )
-                .map_err(std::io::Error::from)
+                .map_err(std::io::Error::from)?;
+                nix::unistd::close(0).map_err(std::io::Error::from)
             });
         }
     }
@@ -646,9 +649,15 @@ mod tests {
             line.split_whitespace().collect::<Vec<_>>()[3..5],
             ["16", "16"]
         );
-        // With only stdin, stdout and stderr, cat cannot open the file it is to print.
-        let err = run_with_open_files(cmd!(sh, "cat /proc/self/limits"), &log, 3).unwrap_err();
+        // Stdin is closed: the first file a command opens is descriptor 0, the second 3, which
+        // a limit of 3 refuses and one of 4 allows.
+        let limits = "/proc/self/limits";
+        let err = run_with_open_files(cmd!(sh, "cmp {limits} {limits}"), &log, 3).unwrap_err();
         assert!(matches!(err.failure, Failure::Exited(_)), "{err}");
+        run_with_open_files(cmd!(sh, "cmp {limits} {limits}"), &log, 4).unwrap();
+        let err = run_with_open_files(cmd!(sh, "readlink /proc/self/fd/0"), &log, 16).unwrap_err();
+        assert!(matches!(err.failure, Failure::Exited(_)), "{err}");
+        assert!(run(cmd!(sh, "readlink /proc/self/fd/0"), &log).is_ok());
     }
 
     #[test]
