@@ -30,6 +30,17 @@ fn orphan(path: &str) -> bool {
     })
 }
 
+/// How many `clone` lines of `dump` take their data from a path ending in `source`.
+fn clones_from(dump: &str, source: &str) -> usize {
+    dump.lines()
+        .filter(|l| l.split_whitespace().next() == Some("clone"))
+        .filter(|l| {
+            l.split_whitespace()
+                .any(|w| w.strip_prefix("from=").is_some_and(|f| f.ends_with(source)))
+        })
+        .count()
+}
+
 /// What the incremental stream of `shape` must hold; `None` if it does.
 fn missing(shape: &str, dump: &str) -> Option<&'static str> {
     let count = |command: &str| {
@@ -50,7 +61,10 @@ fn missing(shape: &str, dump: &str) -> Option<&'static str> {
         "into-new" => {
             renamed(dump, |f| f.ends_with("r0/a"), |t| t.ends_with("/a"))
                 && renamed(dump, orphan, |t| t.ends_with("r0/n"))
-                && count("clone") >= 1
+                // big from the snapshot itself (its path there, under n), old from the
+                // parent, where alone it is left (its path there, not under n).
+                && clones_from(dump, "/r0/n/a/big") >= 1
+                && clones_from(dump, "/r0/a/old") >= 1
         }
         _ => false,
     };
@@ -58,7 +72,10 @@ fn missing(shape: &str, dump: &str) -> Option<&'static str> {
         "invert" | "reverse" | "exchange" | "reparent" => "a rename through an orphan name",
         "remove-tree" => "three rmdirs and two unlinks",
         "move-out" => "a through an orphan name, b's move out of it, and one rmdir",
-        "into-new" => "n made under an orphan name, a moved into it, and a clone of the copy",
+        "into-new" => {
+            "n made under an orphan name, a moved into it, and clones of the copies from the \
+             snapshot and from its parent"
+        }
         _ => "a check for this shape",
     })
 }
@@ -128,4 +145,14 @@ fn orphan_names_are_told_from_others() {
     assert!(orphan("r0/o261-7-0"));
     assert!(!orphan("r0/a"));
     assert!(!orphan("o1-2"));
+}
+
+#[test]
+fn clones_are_counted_by_their_source() {
+    let dump = "clone ./s1/r0/n/d offset=0 len=65536 from=./s1/r0/a/old clone_offset=0\n\
+                write ./s1/r0/n/e offset=0 len=3\n\
+                clone ./s1/r0/n/c offset=0 len=65536 from=./s1/r0/n/a/big clone_offset=0\n";
+    assert_eq!(clones_from(dump, "/r0/a/old"), 1);
+    assert_eq!(clones_from(dump, "/r0/n/a/big"), 1);
+    assert_eq!(clones_from(dump, "/r0/n/e"), 0);
 }

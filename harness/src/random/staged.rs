@@ -23,7 +23,10 @@
 //!   file with two names, so that one inode ref item holds two refs, which send walks one by
 //!   one (`iterate_inode_ref`), and a file of 64 KiB that is copied by a reflink after the
 //!   move: a new inode sharing the parent's extent, which send must clone (the layout
-//!   oracle's shared rule checks it, and random lists seldom make one: seed 1's none).
+//!   oracle's shared rule checks it, and random lists seldom make one: seed 1's none); and
+//!   another that is copied and then removed, so that the copy's extent is left only in the
+//!   parent snapshot: send must clone it from there (another subvolume: receive looks the
+//!   source up by its received UUID, and below a subvolume mount strips the mount's path).
 //!
 //! Each stage has names of its own, `r<k>/…`, which no other operation uses. The stages come
 //! from a stream of their own and go in last ([`insert`]), so a seed's other operations stay
@@ -135,6 +138,13 @@ pub fn stage(shape: &str, top: &str) -> (Vec<Op>, Vec<Op>) {
                     byte: b'b',
                     direct: false,
                 },
+                Op::Write {
+                    file: at("a/old"),
+                    offset: 0,
+                    len: 65536,
+                    byte: b'o',
+                    direct: false,
+                },
             ]);
             vec![
                 mkdir(at("n")),
@@ -143,6 +153,13 @@ pub fn stage(shape: &str, top: &str) -> (Vec<Op>, Vec<Op>) {
                     src: at("n/a/big"),
                     dst: at("n/c"),
                 }),
+                Op::Wide(Wide::CopyFile {
+                    src: at("n/a/old"),
+                    dst: at("n/d"),
+                }),
+                Op::Unlink {
+                    path: at("n/a/old"),
+                },
             ]
         }
         _ => unreachable!("a shape not in SHAPES: {shape}"),
@@ -232,7 +249,10 @@ mod tests {
                     if cloned {
                         let copy = std::fs::read(root.join("r0/n/c")).unwrap();
                         assert_eq!(copy, vec![b'b'; 65536]);
+                        let copy = std::fs::read(root.join("r0/n/d")).unwrap();
+                        assert_eq!(copy, vec![b'o'; 65536]);
                     }
+                    assert!(!root.join("r0/n/a/old").exists());
                 }
                 other => panic!("no check for {other}"),
             }
