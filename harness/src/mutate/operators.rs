@@ -91,7 +91,7 @@ pub fn edits(source: &str) -> Vec<Edit> {
     let code = mask(source);
     let mut edits = Vec::new();
     call_success(&code, &mut edits);
-    negate_if(&code, &mut edits);
+    negate_if(&code, source, &mut edits);
     operators(&code, &mut edits);
     off_by_one(&code, &mut edits);
     return_zero(&code, &mut edits);
@@ -227,8 +227,9 @@ fn call_success(code: &str, edits: &mut Vec<Edit>) {
     }
 }
 
-/// `if (C)` → `if (!(C))`.
-fn negate_if(code: &str, edits: &mut Vec<Edit>) {
+/// `if (C)` → `if (!(C))`. The condition is found in `code` (masked) and copied from
+/// `source`, whose bytes are at the same places: a literal or comment in it stays as written.
+fn negate_if(code: &str, source: &str, edits: &mut Vec<Edit>) {
     let bytes = code.as_bytes();
     for at in words(code, "if") {
         let rest = &code[at + 2..];
@@ -239,7 +240,7 @@ fn negate_if(code: &str, edits: &mut Vec<Edit>) {
         let Some(close) = closing(bytes, open) else {
             continue;
         };
-        let condition = &code[open + 1..close - 1];
+        let condition = &source[open + 1..close - 1];
         if condition.trim().is_empty() {
             continue;
         }
@@ -405,6 +406,20 @@ mod tests {
         let source = "#include <linux/fs.h>\n#define MAX 4\n/* if (a < b) return 1; */\nstatic const char *s = \"a < b == 3\"; // x >= 2\nchar c = '<';\n";
         let got = edits(source);
         assert!(got.is_empty(), "{got:#?}");
+    }
+
+    #[test]
+    fn a_negated_condition_keeps_its_literals_and_comments() {
+        let source = "\tif (path[n] == '/' &&\n\t    strcmp(s, \"a<b\") /* x */)\n\t\treturn 1;\n";
+        let negated: Vec<String> = edits(source)
+            .iter()
+            .filter(|e| e.operator == Operator::NegateIf)
+            .map(|e| e.apply(source))
+            .collect();
+        assert_eq!(
+            negated,
+            ["\tif (!(path[n] == '/' &&\n\t    strcmp(s, \"a<b\") /* x */))\n\t\treturn 1;\n"]
+        );
     }
 
     #[test]
