@@ -34,8 +34,9 @@ pub const RANDOM_SEEDS: &[u64] = &[1, 8];
 /// and zlib, 2 and 29 several snapshots in one send (`bundle-e`: one stream of several
 /// subvolumes; `bundle`: a stream each, one after another in one file), 28 at `-vv` with FIFOs
 /// and symlinks, 7 at receive's default level and with `--chroot`, 10 with `--max-errors 0`,
-/// 18 with `-m` (the mount point named).
-pub const RECEIVE_SEEDS: &[u64] = &[1, 8, 3, 24, 36, 2, 29, 28, 7, 10, 18];
+/// 18 with `-m` (the mount point named), 16 a protocol-2 stream with `fallocate` (a punched
+/// hole) among its last stream's commands, which the refusals then break.
+pub const RECEIVE_SEEDS: &[u64] = &[1, 8, 3, 24, 36, 2, 29, 28, 7, 10, 18, 16];
 
 #[derive(clap::Args)]
 pub struct MutateArgs {
@@ -84,7 +85,7 @@ pub struct MutateArgs {
     #[arg(long, value_name = "FILE")]
     allow: Option<PathBuf>,
     /// The random case's seeds in the suite, comma-separated: it runs once with each, in this
-    /// order, until one fails [default: 1,8 for a kernel tree; 1,8,3,24,36,2,29,28,7,10,18 for
+    /// order, until one fails [default: 1,8 for a kernel tree; 1,8,3,24,36,2,29,28,7,10,18,16 for
     /// btrfs-progs].
     #[arg(long, value_name = "SEED[,SEED…]", value_delimiter = ',')]
     random_seed: Vec<u64>,
