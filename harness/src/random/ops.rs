@@ -824,9 +824,9 @@ mod tests {
         assert_ne!(a, generate(8, 200, 3));
         assert_eq!(
             a.len(),
-            264,
+            267,
             "200 operations, 3 snapshots, 3 wide operations, 8 that reshape the tree, 4 copies, \
-             44 of seven staged reshapes and 2 writes of numbered lines"
+             47 of seven staged reshapes and 2 writes of numbered lines"
         );
         assert_eq!(a.iter().filter(|o| **o == Op::Snapshot).count(), 3);
         let kinds: std::collections::HashSet<_> = a.iter().map(std::mem::discriminant).collect();
