@@ -33,9 +33,6 @@ impl Chains<'_> {
         let failed = |e: &dyn std::fmt::Display| {
             ChainFailure::failed(format!("refusals of snapshot {i}'s stream: {e}"))
         };
-        let sh = self.ctx.sh();
-        let mount = self.dest.display().to_string();
-        let options = self.receive.options(&mount);
         let mut copies = refusal::broken(bytes, self.receive == Receive::ForceDecompress);
         // `--max-errors 0` makes receive read on past the end of a stream cut short, for ever
         // (btrfs-progs 6.2 to 6.19: docs/random.md, known receive bugs).
@@ -44,27 +41,13 @@ impl Chains<'_> {
         }
         let dir = received.join(REFUSED_DIR);
         let broken = self.ctx.work_dir().join("refused.stream");
-        // `--max-errors 0` goes on past errors; every other receive stops at the first.
-        let stops = self.receive != Receive::MaxErrors;
         let mut refused = 0;
         for (way, copy) in copies {
             std::fs::create_dir_all(&dir).map_err(|e| failed(&e))?;
             std::fs::write(&broken, &copy).map_err(|e| failed(&e))?;
-            let options = &options;
-            let out = crate::exec::output_within(
-                cmd!(sh, "btrfs receive {options...} -f {broken} {dir}"),
-                self.ctx.log(),
-                Some(LIMIT),
-            );
+            let verdict = self.expect_refusal(way, &broken, &dir, i);
             self.empty(&dir).map_err(|e| failed(&format!("{e:#}")))?;
-            let verdict = match out {
-                Ok(out) => way.check(out.status.code(), &(out.stdout + &out.stderr), stops),
-                Err(e) => Err(format!(
-                    "btrfs receive of a stream {} did not end: {e:#}",
-                    way.name()
-                )),
-            };
-            self.refused(verdict, &broken, i)?;
+            verdict?;
             refused += 1;
         }
         // Into a directory of the case's own off btrfs (the work directory's filesystem, when
@@ -76,21 +59,13 @@ impl Chains<'_> {
             .map(|fs| fs.filesystem_type() != nix::sys::statfs::BTRFS_SUPER_MAGIC)
             .unwrap_or(false);
         if off_btrfs && self.receive != Receive::RootMount {
-            let options = &options;
-            let out = crate::exec::output_within(
-                cmd!(sh, "btrfs receive {options...} -f {stream} {elsewhere}"),
-                self.ctx.log(),
-                Some(LIMIT),
-            );
-            let way = Refusal::NotBtrfs;
-            let verdict = match out {
-                Ok(out) => way.check(out.status.code(), &(out.stdout + &out.stderr), stops),
-                Err(e) => Err(format!("btrfs receive {}: {e:#}", way.name())),
-            };
-            self.refused(verdict, stream, i)?;
+            let verdict = self.expect_refusal(Refusal::NotBtrfs, stream, &elsewhere, i);
+            let _ = std::fs::remove_dir(&elsewhere);
+            verdict?;
             refused += 1;
+        } else {
+            let _ = std::fs::remove_dir(&elsewhere);
         }
-        let _ = std::fs::remove_dir(&elsewhere);
         Ok(refused + self.refuse_again(stream, target, i)?)
     }
 
@@ -102,22 +77,38 @@ impl Chains<'_> {
         target: &Path,
         i: usize,
     ) -> Result<usize, ChainFailure> {
+        self.expect_refusal(Refusal::Again, stream, target, i)?;
+        Ok(1)
+    }
+
+    /// Receives `stream` into `into` the chain's way and checks that receive refuses it as
+    /// `way` says: it must exit 1 and say why, and, unless it runs with `--max-errors 0`
+    /// (which goes on past errors), stop at its first error. The stream is kept when it does
+    /// not.
+    fn expect_refusal(
+        &self,
+        way: Refusal,
+        stream: &Path,
+        into: &Path,
+        i: usize,
+    ) -> Result<(), ChainFailure> {
         let sh = self.ctx.sh();
         let mount = self.dest.display().to_string();
         let options = self.receive.options(&mount);
-        let options = &options;
         let out = crate::exec::output_within(
-            cmd!(sh, "btrfs receive {options...} -f {stream} {target}"),
+            cmd!(sh, "btrfs receive {options...} -f {stream} {into}"),
             self.ctx.log(),
             Some(LIMIT),
         );
         let stops = self.receive != Receive::MaxErrors;
         let verdict = match out {
-            Ok(out) => Refusal::Again.check(out.status.code(), &(out.stdout + &out.stderr), stops),
-            Err(e) => Err(format!("btrfs receive of a stream received again: {e:#}")),
+            Ok(out) => way.check(out.status.code(), &(out.stdout + &out.stderr), stops),
+            Err(e) => Err(format!(
+                "btrfs receive of a stream {} did not end: {e:#}",
+                way.name()
+            )),
         };
-        self.refused(verdict, stream, i)?;
-        Ok(1)
+        self.refused(verdict, stream, i)
     }
 
     /// A refusal's verdict as the chain's: the broken stream kept when receive took it.
