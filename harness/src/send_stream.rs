@@ -11,6 +11,12 @@ const STREAM_HEADER: usize = MAGIC.len() + 4;
 pub const COMMAND_HEADER: usize = 10;
 /// `BTRFS_SEND_C_END`.
 const END: u16 = 21;
+/// `BTRFS_SEND_C_SUBVOL`: a full stream's first command.
+pub const SUBVOL: u16 = 1;
+/// `BTRFS_SEND_A_PATH`: the path a command acts on (for `link`, the new name).
+pub const PATH: u16 = 15;
+/// `BTRFS_SEND_A_UUID`: in a subvolume or snapshot command, the subvolume's UUID.
+pub const UUID: u16 = 1;
 
 /// The commands of the streams in `bytes`.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -222,23 +228,58 @@ pub fn crc32c(bytes: &[u8]) -> u32 {
     crc
 }
 
+/// An attribute: its type (`BTRFS_SEND_A_*`), length and `value`.
+pub fn tlv(kind: u16, value: &[u8]) -> Vec<u8> {
+    let mut bytes = kind.to_le_bytes().to_vec();
+    bytes.extend((value.len() as u16).to_le_bytes());
+    bytes.extend(value);
+    bytes
+}
+
+/// A command (`BTRFS_SEND_C_*`) of `payload`, with its header and checksum.
+pub fn sealed(number: u16, payload: &[u8]) -> Vec<u8> {
+    let mut bytes = (payload.len() as u32).to_le_bytes().to_vec();
+    bytes.extend(number.to_le_bytes());
+    bytes.extend([0; 4]);
+    bytes.extend(payload);
+    let crc = crc32c(&bytes);
+    bytes[6..10].copy_from_slice(&crc.to_le_bytes());
+    bytes
+}
+
+/// A full stream `bytes` (its first command `subvol`) whose subvolume is named `name`, with
+/// the UUID it carries; `None` for another stream.
+pub fn renamed_subvolume(bytes: &[u8], name: &str) -> Option<(Vec<u8>, [u8; 16])> {
+    let version = version(bytes)?;
+    let first = *locate(bytes)
+        .ok()?
+        .first()
+        .filter(|c| c.command == SUBVOL)?;
+    let payload = &bytes[first.at + COMMAND_HEADER..first.at + COMMAND_HEADER + first.len];
+    let uuid = payload[attribute(payload, UUID, version)?]
+        .try_into()
+        .ok()?;
+    let path = attribute(payload, PATH, version)?;
+    let mut renamed = payload[..path.start - 4].to_vec();
+    renamed.extend(tlv(PATH, name.as_bytes()));
+    renamed.extend(&payload[path.end..]);
+    let mut copy = bytes[..first.at].to_vec();
+    copy.extend(sealed(SUBVOL, &renamed));
+    copy.extend(&bytes[first.at + COMMAND_HEADER + first.len..]);
+    Some((copy, uuid))
+}
+
 /// Streams made by hand, for tests.
 #[cfg(test)]
 pub(crate) mod made {
+    pub use super::tlv;
+
     /// A command: its header (checksum 0) and `payload`.
     pub fn command(number: u16, payload: &[u8]) -> Vec<u8> {
         let mut bytes = (payload.len() as u32).to_le_bytes().to_vec();
         bytes.extend(number.to_le_bytes());
         bytes.extend([0; 4]);
         bytes.extend(payload);
-        bytes
-    }
-
-    /// An attribute: its type, length and `value`.
-    pub fn tlv(kind: u16, value: &[u8]) -> Vec<u8> {
-        let mut bytes = kind.to_le_bytes().to_vec();
-        bytes.extend((value.len() as u16).to_le_bytes());
-        bytes.extend(value);
         bytes
     }
 
@@ -257,6 +298,39 @@ pub(crate) mod made {
 mod tests {
     use super::made::{command, stream};
     use super::*;
+
+    #[test]
+    fn a_full_stream_s_subvolume_is_renamed_and_sealed() {
+        let mut subvol = tlv(PATH, b"chain-1.snap0");
+        subvol.extend(tlv(UUID, &[9; 16]));
+        subvol.extend(tlv(2, &[1; 8]));
+        let whole = stream(&[
+            command(SUBVOL, &subvol),
+            command(3, &tlv(PATH, b"f")),
+            command(END, b""),
+        ]);
+        let (renamed, uuid) = renamed_subvolume(&whole, "t").unwrap();
+        assert_eq!(uuid, [9; 16]);
+        // The checksums are sound: crc32c of the command with its field zeroed.
+        let commands = locate(&renamed).unwrap();
+        let first = commands[0];
+        let mut zeroed = renamed[..COMMAND_HEADER + first.len + STREAM_HEADER].to_vec();
+        zeroed.drain(..STREAM_HEADER);
+        let sum = u32::from_le_bytes(zeroed[6..10].try_into().unwrap());
+        zeroed[6..10].fill(0);
+        assert_eq!(sum, crc32c(&zeroed));
+        let payload = &renamed[first.at + COMMAND_HEADER..first.at + COMMAND_HEADER + first.len];
+        assert_eq!(&payload[attribute(payload, PATH, 2).unwrap()], b"t");
+        assert_eq!(&payload[attribute(payload, UUID, 2).unwrap()], [9; 16]);
+        assert_eq!(&payload[attribute(payload, 2, 2).unwrap()], [1; 8]);
+        // The rest as it was.
+        let rest = locate(&whole).unwrap()[1].at;
+        assert_eq!(&renamed[commands[1].at..], &whole[rest..]);
+        // Only a full stream's subvolume.
+        let mut snapshot = whole.clone();
+        snapshot[STREAM_HEADER + 4] = 2;
+        assert!(renamed_subvolume(&snapshot, "t").is_none());
+    }
 
     #[test]
     fn commands_of_one_stream_and_of_two_in_a_row() {

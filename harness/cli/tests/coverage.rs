@@ -1,7 +1,8 @@
 //! `sendtest coverage` for real: btrfs-progs built with counters on loop devices, and a kernel
 //! built with counters in fs/btrfs booted in guests. A function every send or receive runs is
-//! reported as covered, and one the suite cannot reach as never run: the handlers of the
-//! `update_extent` command, which only `btrfs send --no-data` streams carry and no case sends.
+//! reported as covered, and one the case cannot reach as never run: the handlers of the
+//! `update_extent` command, which only `btrfs send --no-data` streams carry, and which the
+//! random cases send but `ro-flip-with-delalloc`, the case these run, does not.
 //!
 //! They build btrfs-progs or a kernel, so they run only when `SENDTEST_PROGS_TREE` or
 //! `SENDTEST_KERNEL_TREE` names a tree (`.ci/run` sets both).

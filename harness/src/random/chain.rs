@@ -21,7 +21,9 @@ use crate::mount::Mount;
 
 mod again;
 mod compare;
+mod no_data;
 mod refuse;
+mod top;
 
 /// How one chain went.
 #[derive(Debug, Default, Clone)]
@@ -39,6 +41,8 @@ pub struct Checked {
     pub reused: usize,
     /// Streams broken on purpose that receive refused.
     pub refused: usize,
+    /// Streams without file data (`--no-data`) received, their lines counted.
+    pub without_data: usize,
 }
 
 /// The failure of a chain: what differed or what failed.
@@ -373,33 +377,18 @@ impl<'a> Chains<'a> {
                     commands.streams, commands.ends
                 )));
             }
-            let mount = self.dest.display().to_string();
-            let options = self.receive.options(&mount);
-            let (global, loudness) = self.verbosity.placed(self.placement);
             for target in self.receive.targets(received) {
-                let options = &options;
-                let printed = self
-                    .ctx
-                    .run_with_open_files(
-                        cmd!(
-                            sh,
-                            "btrfs {global...} receive {loudness...} {options...} -f {stream} {target}"
-                        ),
-                        RECEIVE_OPEN_FILES,
-                    )
-                    .map_err(|e| {
-                        self.keep_stream(&stream, i);
-                        let text = format!("{e:#}");
-                        match crate::finding::receive_out_of_space(&text, &self.dest) {
-                            Some(full) => ChainFailure {
-                                out_of_space: true,
-                                ..ChainFailure::failed(format!("receive of {what}: {full:#}"))
-                            },
-                            None => {
-                                ChainFailure::failed(format!("receive of {what} failed: {text}"))
-                            }
-                        }
-                    })?;
+                let printed = self.receive_loudly(&stream, &target).map_err(|e| {
+                    self.keep_stream(&stream, i);
+                    let text = format!("{e:#}");
+                    match crate::finding::receive_out_of_space(&text, &self.dest) {
+                        Some(full) => ChainFailure {
+                            out_of_space: true,
+                            ..ChainFailure::failed(format!("receive of {what}: {full:#}"))
+                        },
+                        None => ChainFailure::failed(format!("receive of {what} failed: {text}")),
+                    }
+                })?;
                 // Receive says what it did: each level's lines, counted against the stream.
                 let said = printed.stdout + &printed.stderr;
                 self.verbosity
@@ -422,8 +411,28 @@ impl<'a> Chains<'a> {
             } else if one && sent.start == 0 && commands.count_of("subvol") == 1 {
                 checked.refused += self.refuse_again(&stream, &target, i)?;
             }
+            if one && sent.start == 0 && commands.count_of("subvol") == 1 {
+                self.receive_at_top(&bytes, i)?;
+                checked.without_data += self.receive_without_data(paths[i], received, i)?;
+            }
         }
         Ok(())
+    }
+
+    /// Receives `stream` into `target` the seed's way, at the seed's level, with at most
+    /// [`RECEIVE_OPEN_FILES`] open files: what receive printed.
+    fn receive_loudly(&self, stream: &Path, target: &Path) -> Result<crate::exec::Output> {
+        let sh = self.ctx.sh();
+        let mount = self.dest.display().to_string();
+        let options = self.receive.options(&mount);
+        let (global, loudness) = self.verbosity.placed(self.placement);
+        self.ctx.run_with_open_files(
+            cmd!(
+                sh,
+                "btrfs {global...} receive {loudness...} {options...} -f {stream} {target}"
+            ),
+            RECEIVE_OPEN_FILES,
+        )
     }
 }
 

@@ -5,22 +5,28 @@
 //! wrong subvolume. The chain breaks a copy of each stream it sends these ways and holds
 //! receive to refusing it (and to the reason, where the reason tells the ways apart).
 
-use crate::send_stream::{self, Located, COMMAND_HEADER};
+use crate::send_stream::{self, Located, COMMAND_HEADER, PATH, SUBVOL, UUID};
 
-/// `BTRFS_SEND_C_SUBVOL`.
-const SUBVOL: u16 = 1;
 /// `BTRFS_SEND_C_SNAPSHOT`.
 const SNAPSHOT: u16 = 2;
 /// `BTRFS_SEND_C_END`.
 const END: u16 = 21;
+/// `BTRFS_SEND_C_WRITE`.
+const WRITE: u16 = 15;
 /// `BTRFS_SEND_C_ENCODED_WRITE`.
 const ENCODED_WRITE: u16 = 25;
+/// `BTRFS_SEND_C_ENABLE_VERITY` (protocol 3), with its attributes: `BTRFS_SEND_A_PATH`, then
+/// `_VERITY_ALGORITHM` (`u8`), `_VERITY_BLOCK_SIZE` (`u32`), `_VERITY_SALT_DATA` and
+/// `_VERITY_SIG_DATA`, all of which btrfs-progs requires.
+const ENABLE_VERITY: u16 = 26;
+const VERITY_ALGORITHM: u16 = 32;
+const VERITY_BLOCK_SIZE: u16 = 33;
+const VERITY_SALT: u16 = 34;
+const VERITY_SIG: u16 = 35;
+/// `FS_VERITY_HASH_ALG_SHA256`.
+const SHA256: u8 = 1;
 /// `BTRFS_SEND_A_CLONE_UUID`: in a snapshot command, the parent's UUID.
 const CLONE_UUID: u16 = 20;
-/// `BTRFS_SEND_A_PATH`: the path a command acts on (for `link`, the new name).
-const PATH: u16 = 15;
-/// `BTRFS_SEND_A_UUID`: in a subvolume or snapshot command, the subvolume's UUID.
-const UUID: u16 = 1;
 /// `BTRFS_SEND_A_CTRANSID`: the type a subvolume's UUID is given to take it away (the command's
 /// own ctransid follows it and wins).
 const CTRANSID: u16 = 2;
@@ -35,8 +41,9 @@ const LZO: std::ops::RangeInclusive<u32> = 3..=7;
 /// The commands that receive carries out on their path, with whether they make it: a command
 /// on a path that names nothing must fail, as must one that makes a path in a directory that
 /// does not exist. For `rename` the path is its source, for `link` its new name, for `clone`
-/// its destination. Not `fileattr`, `update_extent` and `enable_verity`, which btrfs-progs 6.2
-/// takes without touching the path.
+/// its destination. Not `fileattr` and `update_extent`, which btrfs-progs 6.2 takes without
+/// touching the path, nor `enable_verity`, which no stream of protocol 2 carries (see
+/// [`Refusal::Verity`]).
 const ON_A_PATH: &[(&str, bool)] = &[
     ("mkfile", true),
     ("mkdir", true),
@@ -96,6 +103,19 @@ pub enum Refusal {
     LzoTruncated,
     /// The stream received into a directory on a filesystem that is not btrfs.
     NotBtrfs,
+    /// For a receiving kernel without fs-verity, an `enable_verity` command (as protocol 3
+    /// carries a file's fs-verity) added after the first write, on its file: receive cannot
+    /// give the file what the stream says it has, and must fail, not leave it without.
+    Verity,
+}
+
+/// What the receiving side can do, which decides the ways a stream is broken for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Receiver {
+    /// It decompresses encoded writes itself (`--force-decompress`).
+    pub decompresses: bool,
+    /// Its kernel has fs-verity (btrfs lists the feature `verity`).
+    pub verity: bool,
 }
 
 impl Refusal {
@@ -116,6 +136,7 @@ impl Refusal {
             Refusal::LzoSegment => "whose lzo segment is longer than its data".into(),
             Refusal::LzoTruncated => "whose lzo data ends in a segment's header".into(),
             Refusal::NotBtrfs => "into a directory not on btrfs".into(),
+            Refusal::Verity => "that turns on fs-verity, which the receiving kernel lacks".into(),
         }
     }
 
@@ -138,6 +159,10 @@ impl Refusal {
             Refusal::LzoSegment => &["lzo segment header is invalid"],
             Refusal::LzoTruncated => &["lzo segment header is truncated"],
             Refusal::NotBtrfs => &["doesn't belong to btrfs mount point"],
+            Refusal::Verity => &[
+                "failed to enable verity on",
+                "fs-verity for stream not compiled in",
+            ],
         }
     }
 
@@ -193,12 +218,13 @@ impl Refusal {
     }
 }
 
-/// The broken copies of `bytes`, a file holding one stream: cut one byte into, and damaged in
-/// the middle of, the middle command that has a payload; for an incremental stream, without
-/// its parent; for a receiver that `decompresses`, with undecodable compressed data; and for
-/// each kind of command on a path, its first with a path that names nothing. None for a file
-/// that does not frame.
-pub fn broken(bytes: &[u8], decompresses: bool) -> Vec<(Refusal, Vec<u8>)> {
+/// The broken copies of `bytes`, a file holding one stream, for `receiver`: cut one byte into,
+/// and damaged in the middle of, the middle command that has a payload; for an incremental
+/// stream, without its parent; for a receiver that decompresses, with undecodable compressed
+/// data; for one without fs-verity, turning it on; and for each kind of command on a path, its
+/// first with a path that names nothing. None for a file that does not frame.
+pub fn broken(bytes: &[u8], receiver: Receiver) -> Vec<(Refusal, Vec<u8>)> {
+    let decompresses = receiver.decompresses;
     let (Ok(commands), Some(version)) = (send_stream::locate(bytes), send_stream::version(bytes))
     else {
         return Vec::new();
@@ -313,6 +339,9 @@ pub fn broken(bytes: &[u8], decompresses: bool) -> Vec<(Refusal, Vec<u8>)> {
             }
         }
     }
+    if !receiver.verity {
+        copies.extend(with_verity(bytes, &commands, version).map(|copy| (Refusal::Verity, copy)));
+    }
     for &(name, makes) in ON_A_PATH {
         let Some(kind) = send_stream::number_of(name) else {
             continue;
@@ -337,10 +366,43 @@ pub fn broken(bytes: &[u8], decompresses: bool) -> Vec<(Refusal, Vec<u8>)> {
     copies
 }
 
+/// `bytes` with an `enable_verity` command after its first write (plain or encoded), on that
+/// write's path: SHA-256 in blocks of 4 KiB, with a salt and without a signature.
+fn with_verity(bytes: &[u8], commands: &[Located], version: u32) -> Option<Vec<u8>> {
+    let (write, path) = commands
+        .iter()
+        .filter(|c| c.command == WRITE || c.command == ENCODED_WRITE)
+        .find_map(|c| {
+            let payload = &bytes[c.at + COMMAND_HEADER..c.at + COMMAND_HEADER + c.len];
+            send_stream::attribute(payload, PATH, version).map(|path| (c, payload[path].to_vec()))
+        })?;
+    let mut verity = send_stream::tlv(PATH, &path);
+    verity.extend(send_stream::tlv(VERITY_ALGORITHM, &[SHA256]));
+    verity.extend(send_stream::tlv(VERITY_BLOCK_SIZE, &4096u32.to_le_bytes()));
+    verity.extend(send_stream::tlv(VERITY_SALT, b"sendtest"));
+    verity.extend(send_stream::tlv(VERITY_SIG, b""));
+    let after = write.at + COMMAND_HEADER + write.len;
+    let mut copy = bytes[..after].to_vec();
+    copy.extend(send_stream::sealed(ENABLE_VERITY, &verity));
+    copy.extend(&bytes[after..]);
+    Some(copy)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::send_stream::made::{command, stream, tlv};
+
+    /// A receiver that decompresses, and one that does not, both with fs-verity (so that no
+    /// `enable_verity` is added unless a test asks for it).
+    const DECOMPRESSES: Receiver = Receiver {
+        decompresses: true,
+        verity: true,
+    };
+    const PLAIN: Receiver = Receiver {
+        decompresses: false,
+        verity: true,
+    };
 
     #[test]
     fn an_incremental_stream_is_cut_damaged_and_orphaned() {
@@ -359,7 +421,7 @@ mod tests {
                 Refusal::Cut | Refusal::Damaged | Refusal::NoParent | Refusal::BadData
             )
         };
-        let copies: Vec<(Refusal, Vec<u8>)> = broken(&whole, true)
+        let copies: Vec<(Refusal, Vec<u8>)> = broken(&whole, DECOMPRESSES)
             .into_iter()
             .filter(|(w, _)| framing(w))
             .collect();
@@ -385,13 +447,13 @@ mod tests {
         assert_eq!(changed.iter().filter(|i| **i >= uuid).count(), 16);
         // A full stream has no parent to take away.
         let full = stream(&[command(1, &tlv(15, b"s0")), command(END, b"")]);
-        let ways: Vec<Refusal> = broken(&full, true)
+        let ways: Vec<Refusal> = broken(&full, DECOMPRESSES)
             .iter()
             .map(|(w, _)| *w)
             .filter(framing)
             .collect();
         assert_eq!(ways, [Refusal::Cut, Refusal::Damaged]);
-        assert!(broken(b"junk", true).is_empty());
+        assert!(broken(b"junk", DECOMPRESSES).is_empty());
         // An encoded write's data (protocol 2: the rest of the command) loses its header, for
         // a receiver that decompresses only.
         let mut encoded = tlv(15, b"f");
@@ -399,12 +461,12 @@ mod tests {
         encoded.extend([0x28, 0xb5, 0x2f, 0xfd, 1, 2, 3]);
         let mut proto2 = stream(&[command(1, &tlv(15, b"s0")), command(25, &encoded)]);
         proto2[13] = 2;
-        let copies = broken(&proto2, true);
+        let copies = broken(&proto2, DECOMPRESSES);
         let (way, bad) = copies.iter().find(|(w, _)| *w == Refusal::BadData).unwrap();
         assert_eq!(*way, Refusal::BadData);
         let data = bad.len() - 7;
         assert_eq!(&bad[data..], &[0xff, 0xff, 0xff, 0xff, 1, 2, 3]);
-        assert!(broken(&proto2, false)
+        assert!(broken(&proto2, PLAIN)
             .iter()
             .all(|(w, _)| *w != Refusal::BadData));
     }
@@ -425,7 +487,7 @@ mod tests {
             command(24, &tlv(PATH, b"f")),
             command(END, b""),
         ]);
-        let missing: Vec<(Refusal, Vec<u8>)> = broken(&whole, false)
+        let missing: Vec<(Refusal, Vec<u8>)> = broken(&whole, PLAIN)
             .into_iter()
             .filter(|(w, _)| matches!(w, Refusal::Missing(_)))
             .collect();
@@ -516,7 +578,7 @@ mod tests {
             command(END, b""),
         ]);
         let located = send_stream::locate(&whole).unwrap();
-        let copies = broken(&whole, false);
+        let copies = broken(&whole, PLAIN);
         let copy = |way| &copies.iter().find(|(w, _)| *w == way).unwrap().1;
         let types = |bytes: &[u8], c: &Located| {
             let payload = &bytes[c.at + COMMAND_HEADER..c.at + COMMAND_HEADER + c.len];
@@ -546,9 +608,63 @@ mod tests {
         subvol.extend(tlv(CTRANSID, &[1; 8]));
         subvol.extend(tlv(UUID, &[9; 16]));
         let odd = stream(&[command(SUBVOL, &subvol), command(END, b"")]);
-        assert!(broken(&odd, false)
+        assert!(broken(&odd, PLAIN)
             .iter()
             .all(|(w, _)| *w != Refusal::NoUuid));
+    }
+
+    #[test]
+    fn a_receiver_without_fs_verity_is_asked_for_it_after_the_first_write() {
+        let mut write = tlv(PATH, b"o257-5-0");
+        write.extend(tlv(18, &[0; 8]));
+        write.extend(send_stream::DATA.to_le_bytes());
+        write.extend([7; 5]);
+        let whole = stream(&[
+            command(SUBVOL, &tlv(PATH, b"s0")),
+            command(3, &tlv(PATH, b"o257-5-0")),
+            command(WRITE, &write),
+            command(WRITE, &write),
+            command(END, b""),
+        ]);
+        let lacking = Receiver {
+            verity: false,
+            ..PLAIN
+        };
+        let copies = broken(&whole, lacking);
+        let (_, copy) = copies.iter().find(|(w, _)| *w == Refusal::Verity).unwrap();
+        let before = send_stream::locate(&whole).unwrap();
+        let after = send_stream::locate(copy).unwrap();
+        let kinds: Vec<u16> = after.iter().map(|c| c.command).collect();
+        assert_eq!(kinds, [SUBVOL, 3, WRITE, ENABLE_VERITY, WRITE, END]);
+        // Everything else as it was, byte for byte.
+        let added = after[3].at..after[4].at;
+        assert_eq!(&copy[..added.start], &whole[..before[3].at]);
+        assert_eq!(&copy[added.end..], &whole[before[3].at..]);
+        // Its checksum is sound, and it carries every attribute btrfs-progs reads, on the
+        // write's path.
+        let framed = send_stream::count(copy).unwrap();
+        assert_eq!(framed.count_of("enable_verity"), 1);
+        let payload = &copy[added.start + COMMAND_HEADER..added.end];
+        let value = |kind| &payload[send_stream::attribute(payload, kind, 2).unwrap()];
+        assert_eq!(value(PATH), b"o257-5-0");
+        assert_eq!(value(VERITY_ALGORITHM), [SHA256]);
+        assert_eq!(value(VERITY_BLOCK_SIZE), 4096u32.to_le_bytes());
+        assert_eq!(value(VERITY_SALT), b"sendtest");
+        assert_eq!(value(VERITY_SIG), b"");
+        // Not for a kernel with fs-verity, nor for a stream that writes nothing.
+        assert!(broken(&whole, PLAIN)
+            .iter()
+            .all(|(w, _)| *w != Refusal::Verity));
+        let empty = stream(&[command(SUBVOL, &tlv(PATH, b"s0")), command(END, b"")]);
+        assert!(broken(&empty, lacking)
+            .iter()
+            .all(|(w, _)| *w != Refusal::Verity));
+        let said = "ERROR: failed to enable verity on /mnt/s0/o257-5-0: -95\n";
+        assert_eq!(Refusal::Verity.check(Some(1), said, true), Ok(()));
+        // Failing on the way to it is not refusing it.
+        assert!(Refusal::Verity
+            .check(Some(1), "ERROR: write: path invalid: o257-5-0\n", true)
+            .is_err());
     }
 
     #[test]
@@ -562,7 +678,7 @@ mod tests {
         encoded.extend([1, 2, 3, 4]);
         let mut proto2 = stream(&[command(1, &tlv(PATH, b"s0")), command(25, &encoded)]);
         proto2[13] = 2;
-        let copies = broken(&proto2, true);
+        let copies = broken(&proto2, DECOMPRESSES);
         let copy = |way| &copies.iter().find(|(w, _)| *w == way).unwrap().1;
         let data = proto2.len() - 12;
         assert_eq!(
@@ -580,9 +696,9 @@ mod tests {
                 .filter(|(w, _)| matches!(w, Refusal::LzoSegment | Refusal::LzoTruncated))
                 .count()
         };
-        assert_eq!(lzo_ways(broken(&proto2, false)), 0);
+        assert_eq!(lzo_ways(broken(&proto2, PLAIN)), 0);
         let compression = proto2.len() - 12 - 2 - 4;
         proto2[compression] = 2;
-        assert_eq!(lzo_ways(broken(&proto2, true)), 0);
+        assert_eq!(lzo_ways(broken(&proto2, DECOMPRESSES)), 0);
     }
 }

@@ -3,7 +3,7 @@
 
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 
 use super::chain::{Chains, Checked, Verdict};
 use super::compression::Compression;
@@ -110,18 +110,28 @@ pub fn run_seeds(t: &mut Ctx, setup: &Setup<'_>) -> Result<()> {
             if chains.proto2 {
                 chains.compress_with(Compression::draw(seed))?;
             }
-            if let Verdict::Failed(failure) = chains.check(&list, &mut total)? {
+            let protocol = if chains.proto2 {
+                format!(
+                    "protocol 2 with {}-compressed data",
+                    chains.compression.name()
+                )
+            } else {
+                "protocol 1".to_string()
+            };
+            chains.ctx().note(&format!(
+                "seed {seed}, {protocol}: receive {}, parents {}",
+                chains.receive.name(),
+                chains.parents.name()
+            ));
+            // A seed that errs or outlasts the case's time limit is named, so that it can be
+            // run again alone.
+            let verdict = chains
+                .check(&list, &mut total)
+                .with_context(|| format!("seed {seed}, {protocol}"))?;
+            if let Verdict::Failed(failure) = verdict {
                 if knobs.no_shrink {
                     return Err(detected(format!(
-                        "seed {seed}, {}: {} (not shrunk: --no-shrink)",
-                        if chains.proto2 {
-                            format!(
-                                "protocol 2 with {}-compressed data",
-                                chains.compression.name()
-                            )
-                        } else {
-                            "protocol 1".to_string()
-                        },
+                        "seed {seed}, {protocol}: {} (not shrunk: --no-shrink)",
                         failure.message
                     )));
                 }
@@ -173,12 +183,13 @@ pub fn run_seeds(t: &mut Ctx, setup: &Setup<'_>) -> Result<()> {
     };
     let case = case_name(t);
     let line = format!(
-        "{case}: {seeds} seed(s) from {first}: {} operations, {} snapshots, {} sends ({protocols}){noise}, {} extent items that send must clone checked received shared{reused}, {} streams broken on purpose refused; {}",
+        "{case}: {seeds} seed(s) from {first}: {} operations, {} snapshots, {} sends ({protocols}){noise}, {} extent items that send must clone checked received shared{reused}, {} streams broken on purpose refused, {} streams without data received; {}",
         total.ops,
         total.snapshots,
         total.sends,
         total.must_clone,
         total.refused,
+        total.without_data,
         findings.verdict()
     );
     t.headline(&line)?;

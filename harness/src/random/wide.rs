@@ -391,7 +391,8 @@ fn acl_name(default: bool) -> &'static str {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// `bytes` in hexadecimal, after `0x`.
+pub(crate) fn hex(bytes: &[u8]) -> String {
     let digits: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
     format!("0x{digits}")
 }

@@ -1,7 +1,8 @@
 //! Each stream of a chain broken on purpose, and receive held to refusing it
 //! ([`crate::random::refusal`]): cut short, damaged, malformed, without its parent, with paths
-//! that name nothing, for a receiver that decompresses with undecodable compressed data; and
-//! the stream itself received again, and into a directory that is not on btrfs.
+//! that name nothing, for a receiver that decompresses with undecodable compressed data, for a
+//! kernel without fs-verity turning it on; and the stream itself received again, and into a
+//! directory that is not on btrfs.
 
 use std::path::Path;
 use std::time::Duration;
@@ -11,6 +12,7 @@ use xshell::cmd;
 use super::{ChainFailure, Chains};
 use crate::random::receive::Receive;
 use crate::random::refusal::{self, Refusal};
+use crate::require::Require;
 
 /// The directory under the chain's that broken streams are received into, emptied after each.
 const REFUSED_DIR: &str = "refused";
@@ -33,7 +35,11 @@ impl Chains<'_> {
         let failed = |e: &dyn std::fmt::Display| {
             ChainFailure::failed(format!("refusals of snapshot {i}'s stream: {e}"))
         };
-        let mut copies = refusal::broken(bytes, self.receive == Receive::ForceDecompress);
+        let receiver = refusal::Receiver {
+            decompresses: self.receive == Receive::ForceDecompress,
+            verity: Require::KernelFeature("verity").unmet().is_none(),
+        };
+        let mut copies = refusal::broken(bytes, receiver);
         // `--max-errors 0` makes receive read on past the end of a stream cut short, for ever
         // (btrfs-progs 6.2 to 6.19: docs/random.md, known receive bugs).
         if self.receive == Receive::MaxErrors {
