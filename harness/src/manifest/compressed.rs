@@ -8,9 +8,10 @@
 //! that send fell back to plain writes, or that the receiver decompressed, where neither should.
 //!
 //! The rule holds for a file new in the stream, whose every extent is sent (or cloned from data
-//! already received). Not for an extent that an inode sent before it, or the parent or a clone
-//! source, references too: send may pick that one to clone from, clone the part it references,
-//! and write the rest of the item as plain data (an encoded write sends whole items only). It
+//! already received). Not for an extent that an inode sent before it, an earlier part of the
+//! same file, or the parent or a clone source, references too: send may pick that one to clone
+//! from, clone the part it references, and write the rest of the item as plain data (an encoded
+//! write sends whole items only). It
 //! does not hold with `--force-decompress`, and it is not checked without `--compressed-data`.
 //! fstests' btrfs/281 checks the same of one file: after a protocol-2 send with compressed
 //! data, the received extents are compressed.
@@ -112,7 +113,7 @@ pub fn decompressed(
         }
         let file = source_root.join(path);
         let ino = shared::inode(&file)?;
-        let mut theirs = extents::of_file(&file)?;
+        let mut theirs = without_repeats(extents::of_file(&file)?);
         theirs.retain(|e| match e.kind {
             Kind::Regular { disk_bytenr, .. } if disk_bytenr != 0 => {
                 !held_before.contains(&disk_bytenr)
@@ -137,6 +138,20 @@ pub fn decompressed(
         }
     }
     Ok(found)
+}
+
+/// One file's `extents`, in file order, without each regular extent that an earlier part of
+/// the file references too: send may clone from that part (seed 1972184315 writes 146 KiB
+/// compressed, reflinks into its middle, and the extent's tail arrives cloned and written).
+fn without_repeats(extents: Vec<Extent>) -> Vec<Extent> {
+    let mut seen = HashSet::new();
+    extents
+        .into_iter()
+        .filter(|e| match e.kind {
+            Kind::Regular { disk_bytenr, .. } if disk_bytenr != 0 => seen.insert(disk_bytenr),
+            _ => true,
+        })
+        .collect()
 }
 
 fn show(ranges: &[(u64, u64)]) -> String {
@@ -192,6 +207,39 @@ mod tests {
             kind: Kind::Inline { len: 20 },
         };
         assert_eq!(must_stay_compressed(&[inline], 100), vec![]);
+    }
+
+    #[test]
+    fn an_extent_the_file_references_twice_counts_the_first_time_only() {
+        let mut tail = regular(94208, 3, 4096, 36864);
+        if let Kind::Regular { ref mut offset, .. } = tail.kind {
+            *offset = 94208;
+        }
+        let other = Extent {
+            kind: Kind::Regular {
+                disk_bytenr: 2 << 30,
+                disk_num_bytes: 4096,
+                offset: 0,
+                num_bytes: 61440,
+            },
+            ..regular(32768, 3, 4096, 61440)
+        };
+        let hole = Extent {
+            kind: Kind::Regular {
+                disk_bytenr: 0,
+                disk_num_bytes: 0,
+                offset: 0,
+                num_bytes: 4096,
+            },
+            ..regular(131072, 0, 0, 4096)
+        };
+        let kept = without_repeats(vec![regular(0, 3, 4096, 32768), other, tail, hole, hole]);
+        let offsets: Vec<u64> = kept.iter().map(|e| e.file_offset).collect();
+        assert_eq!(offsets, [0, 32768, 131072, 131072]);
+        assert_eq!(
+            must_stay_compressed(&kept, 1 << 20),
+            vec![(0, 32768), (32768, 94208)]
+        );
     }
 
     #[test]
