@@ -328,7 +328,7 @@ fn spawn_and_wait(
         .and_then(|out| Ok((out, stderr.try_clone()?)))
         .map_err(|e| (Failure::NotStarted, e.to_string()))
         .and_then(|(out, err)| wait_polling(command, out, err, limit, deadline, &mut |_| {}));
-    let stderr_text = read_all(&mut stderr);
+    let stderr_text = read_stderr(&mut stderr);
     match waited {
         Ok(status) => Ok(Output {
             status,
@@ -554,7 +554,7 @@ impl Background {
             .take()
             .expect("a Background has its child until it is waited for");
         let outcome = poll(&mut child, self.started, None, log.deadline(), &mut |_| {});
-        let stderr = read_all(&mut self.stderr);
+        let stderr = read_stderr(&mut self.stderr);
         let result = match outcome {
             Ok(status) if status.success() => Ok(Output {
                 status,
@@ -591,12 +591,42 @@ impl Drop for Background {
     }
 }
 
+/// The most of a command's stderr that is read back: its first and last halves of this, with a
+/// line between them saying how much was left out. A command that runs away printing errors (a
+/// receive that says the same one for ever, until its time limit) can write gigabytes, which
+/// would take the harness past its limits, and its memory, to read and log. Stdout is read
+/// whole: the harness parses it (a tree's dump can be long).
+const MOST_STDERR: u64 = 16 << 20;
+
 fn read_all(file: &mut File) -> String {
-    let mut bytes = Vec::new();
-    let _ = file
-        .seek(SeekFrom::Start(0))
-        .and_then(|_| file.read_to_end(&mut bytes));
-    String::from_utf8_lossy(&bytes).into_owned()
+    read_within(file, u64::MAX)
+}
+
+fn read_stderr(file: &mut File) -> String {
+    read_within(file, MOST_STDERR)
+}
+
+/// `file` from its start, or, past `most` bytes, its first and last `most / 2` with a line
+/// between them that says how many bytes it leaves out.
+fn read_within(file: &mut File, most: u64) -> String {
+    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let mut read = |from: u64, count: u64| {
+        let mut bytes = Vec::new();
+        let _ = file
+            .seek(SeekFrom::Start(from))
+            .and_then(|_| (&mut *file).take(count).read_to_end(&mut bytes));
+        String::from_utf8_lossy(&bytes).into_owned()
+    };
+    if len <= most {
+        return read(0, len);
+    }
+    let half = most / 2;
+    format!(
+        "{}\n[sendtest: {} bytes of this output left out]\n{}",
+        read(0, half),
+        len - 2 * half,
+        read(len - half, half)
+    )
 }
 
 /// The last `n` non-empty lines of `text`.
@@ -721,6 +751,21 @@ mod tests {
         assert!(
             !std::path::Path::new(&format!("/proc/{pid}")).exists(),
             "sleep {pid} outlived its guard"
+        );
+    }
+
+    #[test]
+    fn a_runaway_output_is_read_as_its_head_and_tail() {
+        let mut file = tempfile::tempfile().unwrap();
+        file.write_all(b"first\n").unwrap();
+        file.write_all(&b"again\n".repeat(100)).unwrap();
+        file.write_all(b"last\n").unwrap();
+        let whole = read_within(&mut file, 1 << 20);
+        assert_eq!(whole.lines().count(), 102);
+        let cut = read_within(&mut file, 24);
+        assert_eq!(
+            cut,
+            "first\nagain\n\n[sendtest: 587 bytes of this output left out]\n\nagain\nlast\n"
         );
     }
 
