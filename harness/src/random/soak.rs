@@ -135,7 +135,8 @@ pub fn run_seeds(t: &mut Ctx, setup: &Setup<'_>) -> Result<()> {
                         failure.message
                     )));
                 }
-                let shrunk = shrink_and_keep(chains, seed, &list, &failure)?;
+                let shrunk = shrink_and_keep(chains, seed, &list, &failure)
+                    .with_context(|| format!("seed {seed}, {protocol}: {}", failure.message))?;
                 let known = known::classify(
                     setup.known_bugs,
                     &shrunk.failure,
