@@ -247,18 +247,15 @@ pub fn sealed(number: u16, payload: &[u8]) -> Vec<u8> {
     bytes
 }
 
-/// A full stream `bytes` (its first command `subvol`) whose subvolume is named `name`, with
-/// the UUID it carries; `None` for another stream.
-pub fn renamed_subvolume(bytes: &[u8], name: &str) -> Option<(Vec<u8>, [u8; 16])> {
+/// A full stream `bytes` (its first command `subvol`) whose subvolume is named `name`; `None`
+/// for another stream.
+pub fn renamed_subvolume(bytes: &[u8], name: &str) -> Option<Vec<u8>> {
     let version = version(bytes)?;
     let first = *locate(bytes)
         .ok()?
         .first()
         .filter(|c| c.command == SUBVOL)?;
     let payload = &bytes[first.at + COMMAND_HEADER..first.at + COMMAND_HEADER + first.len];
-    let uuid = payload[attribute(payload, UUID, version)?]
-        .try_into()
-        .ok()?;
     let path = attribute(payload, PATH, version)?;
     let mut renamed = payload[..path.start - 4].to_vec();
     renamed.extend(tlv(PATH, name.as_bytes()));
@@ -266,7 +263,7 @@ pub fn renamed_subvolume(bytes: &[u8], name: &str) -> Option<(Vec<u8>, [u8; 16])
     let mut copy = bytes[..first.at].to_vec();
     copy.extend(sealed(SUBVOL, &renamed));
     copy.extend(&bytes[first.at + COMMAND_HEADER + first.len..]);
-    Some((copy, uuid))
+    Some(copy)
 }
 
 /// Streams made by hand, for tests.
@@ -309,8 +306,7 @@ mod tests {
             command(3, &tlv(PATH, b"f")),
             command(END, b""),
         ]);
-        let (renamed, uuid) = renamed_subvolume(&whole, "t").unwrap();
-        assert_eq!(uuid, [9; 16]);
+        let renamed = renamed_subvolume(&whole, "t").unwrap();
         // The checksums are sound: crc32c of the command with its field zeroed.
         let commands = locate(&renamed).unwrap();
         let first = commands[0];

@@ -405,14 +405,17 @@ impl<'a> Chains<'a> {
             // receive must refuse (of the last only: each refusal costs a receive); the first,
             // if it is another and holds one full subvolume, only received again.
             let one = commands.streams == 1 && commands.subvolumes() == 1;
+            let first_full = one && sent.start == 0 && commands.count_of("subvol") == 1;
             let target = self.receive.targets(received)[0].clone();
             if one && sent.end == snapshots.len() {
                 checked.refused += self.refuse(&stream, &bytes, &target, received, i)?;
-            } else if one && sent.start == 0 && commands.count_of("subvol") == 1 {
+            } else if first_full {
                 checked.refused += self.refuse_again(&stream, &target, i)?;
             }
-            if one && sent.start == 0 && commands.count_of("subvol") == 1 {
-                self.receive_at_top(&bytes, i)?;
+            // The first full stream also goes to the filesystem's top, and its snapshot again
+            // without data.
+            if first_full {
+                self.receive_at_top(&bytes, paths[i], i)?;
                 checked.without_data += self.receive_without_data(paths[i], received, i)?;
             }
         }

@@ -391,8 +391,7 @@ fn acl_name(default: bool) -> &'static str {
     }
 }
 
-/// `bytes` in hexadecimal, after `0x`.
-pub(crate) fn hex(bytes: &[u8]) -> String {
+fn hex(bytes: &[u8]) -> String {
     let digits: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
     format!("0x{digits}")
 }

@@ -172,7 +172,7 @@ impl Chains<'_> {
     }
 
     /// Whether the layout oracle's rule `field` is on: not when the chain ignores the field.
-    fn checks(&self, field: &str) -> bool {
+    pub(super) fn checks(&self, field: &str) -> bool {
         !self.ignore_args.iter().any(|f| f == field)
     }
 

@@ -59,13 +59,8 @@ impl Chains<'_> {
         if verdict.is_err() {
             self.keep_stream(&stream, i);
         }
-        for entry in std::fs::read_dir(&dir).map_err(|e| failed(e.to_string()))? {
-            let path = entry.map_err(|e| failed(e.to_string()))?.path();
-            self.ctx
-                .delete_subvolume_quickly(&path)
-                .map_err(|e| failed(format!("deleting {}: {e:#}", path.display())))?;
-        }
-        std::fs::remove_dir(&dir).map_err(|e| failed(e.to_string()))?;
+        self.empty(&dir)
+            .map_err(|e| failed(format!("emptying {}: {e:#}", dir.display())))?;
         let _ = std::fs::remove_file(&stream);
         verdict.map(|()| 1).map_err(failed)
     }

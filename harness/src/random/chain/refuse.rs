@@ -131,7 +131,7 @@ impl Chains<'_> {
     }
 
     /// Deletes what a refused receive left in `dir` (a partial subvolume) and `dir` itself.
-    fn empty(&self, dir: &Path) -> anyhow::Result<()> {
+    pub(super) fn empty(&self, dir: &Path) -> anyhow::Result<()> {
         for entry in std::fs::read_dir(dir)? {
             let path = entry?.path();
             if self.ctx.delete_subvolume_quickly(&path).is_err() {
