@@ -9,6 +9,7 @@ mod random;
 mod random_concurrent;
 mod receive_write_after_rename;
 mod ro_flip_with_delalloc;
+mod send_alloc_failure;
 mod setuid_after_chown;
 mod snapshot_during_send;
 
@@ -22,6 +23,7 @@ pub const ALL: &[&Case] = &[
     &encoded_inline_truncated_then_reflinked::CASE,
     &setuid_after_chown::CASE,
     &receive_write_after_rename::CASE,
+    &send_alloc_failure::CASE,
 ];
 
 /// The send bugs the random cases know of (see `random.rs`).

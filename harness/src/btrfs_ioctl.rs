@@ -5,6 +5,9 @@
 //! Also what btrfs-progs would tell less exactly: a subvolume's identity as receive leaves it
 //! (read-only flag, UUIDs, transaction ids), and its read-only flag set or cleared without
 //! touching the received UUID (`btrfs property set -f … ro false` clears it).
+//!
+//! And send itself (BTRFS_IOC_SEND) as one system call, for what `btrfs send` cannot do: fail
+//! a chosen allocation inside the ioctl alone, or pass arguments btrfs-progs never would.
 
 use std::fs::File;
 use std::os::fd::AsRawFd;
@@ -12,6 +15,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
+pub use nix::errno::Errno;
 
 const BTRFS_IOCTL_MAGIC: u8 = 0x94;
 const BTRFS_SUBVOL_RDONLY: u64 = 1 << 1;
@@ -44,6 +48,63 @@ nix::ioctl_none!(ioc_sync, BTRFS_IOCTL_MAGIC, 8);
 nix::ioctl_read!(ioc_subvol_getflags, BTRFS_IOCTL_MAGIC, 25, u64);
 nix::ioctl_write_ptr!(ioc_subvol_setflags, BTRFS_IOCTL_MAGIC, 26, u64);
 nix::ioctl_read!(ioc_get_subvol_info, BTRFS_IOCTL_MAGIC, 60, SubvolInfoArgs);
+nix::ioctl_write_ptr!(ioc_send, BTRFS_IOCTL_MAGIC, 38, SendArgs);
+
+/// `struct btrfs_ioctl_send_args`.
+#[repr(C)]
+struct SendArgs {
+    send_fd: i64,
+    clone_sources_count: u64,
+    clone_sources: *const u64,
+    parent_root: u64,
+    flags: u64,
+    version: u32,
+    reserved: [u8; 28],
+}
+
+const _: () = assert!(std::mem::size_of::<SendArgs>() == 72);
+
+/// `BTRFS_SEND_FLAG_VERSION`: `version` names the stream's protocol.
+pub const SEND_FLAG_VERSION: u64 = 0x8;
+/// `BTRFS_SEND_FLAG_COMPRESSED`: compressed extents go as they are (protocol 2 and later).
+pub const SEND_FLAG_COMPRESSED: u64 = 0x10;
+
+/// What BTRFS_IOC_SEND is asked: the fields of `struct btrfs_ioctl_send_args`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SendRequest<'a> {
+    /// The parent's tree id, 0 for a full send.
+    pub parent_root: u64,
+    pub clone_sources: &'a [u64],
+    /// Overrides `clone_sources.len()` as the count the kernel is told.
+    pub clone_sources_count: Option<u64>,
+    pub flags: u64,
+    pub version: u32,
+}
+
+/// Sends subvolume `subvol` into `out` at offset 0, as one ioctl: nothing else enters the
+/// kernel, so a fault armed just before fails inside send.
+pub fn send(subvol: &File, out: &File, request: &SendRequest) -> nix::Result<()> {
+    let args = SendArgs {
+        send_fd: i64::from(out.as_raw_fd()),
+        clone_sources_count: request
+            .clone_sources_count
+            .unwrap_or(request.clone_sources.len() as u64),
+        clone_sources: request.clone_sources.as_ptr(),
+        parent_root: request.parent_root,
+        flags: request.flags,
+        version: request.version,
+        reserved: [0; 28],
+    };
+    // SAFETY: `args` is a complete btrfs_ioctl_send_args; its clone_sources points at the
+    // request's slice, which outlives the call (the kernel copies at most the count it is told,
+    // and fails with EFAULT past the slice's end, which only a wrong count can ask).
+    unsafe { ioc_send(subvol.as_raw_fd(), &args) }.map(drop)
+}
+
+/// The tree id (root id) of subvolume `path`: what a send names a parent or clone source by.
+pub fn tree_id(path: &Path) -> Result<u64> {
+    Ok(info_args(path)?.treeid)
+}
 
 /// `struct btrfs_ioctl_timespec`.
 #[repr(C)]
@@ -101,12 +162,7 @@ pub struct SubvolumeInfo {
 
 /// The identity of subvolume `path` (BTRFS_IOC_GET_SUBVOL_INFO, kernels from 4.18).
 pub fn subvolume_info(path: &Path) -> Result<SubvolumeInfo> {
-    let dir = open_dir(path)?;
-    // SAFETY: the kernel fills the whole struct; all-zero bytes are a valid value of it.
-    let mut args: Box<SubvolInfoArgs> = Box::new(unsafe { std::mem::zeroed() });
-    // SAFETY: `args` is a btrfs_ioctl_get_subvol_info_args that outlives the call.
-    unsafe { ioc_get_subvol_info(dir.as_raw_fd(), &mut *args) }
-        .with_context(|| format!("reading subvolume info of {}", path.display()))?;
+    let args = info_args(path)?;
     Ok(SubvolumeInfo {
         readonly: args.flags & ROOT_SUBVOL_RDONLY != 0,
         uuid: args.uuid,
@@ -116,6 +172,16 @@ pub fn subvolume_info(path: &Path) -> Result<SubvolumeInfo> {
         stransid: args.stransid,
         rtransid: args.rtransid,
     })
+}
+
+fn info_args(path: &Path) -> Result<Box<SubvolInfoArgs>> {
+    let dir = open_dir(path)?;
+    // SAFETY: the kernel fills the whole struct; all-zero bytes are a valid value of it.
+    let mut args: Box<SubvolInfoArgs> = Box::new(unsafe { std::mem::zeroed() });
+    // SAFETY: `args` is a btrfs_ioctl_get_subvol_info_args that outlives the call.
+    unsafe { ioc_get_subvol_info(dir.as_raw_fd(), &mut *args) }
+        .with_context(|| format!("reading subvolume info of {}", path.display()))?;
+    Ok(args)
 }
 
 /// Sets or clears subvolume `path`'s read-only flag, leaving its received UUID as it is.

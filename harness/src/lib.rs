@@ -18,6 +18,7 @@ pub mod dmesg;
 pub mod envelope;
 pub mod exec;
 pub mod extents;
+pub mod fault_inject;
 pub mod file_ioctl;
 pub mod finding;
 pub mod interrupt;

@@ -22,6 +22,9 @@ pub enum Require {
     KernelFeature(&'static str),
     /// A filesystem feature `mkfs.btrfs -O list-all` offers.
     MkfsFeature(&'static str),
+    /// Kernel allocations failed on demand (fail-nth and failslab), in a guest: see
+    /// [`crate::fault_inject`].
+    FailNth,
 }
 
 const FEATURES: &str = "/sys/fs/btrfs/features";
@@ -59,6 +62,7 @@ impl Require {
                     "needs mkfs.btrfs with the feature `{name}`, which `mkfs.btrfs -O list-all` does not offer here"
                 )
             }),
+            Require::FailNth => crate::fault_inject::unmet(),
         }
     }
 }

@@ -25,6 +25,9 @@ use crate::args::{
 /// The default suite: the cases, and the fixed random seeds, each reaching code the other does
 /// not (see docs/mutation.md).
 const MUTATION_SUITE: &[&str] = &["ro-flip-with-delalloc", "random"];
+/// What the suite adds for send (a kernel tree), whose mutants run in guests: each allocation
+/// of two sends failed in turn, which takes send's error paths. Last, as the slowest.
+const MUTATION_SUITE_SEND: &[&str] = &["send-alloc-failure"];
 /// The random case's seeds in a mutation run of send (a kernel tree), unless `--random-seed`
 /// says otherwise: the case runs once with each, in this order, until one fails.
 pub const RANDOM_SEEDS: &[u64] = &[1, 8];
@@ -358,10 +361,12 @@ fn select(args: &MutateArgs, tree: &Path, source: &Path, files: &[String]) -> Re
     Ok(mutants)
 }
 
-/// The default mutation suite's cases.
-pub fn mutation_suite() -> Result<Vec<&'static Case>> {
+/// The default mutation suite's cases: for send (`kernel`), or for receive.
+pub fn mutation_suite(kernel: bool) -> Result<Vec<&'static Case>> {
+    let send: &[&str] = if kernel { MUTATION_SUITE_SEND } else { &[] };
     MUTATION_SUITE
         .iter()
+        .chain(send)
         .map(|name| cases::by_name(name).context("the mutation suite names a missing case"))
         .collect()
 }
@@ -385,7 +390,7 @@ pub fn suite_options(random_seeds: u64, timeout: Duration) -> CaseOptions {
 /// The suite: the cases and groups named, or the mutation suite.
 fn suite(args: &MutateArgs) -> Result<Vec<&'static Case>> {
     if args.cases.is_empty() && args.groups.is_empty() {
-        return mutation_suite();
+        return mutation_suite(args.kernel_tree.is_some());
     }
     let selection = runner::Selection {
         names: args.cases.clone(),
@@ -393,4 +398,25 @@ fn suite(args: &MutateArgs) -> Result<Vec<&'static Case>> {
         ..Default::default()
     };
     runner::select(cases::ALL, &selection).map_err(anyhow::Error::msg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn send_adds_the_allocation_failures_last_and_receive_does_not() {
+        let names = |kernel| -> Vec<&str> {
+            mutation_suite(kernel)
+                .unwrap()
+                .iter()
+                .map(|c| c.name)
+                .collect()
+        };
+        assert_eq!(
+            names(true),
+            ["ro-flip-with-delalloc", "random", "send-alloc-failure"]
+        );
+        assert_eq!(names(false), ["ro-flip-with-delalloc", "random"]);
+    }
 }

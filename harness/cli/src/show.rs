@@ -112,6 +112,7 @@ fn requirements(case: &Case) -> Vec<String> {
             Require::SendProtocol(n) => format!("send protocol {n}"),
             Require::KernelFeature(name) => format!("btrfs feature {name}"),
             Require::MkfsFeature(name) => format!("mkfs feature {name}"),
+            Require::FailNth => "fail-nth (a guest)".to_string(),
         })
         .collect()
 }

@@ -31,6 +31,7 @@ pub fn kernel(tree: &Path, vm_args: &VmArgs, reps: usize, work: &Path) -> Result
         reps,
         &work.join("mutants-kernel"),
         KERNEL_TARGET,
+        true,
     )
 }
 
@@ -43,6 +44,7 @@ pub fn progs(tree: &Path, reps: usize, work: &Path) -> Result<()> {
         reps,
         &work.join("mutants-progs"),
         PROGS_TARGET,
+        false,
     )
 }
 
@@ -55,6 +57,7 @@ fn cost(
     reps: usize,
     results: &Path,
     goal: Duration,
+    kernel: bool,
 ) -> Result<()> {
     let mut mutants = Vec::new();
     for file in files {
@@ -62,7 +65,11 @@ fn cost(
     }
     let mutants = mutant::sample(mutants, reps, 1);
     let plan = MutationPlan {
-        steps: mutation::steps(&mutation_suite()?, suite_options(1, TIMEOUT), RANDOM_SEEDS),
+        steps: mutation::steps(
+            &mutation_suite(kernel)?,
+            suite_options(1, TIMEOUT),
+            RANDOM_SEEDS,
+        ),
         results: results.to_path_buf(),
         allowed: Default::default(),
     };

@@ -1,0 +1,364 @@
+//! send-alloc-failure: whichever allocation fails, send fails cleanly or sends the right
+//! stream.
+//!
+//! Send allocates as it walks the trees: paths, search paths, name cache entries, inodes, the
+//! records of references and directory moves. Each allocation has an error path, and no real
+//! workload takes them, so nothing else runs them: half the send.c mutants that the random case
+//! missed sat on such lines (docs/mutants-missed-linux-6.1-send-shard1.txt). A send that reports
+//! success after a failed allocation, with a stream that lacks what the failure skipped, loses
+//! data on the receiving side without a word; one that fails but keeps a reference (the
+//! snapshot's count of sends in progress, an inode) makes the snapshot impossible to delete, or
+//! warns later. The case sends a tree made by the random case's operations (seed 1), in full
+//! and incrementally with compressed data, and fails each of the sends' allocations in turn
+//! with the kernel's fail-nth, calling BTRFS_IOC_SEND itself so that only the send's own
+//! allocations count. Each send must fail, or succeed with a stream that receives to the
+//! snapshot it came from. Then both snapshots must delete, and the kernel log and `btrfs
+//! check` must be clean. It also passes send what btrfs-progs never does (a parent or clone
+//! source that is no subvolume, a writable parent, unknown flags, a protocol past the
+//! kernel's, a clone source count past any array), and each must be refused.
+//!
+//! It needs a kernel with CONFIG_FAULT_INJECTION and CONFIG_FAILSLAB, in a guest (the knob that
+//! lets sleeping allocations fail is global): the config fragment in vm-images/ has them, so
+//! `sendtest run send-alloc-failure --kernel-tree TREE` runs it. No kernel commit is its fix:
+//! it guards every error path of send at once.
+
+use std::fs::File;
+use std::path::Path;
+
+use anyhow::Context;
+use sendtest::btrfs_ioctl::{self, SendRequest, SEND_FLAG_COMPRESSED, SEND_FLAG_VERSION};
+use sendtest::fault_inject::{self, FailNth};
+use sendtest::prelude::*;
+use sendtest::random::{ops, Op};
+
+pub const CASE: Case = Case {
+    name: "send-alloc-failure",
+    groups: &["send", "fault"],
+    summary: "each allocation of a full and an incremental send failed in turn: send fails, or its stream is right",
+    requires: &[Require::FailNth, Require::SendProtocol(2)],
+    fix: Fix {
+        commit: "none",
+        subject: "no single fix: it guards the error paths of send",
+        fstests: None,
+        revert: None,
+        proposed: None,
+        applies_to: Component::Kernel,
+    },
+    // The root's mtime: the send bug the random case passes over (see its PASS_OVER), which
+    // this tree meets too.
+    ignore: &["ctime", ".:mtime"],
+    run,
+};
+
+/// The operations that make the tree: the random case's seed 1, fewer of them than a random
+/// run, since each send is repeated once per allocation it makes.
+const SEED: u64 = 1;
+const OPS: usize = 120;
+/// More fault points than this in one send means a tree far larger than `OPS` makes: an
+/// error in the case, not a finding.
+const MOST_FAULT_POINTS: u32 = 100_000;
+
+fn run(t: &mut Ctx) -> Result<()> {
+    fault_inject::let_sleeping_allocations_fail()?;
+    let fs = t.scratch_with(
+        "source",
+        ScratchSpec {
+            mount_options: "compress=zstd",
+            ..ScratchSpec::default()
+        },
+    )?;
+    let dest = t.scratch_to_receive("received")?;
+    let source = t.create_subvolume(&fs.join("source"))?;
+    let (first, second) = make_snapshots(t, &fs, &source)?;
+
+    let full = Send {
+        snapshot: &first,
+        request: SendRequest::default(),
+        name: "full",
+    };
+    let first_id = btrfs_ioctl::tree_id(&first)?;
+    let clone_sources = [first_id];
+    let incremental = Send {
+        snapshot: &second,
+        request: SendRequest {
+            parent_root: first_id,
+            clone_sources: &clone_sources,
+            flags: SEND_FLAG_VERSION | SEND_FLAG_COMPRESSED,
+            version: 2,
+            ..SendRequest::default()
+        },
+        name: "incremental",
+    };
+    // Without failures, each stream must receive to its snapshot: what the failing runs'
+    // streams are held to.
+    let mut summary = Vec::new();
+    for send in [&full, &incremental] {
+        let stream = send.reference(t)?;
+        let received = t.receive(&stream, &dest, file_name(send.snapshot))?;
+        t.compare(send.snapshot, &received)?;
+        let counts = send.fail_each_allocation(t, &stream, &dest)?;
+        summary.push(format!("{}: {counts}", send.name));
+    }
+    refuses_what_progs_never_asks(t, &source, &first, &second, first_id)?;
+    // A send that failed and kept the snapshot's count of sends in progress makes this fail
+    // with EPERM.
+    for snapshot in [&second, &first] {
+        btrfs_ioctl::delete_subvolume(snapshot).map_err(|e| {
+            detected(format!(
+                "after the failed sends, {} cannot be deleted: {e:#}",
+                snapshot.display()
+            ))
+        })?;
+    }
+    t.headline(&summary.join("\n"))
+}
+
+/// The two read-only snapshots of `source`: after the operations up to the list's first
+/// snapshot point, and after the rest.
+fn make_snapshots(
+    t: &Ctx,
+    fs: &Path,
+    source: &Path,
+) -> Result<(std::path::PathBuf, std::path::PathBuf)> {
+    let list = ops::generate(SEED, OPS, 1);
+    let split = list
+        .iter()
+        .position(|op| *op == Op::Snapshot)
+        .unwrap_or(list.len() / 2);
+    let apply = |ops: &[Op]| {
+        for op in ops.iter().filter(|op| **op != Op::Snapshot) {
+            // An operation whose precondition does not hold changes nothing, as in the chain.
+            let _ = op.apply(source);
+        }
+    };
+    apply(&list[..split]);
+    let first = t.snapshot(source, &fs.join("first"))?;
+    apply(&list[split..]);
+    let second = t.snapshot(source, &fs.join("second"))?;
+    Ok((first, second))
+}
+
+/// One send as the case makes it: a snapshot, and the ioctl's arguments.
+struct Send<'a> {
+    snapshot: &'a Path,
+    request: SendRequest<'a>,
+    name: &'a str,
+}
+
+/// What the sends with one allocation failing came to.
+#[derive(Default)]
+struct Counts {
+    failed: u32,
+    enomem: u32,
+    succeeded: u32,
+    other_stream: u32,
+}
+
+impl std::fmt::Display for Counts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} allocations failed in turn: {} sends failed ({} with ENOMEM), {} succeeded ({} with another stream that received right)",
+            self.failed + self.succeeded,
+            self.failed,
+            self.enomem,
+            self.succeeded,
+            self.other_stream
+        )
+    }
+}
+
+impl Send<'_> {
+    /// The stream without failures, kept in the results as `NAME.stream`.
+    fn reference(&self, t: &Ctx) -> Result<std::path::PathBuf> {
+        let path = t.results().join(format!("{}.stream", self.name));
+        let out = File::create(&path)?;
+        let subvol = File::open(self.snapshot)?;
+        btrfs_ioctl::send(&subvol, &out, &self.request)
+            .with_context(|| format!("the {} send without failures", self.name))
+            .map_err(|e| detected(format!("{e:#}")))?;
+        Ok(path)
+    }
+
+    /// Sends once per fault point of the send, the Nth failing in the Nth send, until a send
+    /// passes all of them.
+    fn fail_each_allocation(&self, t: &Ctx, reference: &Path, dest: &Path) -> Result<Counts> {
+        let expected = std::fs::read(reference)?;
+        let subvol = File::open(self.snapshot)?;
+        let path = t.work_dir().join(format!("{}.failing.stream", self.name));
+        let out = File::create(&path)?;
+        let fail = FailNth::open()?;
+        let mut counts = Counts::default();
+        for n in 1.. {
+            anyhow::ensure!(
+                n <= MOST_FAULT_POINTS,
+                "the {} send passed more than {MOST_FAULT_POINTS} fault points",
+                self.name
+            );
+            out.set_len(0)?;
+            fail.arm(n)?;
+            let sent = btrfs_ioctl::send(&subvol, &out, &self.request);
+            if !fail.fired()? {
+                // The send passed every fault point: it must be the stream without failures.
+                sent.with_context(|| format!("the {} send with nothing failing", self.name))
+                    .map_err(|e| detected(format!("{e:#}")))?;
+                if std::fs::read(&path)? != expected {
+                    self.check_stream(t, &path, dest, n)?;
+                }
+                return Ok(counts);
+            }
+            match sent {
+                Err(errno) => {
+                    counts.failed += 1;
+                    counts.enomem += u32::from(errno == btrfs_ioctl::Errno::ENOMEM);
+                }
+                Ok(()) => {
+                    counts.succeeded += 1;
+                    if std::fs::read(&path)? != expected {
+                        counts.other_stream += 1;
+                        self.check_stream(t, &path, dest, n)?;
+                    }
+                }
+            }
+        }
+        unreachable!("the loop returns or fails")
+    }
+
+    /// Receives a stream that a send with fault point `n` failing returned as a success, and
+    /// compares it with the snapshot: it must receive to the same tree.
+    fn check_stream(&self, t: &Ctx, stream: &Path, dest: &Path, n: u32) -> Result<()> {
+        let kept = t
+            .results()
+            .join(format!("{}.fail-nth-{n}.stream", self.name));
+        std::fs::copy(stream, &kept)?;
+        let into = dest.join(format!("fail-nth-{n}"));
+        std::fs::create_dir(&into)?;
+        let what = format!(
+            "the {} send with allocation {n} failing succeeded with another stream ({})",
+            self.name,
+            kept.display()
+        );
+        let received = t
+            .receive(&kept, &into, file_name(self.snapshot))
+            .map_err(|e| detected(format!("{what}, which does not receive: {e:#}")))?;
+        t.compare(self.snapshot, &received)
+            .map_err(|e| detected(format!("{what}: {e:#}")))?;
+        btrfs_ioctl::delete_subvolume(&received)?;
+        std::fs::remove_file(&kept)?;
+        Ok(())
+    }
+}
+
+/// Arguments btrfs-progs never passes: each must make the ioctl fail, and none may send.
+fn refuses_what_progs_never_asks(
+    t: &Ctx,
+    source: &Path,
+    first: &Path,
+    second: &Path,
+    first_id: u64,
+) -> Result<()> {
+    // No subvolume has this id: the test filesystem has four.
+    const NO_SUBVOLUME: u64 = 987_654;
+    const FS_TREE: u64 = 5;
+    let no_subvolume = [NO_SUBVOLUME];
+    let writable = [FS_TREE];
+    let asks: [(&str, &Path, SendRequest); 8] = [
+        (
+            "a clone source that is no subvolume",
+            second,
+            SendRequest {
+                parent_root: first_id,
+                clone_sources: &no_subvolume,
+                ..SendRequest::default()
+            },
+        ),
+        (
+            "a writable clone source",
+            second,
+            SendRequest {
+                clone_sources: &writable,
+                ..SendRequest::default()
+            },
+        ),
+        (
+            "a parent that is no subvolume",
+            second,
+            SendRequest {
+                parent_root: NO_SUBVOLUME,
+                ..SendRequest::default()
+            },
+        ),
+        (
+            "a writable parent",
+            second,
+            SendRequest {
+                parent_root: FS_TREE,
+                ..SendRequest::default()
+            },
+        ),
+        (
+            "an unknown flag",
+            first,
+            SendRequest {
+                flags: 1 << 40,
+                ..SendRequest::default()
+            },
+        ),
+        (
+            "protocol 99",
+            first,
+            SendRequest {
+                flags: SEND_FLAG_VERSION,
+                version: 99,
+                ..SendRequest::default()
+            },
+        ),
+        (
+            "compressed data in protocol 1",
+            first,
+            SendRequest {
+                flags: SEND_FLAG_VERSION | SEND_FLAG_COMPRESSED,
+                version: 1,
+                ..SendRequest::default()
+            },
+        ),
+        (
+            "a clone source count past any array",
+            first,
+            SendRequest {
+                clone_sources_count: Some(u64::MAX / 8),
+                ..SendRequest::default()
+            },
+        ),
+    ];
+    let out = File::create(t.work_dir().join("refused.stream"))?;
+    for (what, snapshot, request) in asks {
+        out.set_len(0)?;
+        let subvol = File::open(snapshot)?;
+        match btrfs_ioctl::send(&subvol, &out, &request) {
+            Err(errno) => t.note(&format!("send with {what}: refused ({errno})")),
+            Ok(()) => {
+                return Err(detected(format!(
+                    "send of {} with {what} was not refused: it sent {} bytes",
+                    snapshot.display(),
+                    out.metadata()?.len()
+                )))
+            }
+        }
+    }
+    // The writable source itself.
+    out.set_len(0)?;
+    if btrfs_ioctl::send(&File::open(source)?, &out, &SendRequest::default()).is_ok() {
+        return Err(detected(format!(
+            "send of the writable subvolume {} was not refused",
+            source.display()
+        )));
+    }
+    Ok(())
+}
+
+fn file_name(path: &Path) -> &str {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default()
+}
