@@ -195,6 +195,15 @@ impl Send<'_> {
                 "the {} send passed more than {MOST_FAULT_POINTS} fault points",
                 self.name
             );
+            // No command runs here for the runner to stop: the loop stops itself.
+            sendtest::interrupt::check()?;
+            if let Some(limit) = t.log().time_limit_passed() {
+                anyhow::bail!(
+                    "the {} send with allocation {n} failing was not tried: the case's time limit of {}s passed",
+                    self.name,
+                    limit.as_secs()
+                );
+            }
             out.set_len(0)?;
             fail.arm(n)?;
             let sent = btrfs_ioctl::send(&subvol, &out, &self.request);
