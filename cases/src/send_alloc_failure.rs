@@ -27,6 +27,7 @@ use std::path::Path;
 
 use anyhow::Context;
 use sendtest::btrfs_ioctl::{self, SendRequest, SEND_FLAG_COMPRESSED, SEND_FLAG_VERSION};
+use sendtest::context::file_name;
 use sendtest::fault_inject::{self, FailNth};
 use sendtest::prelude::*;
 use sendtest::random::{ops, Op};
@@ -60,13 +61,7 @@ const MOST_FAULT_POINTS: u32 = 100_000;
 
 fn run(t: &mut Ctx) -> Result<()> {
     fault_inject::let_sleeping_allocations_fail()?;
-    let fs = t.scratch_with(
-        "source",
-        ScratchSpec {
-            mount_options: "compress=zstd",
-            ..ScratchSpec::default()
-        },
-    )?;
+    let fs = t.scratch_with("source", ScratchSpec::COMPRESSED)?;
     let dest = t.scratch_to_receive("received")?;
     let source = t.create_subvolume(&fs.join("source"))?;
     let (first, second) = make_snapshots(t, &fs, &source)?;
@@ -94,7 +89,7 @@ fn run(t: &mut Ctx) -> Result<()> {
     let mut summary = Vec::new();
     for send in [&full, &incremental] {
         let stream = send.reference(t)?;
-        let received = t.receive(&stream, &dest, file_name(send.snapshot))?;
+        let received = t.receive(&stream, &dest, file_name(send.snapshot)?)?;
         t.compare(send.snapshot, &received)?;
         let counts = send.fail_each_allocation(t, &stream, &dest)?;
         summary.push(format!("{}: {counts}", send.name));
@@ -260,7 +255,7 @@ impl Send<'_> {
             kept.display()
         );
         let received = t
-            .receive(&kept, &into, file_name(self.snapshot))
+            .receive(&kept, &into, file_name(self.snapshot)?)
             .map_err(|e| detected(format!("{what}, which does not receive: {e:#}")))?;
         t.compare(self.snapshot, &received)
             .map_err(|e| detected(format!("{what}: {e:#}")))?;
@@ -377,10 +372,4 @@ fn refuses_what_progs_never_asks(
         )));
     }
     Ok(())
-}
-
-fn file_name(path: &Path) -> &str {
-    path.file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or_default()
 }

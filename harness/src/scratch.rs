@@ -28,6 +28,16 @@ pub struct ScratchSpec<'a> {
     pub mount_options: &'a str,
 }
 
+impl ScratchSpec<'static> {
+    /// The default size and mkfs, mounted with `compress=zstd`: compressed extents, for a
+    /// send with `--compressed-data` (protocol 2) to send as they are.
+    pub const COMPRESSED: ScratchSpec<'static> = ScratchSpec {
+        size: DEFAULT_SIZE,
+        mkfs_args: &[],
+        mount_options: "compress=zstd",
+    };
+}
+
 impl Default for ScratchSpec<'_> {
     fn default() -> Self {
         ScratchSpec {

@@ -11,13 +11,7 @@ use sendtest::prelude::*;
 use support::{passes_on_loop, test_case};
 
 fn sends_and_refuses(t: &mut Ctx) -> Result<()> {
-    let fs = t.scratch_with(
-        "source",
-        ScratchSpec {
-            mount_options: "compress=zstd",
-            ..ScratchSpec::default()
-        },
-    )?;
+    let fs = t.scratch_with("source", ScratchSpec::COMPRESSED)?;
     let dest = t.scratch_to_receive("received")?;
     let source = t.create_subvolume(&fs.join("source"))?;
     std::fs::write(source.join("a"), vec![b'a'; 200_000])?;
@@ -43,7 +37,7 @@ fn sends_and_refuses(t: &mut Ctx) -> Result<()> {
         ),
     ];
     for (snapshot, request) in sends {
-        let name = snapshot.file_name().unwrap().to_str().unwrap();
+        let name = sendtest::context::file_name(snapshot)?;
         let stream = t.results().join(format!("{name}.stream"));
         btrfs_ioctl::send(&File::open(snapshot)?, &File::create(&stream)?, &request)?;
         let received = t.receive(&stream, &dest, name)?;

@@ -262,9 +262,9 @@ impl<'a> Chains<'a> {
         for snapshot in snapshots.iter().rev() {
             for target in self.receive.targets(&received) {
                 for dir in [target.clone(), target.join(FULL_DIR), target.join(TWIN_DIR)] {
-                    let _ = self
-                        .ctx
-                        .delete_subvolume_quickly(&dir.join(file_name(snapshot)));
+                    let _ = self.ctx.delete_subvolume_quickly(
+                        &dir.join(snapshot.file_name().unwrap_or_default()),
+                    );
                 }
             }
             self.ctx.delete_subvolume_quickly(snapshot)?;
@@ -502,7 +502,3 @@ pub const RECEIVE_OPEN_FILES: u64 = 16;
 /// The stream that failed, and its dump, in the case's results.
 pub const FAILED_STREAM: &str = "failed.stream";
 pub const FAILED_DUMP: &str = "failed.dump";
-
-fn file_name(path: &Path) -> &str {
-    path.file_name().and_then(|n| n.to_str()).unwrap_or("")
-}

@@ -8,10 +8,10 @@ use super::chain::{Chains, Verdict};
 use super::fstests::{fstests_test, FixedBy};
 use super::ops::Op;
 use super::script::script;
-use super::soak::COMPRESSED;
 use crate::case::Case;
 use crate::context::Ctx;
 use crate::finding::detected;
+use crate::scratch::ScratchSpec;
 
 /// The fstests test a replay writes into the case's results, and its golden output beside it
 /// (`.out`).
@@ -41,7 +41,7 @@ pub fn replay(
     let ignore = case.ignore;
     let source = match protocol {
         Protocol::One => t.scratch("source")?,
-        Protocol::TwoCompressed => t.scratch_with("compressed", COMPRESSED)?,
+        Protocol::TwoCompressed => t.scratch_with("compressed", ScratchSpec::COMPRESSED)?,
     };
     let dest = t.scratch_to_receive("received")?;
     let mut chains = Chains::new(t, &source, &dest, ignore, pass_over)?;

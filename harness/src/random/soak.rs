@@ -35,14 +35,6 @@ pub const DEFAULT_OPS: usize = 200;
 /// Snapshots among the operations unless `--snapshots` says otherwise (one more at the end).
 pub const DEFAULT_SNAPSHOTS: usize = 3;
 
-/// The source for protocol 2: compressed extents for `--compressed-data` to send as they are.
-/// Mounted with zstd; each seed remounts it with its own algorithm.
-pub(super) const COMPRESSED: ScratchSpec = ScratchSpec {
-    size: crate::scratch::DEFAULT_SIZE,
-    mkfs_args: &[],
-    mount_options: "compress=zstd",
-};
-
 /// ` --ops N --snapshots M` as the run was given them, for a command that replays a seed.
 fn list_size(knobs: &crate::context::RandomKnobs) -> String {
     let mut text = String::new();
@@ -79,7 +71,9 @@ pub fn run_seeds(t: &mut Ctx, setup: &Setup<'_>) -> Result<()> {
     let count = knobs.ops.unwrap_or(DEFAULT_OPS);
     let snapshots = knobs.snapshots.unwrap_or(DEFAULT_SNAPSHOTS);
     let source = t.scratch("source")?;
-    let compressed = t.scratch_with("compressed", COMPRESSED)?;
+    // Compressed extents for `--compressed-data` to send as they are: mounted with zstd, and
+    // each seed remounts it with its own algorithm.
+    let compressed = t.scratch_with("compressed", ScratchSpec::COMPRESSED)?;
     let dest = t.scratch_to_receive("received")?;
     // A soak goes on until its time is up, or through its number of seeds.
     let soak = t.requested_duration();

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 use xshell::cmd;
 
-use super::{file_name, ChainFailure, Chains};
+use super::{ChainFailure, Chains};
 use crate::random::ops::Op;
 use crate::random::parents::{twin_ops, FULL_DIR, TWIN_DIR};
 
@@ -143,7 +143,7 @@ impl Chains<'_> {
                 self.keep_stream(&stream, i);
                 ChainFailure::failed(format!("receive of {what} failed: {e:#}"))
             })?;
-        Ok(into.join(file_name(snapshot)))
+        Ok(into.join(snapshot.file_name().unwrap_or_default()))
     }
 }
 

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{again, file_name, ChainFailure, Chains, Checked};
+use super::{again, ChainFailure, Chains, Checked};
 use crate::manifest::{self, compressed, holes, identity, shared, space, Manifest};
 use crate::random::parents::{FULL_DIR, TWIN_DIR};
 use crate::random::receive::Receive;
@@ -36,11 +36,11 @@ impl Chains<'_> {
                 let source = paths[n];
                 targets
                     .iter()
-                    .map(move |t| (source, t.join(file_name(source))))
+                    .map(move |t| (source, t.join(source.file_name().unwrap_or_default())))
             })
             .collect();
         for (target, dir) in targets.iter().zip(self.receive.dirs()) {
-            let got = target.join(file_name(snapshot));
+            let got = target.join(snapshot.file_name().unwrap_or_default());
             let parent = i.checked_sub(1).map(|p| snapshots[p].as_path());
             checked.must_clone += self.compare(snapshot, parent, &against, &got, dir, i, stream)?;
         }
