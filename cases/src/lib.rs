@@ -3,11 +3,15 @@
 
 use sendtest::case::Case;
 
+mod clone_eof_block;
+mod clone_from_orphan;
 mod encoded_inline_then_fallocate;
 mod encoded_inline_truncated_then_reflinked;
+mod orphan_in_parent;
 mod random;
 mod random_concurrent;
 mod receive_write_after_rename;
+mod rename_dependencies;
 mod ro_flip_with_delalloc;
 mod send_alloc_failure;
 mod setuid_after_chown;
@@ -22,7 +26,11 @@ pub const ALL: &[&Case] = &[
     &encoded_inline_then_fallocate::CASE,
     &encoded_inline_truncated_then_reflinked::CASE,
     &setuid_after_chown::CASE,
+    &clone_from_orphan::CASE,
     &receive_write_after_rename::CASE,
+    &rename_dependencies::CASE,
+    &orphan_in_parent::CASE,
+    &clone_eof_block::CASE,
     &send_alloc_failure::CASE,
 ];
 

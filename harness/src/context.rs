@@ -11,6 +11,7 @@ use anyhow::{Context, Result};
 use tempfile::TempDir;
 use xshell::{cmd, Shell};
 
+use crate::btrfs_ioctl;
 use crate::configuration::Configuration;
 use crate::exec::{self, CommandLog};
 use crate::finding::detected;
@@ -255,6 +256,43 @@ impl Ctx {
         )
         .map_err(|e| finding_unless_interrupted("btrfs send failed", e))?;
         Ok(stream)
+    }
+
+    /// Sends `subvol` incrementally against `parent` (`send -p`) to a stream file in the
+    /// results directory. A failing send is a finding.
+    pub fn send_incremental(&self, subvol: &Path, parent: &Path) -> Result<PathBuf> {
+        let stream = self.results.join(format!("{}.stream", file_name(subvol)?));
+        let options = self.options.configuration.send;
+        exec::run(
+            cmd!(
+                self.sh,
+                "btrfs send {options...} -f {stream} -p {parent} {subvol}"
+            ),
+            &self.log,
+        )
+        .map_err(|e| finding_unless_interrupted("btrfs send failed", e))?;
+        Ok(stream)
+    }
+
+    /// Makes the read-only `snapshot` writable, opens `names[0]`, unlinks every name, and makes
+    /// it read-only again (as `btrfs property set ro false`, `rm`, `ro true` would): an inode
+    /// with no link, an orphan, stays in the snapshot's tree while the returned file is open.
+    pub fn orphan_in(&self, snapshot: &Path, names: &[&str]) -> Result<std::fs::File> {
+        let first = names.first().context("no name to unlink")?;
+        btrfs_ioctl::set_readonly(snapshot, false)?;
+        let held = std::fs::File::open(snapshot.join(first))
+            .with_context(|| format!("opening {}", snapshot.join(first).display()))?;
+        for name in names {
+            std::fs::remove_file(snapshot.join(name))
+                .with_context(|| format!("unlinking {}", snapshot.join(name).display()))?;
+        }
+        btrfs_ioctl::set_readonly(snapshot, true)?;
+        self.log.note(&format!(
+            "{}: {} unlinked while open, an orphan while the case holds it",
+            snapshot.display(),
+            names.join(", ")
+        ));
+        Ok(held)
     }
 
     /// Receives `stream` into directory `dest`; returns the received subvolume. A failing
@@ -593,7 +631,8 @@ fn parse_tree_top(root_id: u64, dump: &str) -> Option<TreeTop> {
     })
 }
 
-fn file_name(path: &Path) -> Result<&str> {
+/// The last component of `path`, as the name of a subvolume that receive creates.
+pub fn file_name(path: &Path) -> Result<&str> {
     path.file_name()
         .and_then(|n| n.to_str())
         .with_context(|| format!("{} has no usable file name", path.display()))

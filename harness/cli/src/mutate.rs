@@ -25,9 +25,16 @@ use crate::args::{
 /// The default suite: the cases, and the fixed random seeds, each reaching code the other does
 /// not (see docs/mutation.md).
 const MUTATION_SUITE: &[&str] = &["ro-flip-with-delalloc", "random"];
-/// What the suite adds for send (a kernel tree), whose mutants run in guests: each allocation
-/// of two sends failed in turn, which takes send's error paths. Last, as the slowest.
-const MUTATION_SUITE_SEND: &[&str] = &["send-alloc-failure"];
+/// What the suite adds for send (a kernel tree), whose mutants run in guests: the shapes that
+/// take branches of send the random case seldom does (a second's work each), and each
+/// allocation of two sends failed in turn, which takes send's error paths (last, as the
+/// slowest).
+const MUTATION_SUITE_SEND: &[&str] = &[
+    "rename-dependencies",
+    "orphan-in-parent",
+    "clone-eof-block",
+    "send-alloc-failure",
+];
 /// The random case's seeds in a mutation run of send (a kernel tree), unless `--random-seed`
 /// says otherwise: the case runs once with each, in this order, until one fails.
 pub const RANDOM_SEEDS: &[u64] = &[1, 8];
@@ -405,7 +412,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn send_adds_the_allocation_failures_last_and_receive_does_not() {
+    fn send_adds_the_rename_shapes_and_the_allocation_failures_last_and_receive_does_not() {
         let names = |kernel| -> Vec<&str> {
             mutation_suite(kernel)
                 .unwrap()
@@ -415,7 +422,14 @@ mod tests {
         };
         assert_eq!(
             names(true),
-            ["ro-flip-with-delalloc", "random", "send-alloc-failure"]
+            [
+                "ro-flip-with-delalloc",
+                "random",
+                "rename-dependencies",
+                "orphan-in-parent",
+                "clone-eof-block",
+                "send-alloc-failure"
+            ]
         );
         assert_eq!(names(false), ["ro-flip-with-delalloc", "random"]);
     }
