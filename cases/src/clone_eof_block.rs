@@ -6,11 +6,13 @@
 //! "Btrfs: fix data corruption due to cloning of eof block" (ac765f83f139), cloned the block
 //! and left the bytes past the source's end in the middle of the destination. A file can still
 //! come to share such a block in its middle: copied whole by a reflink, then grown by a write
-//! past its end. Send must then clone the range up to the last 64 KiB boundary (the largest
-//! sector size a receiver may have) and write the rest (`clone_range`). The random case's
-//! reflinks copy whole files but seldom grow them after, and its files are small: the part
-//! cloned is empty below 64 KiB, so this branch of send sat on lines no run reached
-//! (docs/mutants-missed-linux-6.1-send-shard1.txt, send.c:5871).
+//! past its end. Send must then clone the range up to an aligned boundary and write the rest
+//! (`clone_range`; 6.1 aligns to 64 KiB, the largest sector size a receiver may have). The
+//! random case's reflinks copy whole files but seldom grow them after, and its files are small.
+//! On 6.18 the stream holds a clone of the copy's first 96 KiB and a write of the rest
+//! (`btrfs receive --dump`). On linux-source-6.1 the mutant of that branch's error check
+//! (send.c:5871, docs/mutants-missed-linux-6.1-send-shard1.txt) is still missed with this
+//! case, so 6.1's send may take another way there; that was not looked into.
 //!
 //! No kernel commit is its fix: it guards the eof-block branch of send's clones.
 
@@ -19,7 +21,7 @@ use sendtest::random::{self, wide::Wide, Op, Protocol};
 
 pub const CASE: Case = Case {
     name: "clone-eof-block",
-    groups: &["quick", "send", "clone"],
+    groups: &["send", "clone"],
     summary: "a file sharing another's partial last block in its middle: clone and write",
     requires: &[],
     fix: Fix {

@@ -14,8 +14,8 @@
 //! the first snapshot, which is sent in full and then as the parent of the second.
 //!
 //! Found while writing orphan-in-parent (which keeps its file's data inline, where no clone is
-//! possible); reproduced by hand with btrfs-progs on kernels 6.1, 6.12 and 6.18, which all fail
-//! it, so it is in the group `unfixed`. The proposed fix skips a clone source with no links;
+//! possible). Kernels 6.1 and 6.18 fail it, so it is in the group `unfixed`;
+//! docs/repro/send-clone-from-orphan.sh shows both sends failing without sendtest. The proposed fix skips a clone source with no links;
 //! `sendtest validate clone-from-orphan --kernel-tree TREE` builds the tree as it is and with
 //! the fix, and runs the case with each.
 

@@ -21,7 +21,7 @@ use sendtest::prelude::*;
 
 pub const CASE: Case = Case {
     name: "orphan-in-parent",
-    groups: &["quick", "send"],
+    groups: &["send", "orphan"],
     summary: "an incremental send whose parent holds an unlinked, open file that the sent snapshot has with its names",
     requires: &[],
     fix: Fix {

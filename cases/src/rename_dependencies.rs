@@ -24,7 +24,7 @@ use sendtest::random::{self, Op, Protocol};
 
 pub const CASE: Case = Case {
     name: "rename-dependencies",
-    groups: &["quick", "send"],
+    groups: &["send", "rename"],
     summary: "renames, unlinks and rmdirs that an incremental send must delay or orphanize",
     requires: &[],
     fix: Fix {
