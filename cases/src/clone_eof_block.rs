@@ -25,12 +25,8 @@ pub const CASE: Case = Case {
     summary: "a file sharing another's partial last block in its middle: clone and write",
     requires: &[],
     fix: Fix {
-        commit: "none",
         subject: "no single fix: it guards send's clone of a range that ends at a source's unaligned size",
-        fstests: None,
-        revert: None,
-        proposed: None,
-        applies_to: Component::Kernel,
+        ..Fix::NONE_YET
     },
     ignore: &["ctime", "layout"],
     run,
@@ -41,7 +37,7 @@ const SOURCE_SIZE: u64 = 100_000;
 
 /// The source, its reflinked copy grown past the source's end, and the same again after a
 /// snapshot (the first is sent in full, the second incrementally).
-pub fn ops() -> Vec<Op> {
+fn ops() -> Vec<Op> {
     let mut ops = Vec::new();
     for (round, (src, dst)) in [("src", "dst"), ("src2", "dst2")].into_iter().enumerate() {
         if round == 1 {

@@ -28,12 +28,8 @@ pub const CASE: Case = Case {
     summary: "renames, unlinks and rmdirs that an incremental send must delay or orphanize",
     requires: &[],
     fix: Fix {
-        commit: "none",
         subject: "no single fix: it guards how send orders renames that depend on each other",
-        fstests: None,
-        revert: None,
-        proposed: None,
-        applies_to: Component::Kernel,
+        ..Fix::NONE_YET
     },
     // Protocol 1 sends no layout.
     ignore: &["ctime", "layout"],
@@ -43,17 +39,17 @@ pub const CASE: Case = Case {
 /// One shape: a directory of its own, what it holds at the first snapshot (made in this order,
 /// so the inode numbers follow it), and how it changes before the second. Paths are relative to
 /// the shape's directory.
-pub struct Shape {
-    pub dir: &'static str,
+struct Shape {
+    dir: &'static str,
     /// The send.c branch it takes, and why.
-    pub takes: &'static str,
-    pub before: &'static [Step],
-    pub after: &'static [Step],
+    takes: &'static str,
+    before: &'static [Step],
+    after: &'static [Step],
 }
 
 /// A step of a shape, as its shell command would read.
 #[derive(Debug, Clone, Copy)]
-pub enum Step {
+enum Step {
     Mkdir(&'static str),
     /// A file of one 4 KiB block of `byte`.
     File(&'static str, u8),
@@ -63,7 +59,7 @@ pub enum Step {
     Rmdir(&'static str),
 }
 
-pub const SHAPES: &[Shape] = &[
+const SHAPES: &[Shape] = &[
     Shape {
         dir: "dest-waits",
         takes: "fstests' btrfs/083, its first half: b waits for its new parent c2 (a later \
@@ -237,28 +233,22 @@ impl Step {
     }
 }
 
-/// Every shape's directory and its first state, then every shape's changes.
-pub fn before_and_after() -> (Vec<Op>, Vec<Op>) {
-    let mut before: Vec<Op> = SHAPES
+/// Every shape's directory and its first state, a snapshot, then every shape's changes: one
+/// full and one incremental send between them.
+fn ops() -> Vec<Op> {
+    let mut ops: Vec<Op> = SHAPES
         .iter()
         .map(|shape| Op::Mkdir {
             path: shape.dir.to_string(),
         })
         .collect();
-    let mut after = Vec::new();
     for shape in SHAPES {
-        before.extend(shape.before.iter().map(|step| step.op(shape.dir)));
-        after.extend(shape.after.iter().map(|step| step.op(shape.dir)));
+        ops.extend(shape.before.iter().map(|step| step.op(shape.dir)));
     }
-    (before, after)
-}
-
-/// The shapes' first states, a snapshot, then their changes: one full and one incremental
-/// send between them.
-fn ops() -> Vec<Op> {
-    let (mut ops, after) = before_and_after();
     ops.push(Op::Snapshot);
-    ops.extend(after);
+    for shape in SHAPES {
+        ops.extend(shape.after.iter().map(|step| step.op(shape.dir)));
+    }
     ops
 }
 

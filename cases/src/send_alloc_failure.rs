@@ -38,12 +38,8 @@ pub const CASE: Case = Case {
     summary: "each allocation of a full and an incremental send failed in turn: send fails, or its stream is right",
     requires: &[Require::FailNth, Require::SendProtocol(2)],
     fix: Fix {
-        commit: "none",
         subject: "no single fix: it guards the error paths of send",
-        fstests: None,
-        revert: None,
-        proposed: None,
-        applies_to: Component::Kernel,
+        ..Fix::NONE_YET
     },
     // The root's mtime: the send bug the random case passes over (see its PASS_OVER), which
     // this tree meets too.

@@ -248,25 +248,24 @@ impl Ctx {
 
     /// Sends `subvol` to a stream file in the results directory. A failing send is a finding.
     pub fn send(&self, subvol: &Path) -> Result<PathBuf> {
-        let stream = self.results.join(format!("{}.stream", file_name(subvol)?));
-        let options = self.options.configuration.send;
-        exec::run(
-            cmd!(self.sh, "btrfs send {options...} -f {stream} {subvol}"),
-            &self.log,
-        )
-        .map_err(|e| finding_unless_interrupted("btrfs send failed", e))?;
-        Ok(stream)
+        self.send_from(subvol, None)
     }
 
     /// Sends `subvol` incrementally against `parent` (`send -p`) to a stream file in the
     /// results directory. A failing send is a finding.
     pub fn send_incremental(&self, subvol: &Path, parent: &Path) -> Result<PathBuf> {
+        self.send_from(subvol, Some(parent))
+    }
+
+    fn send_from(&self, subvol: &Path, parent: Option<&Path>) -> Result<PathBuf> {
         let stream = self.results.join(format!("{}.stream", file_name(subvol)?));
         let options = self.options.configuration.send;
+        let parent = parent.map(|p| ["-p".as_ref(), p.as_os_str()]);
+        let parent = parent.iter().flatten();
         exec::run(
             cmd!(
                 self.sh,
-                "btrfs send {options...} -f {stream} -p {parent} {subvol}"
+                "btrfs send {options...} -f {stream} {parent...} {subvol}"
             ),
             &self.log,
         )
