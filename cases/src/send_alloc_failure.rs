@@ -30,7 +30,7 @@ use sendtest::btrfs_ioctl::{self, SendRequest, SEND_FLAG_COMPRESSED, SEND_FLAG_V
 use sendtest::context::file_name;
 use sendtest::fault_inject::{self, FailNth};
 use sendtest::prelude::*;
-use sendtest::random::{ops, Op};
+use sendtest::random::{ops, wide::Wide, Op};
 
 pub const CASE: Case = Case {
     name: "send-alloc-failure",
@@ -123,10 +123,57 @@ fn make_snapshots(
         }
     };
     apply(&list[..split]);
+    apply(&first_extras());
     let first = t.snapshot(source, &fs.join("first"))?;
     apply(&list[split..]);
+    apply(&second_extras());
     let second = t.snapshot(source, &fs.join("second"))?;
     Ok((first, second))
+}
+
+/// What seed 1's list lacks, so that the sends' allocations fail in more of send's steps: a
+/// symlink (`read_symlink`), a file of an unaligned size and a file with one name.
+fn first_extras() -> Vec<Op> {
+    vec![
+        Op::Symlink {
+            target: "a/target".into(),
+            path: "alloc-link".into(),
+        },
+        Op::Write {
+            file: "alloc-src".into(),
+            offset: 0,
+            len: 100_000,
+            byte: b'e',
+            direct: false,
+        },
+        Op::Write {
+            file: "alloc-linked".into(),
+            offset: 0,
+            len: 10,
+            byte: b'l',
+            direct: false,
+        },
+    ]
+}
+
+/// For the incremental send: a whole-file reflink of the unaligned file (sent as a clone
+/// ending at the source's size, after a truncate: `send_write_or_clone`), a second name of the
+/// file with one (a changed reference: `dir_changed`), and a new symlink.
+fn second_extras() -> Vec<Op> {
+    vec![
+        Op::Wide(Wide::CopyFile {
+            src: "alloc-src".into(),
+            dst: "alloc-copy".into(),
+        }),
+        Op::Link {
+            from: "alloc-linked".into(),
+            to: "alloc-linked-too".into(),
+        },
+        Op::Symlink {
+            target: "b/target".into(),
+            path: "alloc-link-too".into(),
+        },
+    ]
 }
 
 /// One send as the case makes it: a snapshot, and the ioctl's arguments.

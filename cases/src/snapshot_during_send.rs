@@ -139,7 +139,7 @@ fn run(t: &mut Ctx) -> Result<()> {
             top.items, top.bytenr
         ));
 
-        let mut send = t.send_throttled(&sent, THROTTLE)?;
+        let mut send = t.send_throttled(&sent, None, THROTTLE)?;
         let mut snapshots = VecDeque::new();
         let mut taken = 0;
         while t.sending(&mut send) {

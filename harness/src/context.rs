@@ -527,6 +527,23 @@ impl Ctx {
         workload::churn(dir, round, self.options.load_factor)
     }
 
+    /// Unmounts the scratch filesystem that `path` is on and mounts it again (fstests'
+    /// `_scratch_cycle_mount`). A subvolume's next inode number is then one past the highest
+    /// inode it holds, so the numbers of the inodes last deleted are given out again.
+    pub fn cycle_mount(&mut self, path: &Path) -> Result<()> {
+        let scratch = self
+            .scratches
+            .iter_mut()
+            .find(|s| path.starts_with(s.path()))
+            .with_context(|| {
+                format!(
+                    "{} is on no scratch filesystem of this case",
+                    path.display()
+                )
+            })?;
+        scratch.cycle_mount(&self.log)
+    }
+
     /// The scratch filesystem of this case that `path` is on.
     fn scratch_of(&self, path: &Path) -> Result<&Scratch> {
         self.scratches
@@ -581,12 +598,31 @@ impl Ctx {
         Ok((root_id, dump))
     }
 
-    /// Starts `btrfs send` of `subvol` into a pipe drained as `throttle` says, copying the
-    /// stream to `<subvol>.stream` in the results.
-    pub fn send_throttled(&self, subvol: &Path, throttle: Throttle) -> Result<ThrottledSend> {
+    /// Starts `btrfs send` of `subvol` (incrementally against `parent`, if given) into a pipe
+    /// drained as `throttle` says, copying the stream to `<subvol>.stream` in the results.
+    pub fn send_throttled(
+        &self,
+        subvol: &Path,
+        parent: Option<&Path>,
+        throttle: Throttle,
+    ) -> Result<ThrottledSend> {
         let stream = self.results.join(format!("{}.stream", file_name(subvol)?));
-        let (send, pipe) = exec::spawn_reading(cmd!(self.sh, "btrfs send {subvol}"))?;
+        let parent = parent.map(|p| ["-p".as_ref(), p.as_os_str()]);
+        let parent = parent.iter().flatten();
+        let (send, pipe) = exec::spawn_reading(cmd!(self.sh, "btrfs send {parent...} {subvol}"))?;
         ThrottledSend::start(send, pipe, &stream, throttle)
+    }
+
+    /// Relocates every data and metadata block group of the filesystem `path` is on
+    /// (`btrfs balance start -dusage=100 -musage=100`). Each block group is relocated in
+    /// transactions committed while the filesystem is marked as relocating, which a running
+    /// send sees (`last_reloc_trans`) and restarts its walk after.
+    pub fn balance(&self, path: &Path) -> Result<()> {
+        self.run(cmd!(
+            self.sh,
+            "btrfs balance start -dusage=100 -musage=100 {path}"
+        ))?;
+        Ok(())
     }
 
     /// Whether a throttled send is still going and the case is within its time limit: what a

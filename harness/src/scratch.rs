@@ -104,6 +104,7 @@ pub struct Scratch {
     mount: Option<Mount>,
     device: Device,
     mountpoint: PathBuf,
+    mount_options: String,
 }
 
 impl Scratch {
@@ -150,6 +151,7 @@ impl Scratch {
             mount: Some(mount),
             device,
             mountpoint,
+            mount_options: spec.mount_options.to_string(),
         })
     }
 
@@ -164,6 +166,27 @@ impl Scratch {
 
     pub fn device(&self) -> &Path {
         self.device.path()
+    }
+
+    /// Unmounts the filesystem and mounts it again with the same options, as fstests'
+    /// `_scratch_cycle_mount` does: whatever lives only in memory (the inode cache, each
+    /// root's next inode number) is read anew from disk.
+    pub fn cycle_mount(&mut self, log: &CommandLog) -> Result<()> {
+        if let Some(mount) = self.mount.take() {
+            mount.unmount()?;
+        }
+        let mount = Mount::new(
+            self.device.path(),
+            &self.mountpoint,
+            "btrfs",
+            &self.mount_options,
+        )?;
+        self.mount = Some(mount);
+        log.note(&format!(
+            "scratch {}: unmounted and mounted again",
+            self.name
+        ));
+        Ok(())
     }
 
     /// Unmounts, then runs `btrfs check --readonly` on the device. Returns the check's output
