@@ -7,6 +7,8 @@ mod clone_eof_block;
 mod clone_from_orphan;
 mod encoded_inline_then_fallocate;
 mod encoded_inline_truncated_then_reflinked;
+mod hole_over_data;
+mod inode_number_reuse;
 mod orphan_in_parent;
 mod random;
 mod random_concurrent;
@@ -14,6 +16,7 @@ mod receive_write_after_rename;
 mod rename_dependencies;
 mod ro_flip_with_delalloc;
 mod send_alloc_failure;
+mod send_during_balance;
 mod setuid_after_chown;
 mod snapshot_during_send;
 
@@ -31,6 +34,9 @@ pub const ALL: &[&Case] = &[
     &rename_dependencies::CASE,
     &orphan_in_parent::CASE,
     &clone_eof_block::CASE,
+    &hole_over_data::CASE,
+    &inode_number_reuse::CASE,
+    &send_during_balance::CASE,
     &send_alloc_failure::CASE,
 ];
 

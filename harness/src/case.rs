@@ -36,7 +36,8 @@ pub struct Fix {
     /// A patch that brings the bug back into the reference tree, Debian's linux-source-6.1, for
     /// `sendtest validate`.
     pub revert: Option<&'static str>,
-    /// For a bug no kernel fixes yet: a proposed fix, as a patch against the reference tree,
+    /// For a bug no kernel fixes yet: a proposed fix, as a patch against the reference tree
+    /// (or, for a bug that tree does not have, group `after-6.1`, against linux-source-6.12),
     /// which `sendtest validate` applies (the fix direction: the case fails on the tree as it
     /// is, and passes with the patch).
     pub proposed: Option<&'static str>,

@@ -124,14 +124,14 @@ fn each_outcome_happens_and_a_rerun_resumes() {
         random: RandomKnobs::default(),
         ..CaseOptions::default()
     };
-    let plan = MutationPlan {
+    let mut plan = MutationPlan {
         steps: run::steps(&cases, options, &[]),
         results: results.path().to_path_buf(),
         allowed: Default::default(),
     };
     let path_before = std::env::var_os("PATH");
     let mut target = ProgsTarget::new(&tree).unwrap();
-    run::baseline(&plan, &mut target).unwrap();
+    run::baseline(&mut plan, &mut target).unwrap();
     let ran = run::run(&plan, &mutants, &mut target, &mut |_| {}).unwrap();
     let verdicts: Vec<&str> = ran.iter().map(|r| r.verdict.label()).collect();
     assert_eq!(
@@ -206,7 +206,7 @@ fn a_kernel_mutant_that_hangs_the_guest_is_a_timeout_and_one_that_oopses_it_is_c
         timeout: Duration::from_secs(40),
         ..CaseOptions::default()
     };
-    let plan = MutationPlan {
+    let mut plan = MutationPlan {
         steps: run::steps(
             &[cases::by_name("ro-flip-with-delalloc").unwrap()],
             options,
@@ -222,7 +222,7 @@ fn a_kernel_mutant_that_hangs_the_guest_is_a_timeout_and_one_that_oopses_it_is_c
         std::path::Path::new(env!("CARGO_BIN_EXE_sendtest")),
     )
     .unwrap();
-    run::baseline(&plan, &mut target).unwrap();
+    run::baseline(&mut plan, &mut target).unwrap();
     let ran = run::run(&plan, &mutants, &mut target, &mut |_| {}).unwrap();
     let verdicts: Vec<&str> = ran.iter().map(|r| r.verdict.label()).collect();
     assert_eq!(verdicts, ["timeout", "caught"], "{ran:#?}");

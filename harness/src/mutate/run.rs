@@ -116,17 +116,38 @@ pub struct MutationPlan<'a> {
     pub allowed: BTreeMap<String, String>,
 }
 
-/// The unmutated tree must build and pass the suite; an error (exit 2) says what failed.
-pub fn baseline(plan: &MutationPlan<'_>, target: &mut dyn Target) -> Result<Duration> {
+/// What the unmutated tree's run found.
+#[derive(Debug)]
+pub struct Baseline {
+    pub took: Duration,
+    /// The steps left out of the suite, each with why: a case of a bug no kernel fixes yet
+    /// (group `unfixed`) that finds its bug in the unmutated tree cannot judge a mutant.
+    pub left_out: Vec<String>,
+}
+
+/// The unmutated tree must build and pass the suite; an error (exit 2) says what failed. A
+/// step whose case is in the group `unfixed` and fails here is left out of `plan`'s suite
+/// instead, as long as one step remains.
+pub fn baseline(plan: &mut MutationPlan<'_>, target: &mut dyn Target) -> Result<Baseline> {
     let started = Instant::now();
     if let Err(why) = target.build(None)? {
         bail!("the unmutated tree does not build, so no mutant can be judged: {why}");
     }
     let dir = plan.results.join("unmutated");
-    for step in &plan.steps {
+    let mut left_out = Vec::new();
+    let mut kept = Vec::new();
+    for step in std::mem::take(&mut plan.steps) {
         let result = step.run(&dir, target.backend());
         if interrupt::requested() {
             bail!("interrupted while the unmutated tree ran");
+        }
+        if matches!(result.outcome, Outcome::Failed(_)) && step.case.in_group("unfixed") {
+            left_out.push(format!(
+                "{} finds the bug it guards in the unmutated tree (a bug no kernel fixes yet: {}), so it is left out of the suite",
+                step.name(),
+                result.outcome.reason().unwrap_or_default()
+            ));
+            continue;
         }
         if !result.outcome.is_pass() {
             bail!(
@@ -136,8 +157,18 @@ pub fn baseline(plan: &MutationPlan<'_>, target: &mut dyn Target) -> Result<Dura
                 result.dir.display()
             );
         }
+        kept.push(step);
     }
-    Ok(started.elapsed())
+    if kept.is_empty() {
+        bail!(
+            "every case of the suite finds a bug in the unmutated tree: name cases that pass on it"
+        );
+    }
+    plan.steps = kept;
+    Ok(Baseline {
+        took: started.elapsed(),
+        left_out,
+    })
 }
 
 /// Runs each of `mutants` (after [`baseline`]), calling `on_result` as each is known.
@@ -375,6 +406,8 @@ pub fn json(results: &[MutantResult], score: &Score) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::case::Case;
+    use crate::context::CaseOptions;
 
     /// A target that must not be asked to build: every mutant here has a kept verdict or is
     /// on the allow-list.
@@ -388,6 +421,88 @@ mod tests {
         fn backend(&self) -> &dyn Backend {
             &crate::backend::Loop
         }
+    }
+
+    /// A target whose builds all succeed and whose backend fails the cases named `bug-*`.
+    struct Builds;
+
+    impl Backend for Builds {
+        fn place(&self) -> String {
+            "scripted".into()
+        }
+
+        fn properties(&self) -> crate::backend::Properties {
+            Vec::new()
+        }
+
+        fn default_jobs(&self, _: usize) -> usize {
+            1
+        }
+
+        fn run(&self, case: &Case, _: &Path, _: &CaseOptions) -> Outcome {
+            if case.name.starts_with("bug-") {
+                Outcome::Failed("the bug".into())
+            } else {
+                Outcome::Passed
+            }
+        }
+    }
+
+    impl Target for Builds {
+        fn build(&mut self, _: Option<&Mutant>) -> Result<std::result::Result<(), String>> {
+            Ok(Ok(()))
+        }
+
+        fn backend(&self) -> &dyn Backend {
+            self
+        }
+    }
+
+    #[test]
+    fn the_baseline_leaves_out_an_unfixed_case_that_finds_its_bug_and_no_other() {
+        let results = tempfile::tempdir().unwrap();
+        let unfixed = crate::case::test_case("bug-unfixed", &["unfixed"]);
+        let fixed = crate::case::test_case("bug-fixed", &["auto"]);
+        let passing = crate::case::test_case("passing", &["auto"]);
+        let plan_of = |cases: &[&'static Case]| MutationPlan {
+            steps: cases
+                .iter()
+                .map(|&case| Step {
+                    case,
+                    options: CaseOptions::default(),
+                    variant: None,
+                })
+                .collect(),
+            results: results.path().to_path_buf(),
+            allowed: BTreeMap::new(),
+        };
+        let (unfixed, fixed, passing): (&'static Case, &'static Case, &'static Case) = (
+            Box::leak(Box::new(unfixed)),
+            Box::leak(Box::new(fixed)),
+            Box::leak(Box::new(passing)),
+        );
+
+        let mut plan = plan_of(&[unfixed, passing]);
+        let baseline = baseline(&mut plan, &mut Builds).unwrap();
+        let kept: Vec<&str> = plan.steps.iter().map(|s| s.name()).collect();
+        assert_eq!(kept, ["passing"]);
+        assert_eq!(baseline.left_out.len(), 1);
+        assert!(baseline.left_out[0].starts_with("bug-unfixed finds the bug"));
+
+        let error = baseline_error(&mut plan_of(&[fixed, passing]));
+        assert!(
+            error.contains("the unmutated tree fails the suite (bug-fixed"),
+            "{error}"
+        );
+        let error = baseline_error(&mut plan_of(&[unfixed]));
+        assert!(
+            error.contains("every case of the suite finds a bug"),
+            "{error}"
+        );
+    }
+
+    fn baseline_error(plan: &mut MutationPlan<'_>) -> String {
+        format!("{:#}", baseline(plan, &mut Builds).unwrap_err())
     }
 
     fn mutant(id: &str) -> Mutant {

@@ -64,7 +64,7 @@ fn cost(
         mutants.extend(mutant::mutants_of(tree, file)?);
     }
     let mutants = mutant::sample(mutants, reps, 1);
-    let plan = MutationPlan {
+    let mut plan = MutationPlan {
         steps: mutation::steps(
             &mutation_suite(kernel)?,
             suite_options(1, TIMEOUT),
@@ -73,7 +73,7 @@ fn cost(
         results: results.to_path_buf(),
         allowed: Default::default(),
     };
-    mutation::baseline(&plan, target)?;
+    mutation::baseline(&mut plan, target)?;
     let ran = mutation::run(&plan, &mutants, target, &mut |_| {})?;
     let times: Vec<Duration> = ran
         .iter()
