@@ -8,14 +8,16 @@
 //! success after a failed allocation, with a stream that lacks what the failure skipped, loses
 //! data on the receiving side without a word; one that fails but keeps a reference (the
 //! snapshot's count of sends in progress, an inode) makes the snapshot impossible to delete, or
-//! warns later. The case sends a tree made by the random case's operations (seed 1), in full
-//! and incrementally with compressed data, and fails each of the sends' allocations in turn
-//! with the kernel's fail-nth, calling BTRFS_IOC_SEND itself so that only the send's own
-//! allocations count. Each send must fail, or succeed with a stream that receives to the
-//! snapshot it came from. Then both snapshots must delete, and the kernel log and `btrfs
-//! check` must be clean. It also passes send what btrfs-progs never does (a parent or clone
-//! source that is no subvolume, a writable parent, unknown flags, a protocol past the
-//! kernel's, a clone source count past any array), and each must be refused.
+//! warns later. The case sends a tree made by the random case's operations (seed 1) and a few
+//! more (a directory whose inode number a new one takes after a remount, among others), in
+//! full and incrementally with compressed data, and fails each of the sends' allocations in
+//! turn with the kernel's fail-nth, calling BTRFS_IOC_SEND itself so that only the send's own
+//! allocations count. The page cache and the unused inodes are dropped before each send, so
+//! that send's inode lookups (`btrfs_iget`) allocate too. Each send must fail, or succeed with
+//! a stream that receives to the snapshot it came from. Then both snapshots must delete, and
+//! the kernel log and `btrfs check` must be clean. It also passes send what btrfs-progs never
+//! does (a parent or clone source that is no subvolume, a writable parent, unknown flags, a
+//! protocol past the kernel's, a clone source count past any array), and each must be refused.
 //!
 //! It needs a kernel with CONFIG_FAULT_INJECTION and CONFIG_FAILSLAB, in a guest (the knob that
 //! lets sleeping allocations fail is global): the config fragment in vm-images/ has them, so
@@ -23,6 +25,7 @@
 //! it guards every error path of send at once.
 
 use std::fs::File;
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use anyhow::Context;
@@ -107,7 +110,7 @@ fn run(t: &mut Ctx) -> Result<()> {
 /// The two read-only snapshots of `source`: after the operations up to the list's first
 /// snapshot point, and after the rest.
 fn make_snapshots(
-    t: &Ctx,
+    t: &mut Ctx,
     fs: &Path,
     source: &Path,
 ) -> Result<(std::path::PathBuf, std::path::PathBuf)> {
@@ -125,6 +128,7 @@ fn make_snapshots(
     apply(&list[..split]);
     apply(&first_extras());
     let first = t.snapshot(source, &fs.join("first"))?;
+    reuse_the_directory_number(t, source)?;
     apply(&list[split..]);
     apply(&second_extras());
     let second = t.snapshot(source, &fs.join("second"))?;
@@ -132,7 +136,8 @@ fn make_snapshots(
 }
 
 /// What seed 1's list lacks, so that the sends' allocations fail in more of send's steps: a
-/// symlink (`read_symlink`), a file of an unaligned size and a file with one name.
+/// symlink (`read_symlink`), a file of an unaligned size, a file with one name, and last (so
+/// that it has the highest inode number) a directory holding a file.
 fn first_extras() -> Vec<Op> {
     vec![
         Op::Symlink {
@@ -153,12 +158,51 @@ fn first_extras() -> Vec<Op> {
             byte: b'l',
             direct: false,
         },
+        Op::Write {
+            file: "alloc-in-dir".into(),
+            offset: 0,
+            len: 10,
+            byte: b'f',
+            direct: false,
+        },
+        Op::Mkdir {
+            path: "alloc-dir".into(),
+        },
+        Op::Rename {
+            from: "alloc-in-dir".into(),
+            to: format!("alloc-dir/{IN_DIR}"),
+        },
     ]
+}
+
+/// The name of the file in `alloc-dir`.
+const IN_DIR: &str = "f";
+
+/// Removes `alloc-dir` and makes it again after a remount, so that it has the same inode number
+/// and a new generation, and moves its file back in under the same name: the file's reference
+/// is then the same item in both snapshots, and only the directory's generation
+/// (`dir_changed`) tells send that the file moved.
+fn reuse_the_directory_number(t: &mut Ctx, source: &Path) -> Result<()> {
+    let dir = source.join("alloc-dir");
+    let out = source.join("alloc-out-of-dir");
+    let old = std::fs::metadata(&dir)?.ino();
+    std::fs::rename(dir.join(IN_DIR), &out)?;
+    std::fs::remove_dir(&dir)?;
+    t.cycle_mount(source)?;
+    std::fs::create_dir(&dir)?;
+    let new = std::fs::metadata(&dir)?.ino();
+    anyhow::ensure!(
+        new == old,
+        "the new alloc-dir is inode {new}, not {old}: its number was not reused"
+    );
+    std::fs::rename(&out, dir.join(IN_DIR))?;
+    Ok(())
 }
 
 /// For the incremental send: a whole-file reflink of the unaligned file (sent as a clone
 /// ending at the source's size, after a truncate: `send_write_or_clone`), a second name of the
-/// file with one (a changed reference: `dir_changed`), and a new symlink.
+/// file with one (a changed reference), a new symlink, and a small file that compresses well
+/// (an inline extent sent compressed: `send_encoded_inline_extent`).
 fn second_extras() -> Vec<Op> {
     vec![
         Op::Wide(Wide::CopyFile {
@@ -172,6 +216,13 @@ fn second_extras() -> Vec<Op> {
         Op::Symlink {
             target: "b/target".into(),
             path: "alloc-link-too".into(),
+        },
+        Op::Write {
+            file: "alloc-inline".into(),
+            offset: 0,
+            len: 3000,
+            byte: b'i',
+            direct: false,
         },
     ]
 }
@@ -248,6 +299,8 @@ impl Send<'_> {
                 );
             }
             out.set_len(0)?;
+            // Else the send finds its inodes cached, and their lookups' allocations never fail.
+            fault_inject::evict_unused_inodes()?;
             fail.arm(n)?;
             let sent = btrfs_ioctl::send(&subvol, &out, &self.request);
             if !fail.fired()? {

@@ -107,9 +107,11 @@ pub struct MutateArgs {
     /// How many consecutive seeds each of --random-seed's starts (a soak of N seeds per run).
     #[arg(long, default_value_t = 1, value_parser = at_least_one)]
     random_seeds: u64,
-    /// Seconds a case may take under a mutant before it counts as a timeout.
-    #[arg(long, default_value_t = 120, value_parser = at_least_one)]
-    timeout: u64,
+    /// Seconds a case may take under a mutant before it counts as a timeout (default 120 for a
+    /// btrfs-progs tree, 240 for a kernel tree, whose suite's slowest case takes about 130 s
+    /// in a guest under TCG).
+    #[arg(long, value_parser = at_least_one)]
+    timeout: Option<u64>,
     /// A tracefile of `sendtest coverage` with the suite's cases on this tree (repeatable, the
     /// counts added up): the missed mutants are split into those on lines the suite never ran
     /// and those on lines it ran (missed-reach.txt).
@@ -224,7 +226,7 @@ pub fn mutate(args: &MutateArgs) -> Result<u8> {
     let mut plan = MutationPlan {
         steps: mutation::steps(
             &cases,
-            suite_options(args.random_seeds, Duration::from_secs(args.timeout)),
+            suite_options(args.random_seeds, Duration::from_secs(case_timeout(args))),
             &random_seeds,
         ),
         results: results.clone(),
@@ -386,6 +388,12 @@ pub fn mutation_suite(kernel: bool) -> Result<Vec<&'static Case>> {
         .collect()
 }
 
+/// The seconds each case may take: `--timeout`, or the default for the tree's suite.
+fn case_timeout(args: &MutateArgs) -> u64 {
+    args.timeout
+        .unwrap_or(if args.kernel_tree.is_some() { 240 } else { 120 })
+}
+
 /// The options the suite runs with: `random_seeds` seeds from each of the random case's
 /// (which [`mutation::steps`] sets), and `timeout` per case.
 pub fn suite_options(random_seeds: u64, timeout: Duration) -> CaseOptions {
@@ -443,5 +451,24 @@ mod tests {
             ]
         );
         assert_eq!(names(false), ["ro-flip-with-delalloc", "random"]);
+    }
+
+    #[test]
+    fn a_kernel_tree_gets_the_longer_default_timeout_and_timeout_overrides_both() {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            mutate: MutateArgs,
+        }
+        let timeout = |argv: &[&str]| {
+            let cli = <Cli as clap::Parser>::try_parse_from(argv).unwrap();
+            case_timeout(&cli.mutate)
+        };
+        assert_eq!(timeout(&["x", "--kernel-tree", "/k"]), 240);
+        assert_eq!(timeout(&["x", "--btrfs-progs-tree", "/p"]), 120);
+        assert_eq!(
+            timeout(&["x", "--kernel-tree", "/k", "--timeout", "90"]),
+            90
+        );
     }
 }
