@@ -25,7 +25,6 @@
 //! it guards every error path of send at once.
 
 use std::fs::File;
-use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use anyhow::Context;
@@ -185,16 +184,8 @@ const IN_DIR: &str = "f";
 fn reuse_the_directory_number(t: &mut Ctx, source: &Path) -> Result<()> {
     let dir = source.join("alloc-dir");
     let out = source.join("alloc-out-of-dir");
-    let old = std::fs::metadata(&dir)?.ino();
     std::fs::rename(dir.join(IN_DIR), &out)?;
-    std::fs::remove_dir(&dir)?;
-    t.cycle_mount(source)?;
-    std::fs::create_dir(&dir)?;
-    let new = std::fs::metadata(&dir)?.ino();
-    anyhow::ensure!(
-        new == old,
-        "the new alloc-dir is inode {new}, not {old}: its number was not reused"
-    );
+    t.remake_dir_with_its_number(&dir)?;
     std::fs::rename(&out, dir.join(IN_DIR))?;
     Ok(())
 }
@@ -300,7 +291,7 @@ impl Send<'_> {
             }
             out.set_len(0)?;
             // Else the send finds its inodes cached, and their lookups' allocations never fail.
-            fault_inject::evict_unused_inodes()?;
+            fault_inject::drop_caches()?;
             fail.arm(n)?;
             let sent = btrfs_ioctl::send(&subvol, &out, &self.request);
             if !fail.fired()? {

@@ -544,6 +544,29 @@ impl Ctx {
         scratch.cycle_mount(&self.log)
     }
 
+    /// Removes the empty directory `dir`, mounts its filesystem again and makes `dir` anew, so
+    /// that it has its old inode number and a new generation: what send must tell apart from
+    /// the old directory. `dir` must hold the highest inode number of its subvolume; if the
+    /// number is not reused, this fails, as the caller would test nothing. Returns the number.
+    pub fn remake_dir_with_its_number(&mut self, dir: &Path) -> Result<u64> {
+        use std::os::unix::fs::MetadataExt;
+        let old = std::fs::metadata(dir)?.ino();
+        std::fs::remove_dir(dir).with_context(|| format!("removing {}", dir.display()))?;
+        self.cycle_mount(dir)?;
+        std::fs::create_dir(dir).with_context(|| format!("making {}", dir.display()))?;
+        let new = std::fs::metadata(dir)?.ino();
+        self.note(&format!(
+            "{} was inode {old}; the new one is inode {new}",
+            dir.display()
+        ));
+        anyhow::ensure!(
+            new == old,
+            "the new {} is inode {new}, not {old}: its number was not reused",
+            dir.display()
+        );
+        Ok(new)
+    }
+
     /// The scratch filesystem of this case that `path` is on.
     fn scratch_of(&self, path: &Path) -> Result<&Scratch> {
         self.scratches

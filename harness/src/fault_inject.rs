@@ -67,11 +67,11 @@ pub fn let_sleeping_allocations_fail() -> Result<()> {
     Ok(())
 }
 
-/// Evicts the page cache and the inodes and dentries no one holds (`vm/drop_caches` 3), so
+/// Drops the page cache and the inodes and dentries no one holds (`vm/drop_caches` 3), so
 /// that what next looks an inode up reads it again and allocates for it: the error paths of
 /// `btrfs_iget` are fault points only for an inode that is not cached. Mode 2 alone leaves a
 /// snapshot's inodes cached while their pages are, so both go. In a guest only: it is global.
-pub fn evict_unused_inodes() -> Result<()> {
+pub fn drop_caches() -> Result<()> {
     const DROP_CACHES: &str = "/proc/sys/vm/drop_caches";
     anyhow::ensure!(
         crate::vm::guest::is_guest(),
